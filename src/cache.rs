@@ -1,0 +1,147 @@
+//! The token cache state machine, shared by every provider.
+//!
+//! It answers one question per call: is there a token good enough to use now, and if not, must
+//! this caller start the token request or join the one already running (single-flight)? The
+//! bindings hold the in-flight Promise; this type holds the decision, so it is tested natively.
+
+use crate::token::Token;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A fresh token is cached: use it, no token work.
+    Ready,
+    /// No usable token and nothing in flight: this caller starts the request.
+    Start,
+    /// A request is already in flight: wait for it.
+    Join,
+}
+
+#[derive(Debug)]
+pub struct TokenCache {
+    token: Option<Token>,
+    skew_ms: f64,
+    in_flight: bool,
+    /// Bumped on every new token, so a 401 answered to an old token does not drop a newer one.
+    generation: u32,
+}
+
+impl TokenCache {
+    pub fn new(refresh_skew_s: f64) -> Self {
+        TokenCache { token: None, skew_ms: refresh_skew_s * 1000.0, in_flight: false, generation: 0 }
+    }
+
+    /// Until when (wall-clock ms) the cached token may be handed out. The skew is capped at half
+    /// the token's lifetime, so a 2 s token is still used for 1 s instead of never.
+    pub fn usable_until(&self) -> Option<f64> {
+        let t = self.token.as_ref()?;
+        Some(t.expires_at_ms - self.skew_ms.min(t.lifetime_ms / 2.0))
+    }
+
+    pub fn fresh(&self, now_ms: f64) -> Option<&Token> {
+        match self.usable_until() {
+            Some(until) if now_ms < until => self.token.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn step(&mut self, now_ms: f64) -> Step {
+        if self.fresh(now_ms).is_some() {
+            Step::Ready
+        } else if self.in_flight {
+            Step::Join
+        } else {
+            self.in_flight = true;
+            Step::Start
+        }
+    }
+
+    /// Ends the in-flight request; a new token replaces the old one, a failure keeps nothing new.
+    pub fn finish(&mut self, token: Option<Token>) {
+        self.in_flight = false;
+        if let Some(t) = token {
+            self.token = Some(t);
+            self.generation = self.generation.wrapping_add(1);
+        }
+    }
+
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    pub fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
+    }
+
+    pub fn invalidate(&mut self) {
+        self.token = None;
+    }
+
+    /// Drops the token only if it is still the one of `generation` (the one an API refused).
+    /// Many concurrent 401s for the same token thus cause one refresh, not one each.
+    pub fn invalidate_if(&mut self, generation: u32) {
+        if self.generation == generation {
+            self.token = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::NumOrStr;
+
+    fn token(lifetime_s: f64, now: f64) -> Token {
+        Token::new("a".into(), None, Some(&NumOrStr::Num(lifetime_s)), now, "t", 200).unwrap()
+    }
+
+    #[test]
+    fn single_flight_steps() {
+        let mut c = TokenCache::new(60.0);
+        assert_eq!(c.step(0.0), Step::Start);
+        assert_eq!(c.step(0.0), Step::Join);
+        assert_eq!(c.step(0.0), Step::Join);
+        c.finish(Some(token(3600.0, 0.0)));
+        assert_eq!(c.step(1.0), Step::Ready);
+    }
+
+    #[test]
+    fn failure_lets_the_next_caller_start_again() {
+        let mut c = TokenCache::new(60.0);
+        assert_eq!(c.step(0.0), Step::Start);
+        c.finish(None);
+        assert_eq!(c.step(0.0), Step::Start);
+    }
+
+    #[test]
+    fn proactive_refresh_inside_skew() {
+        let mut c = TokenCache::new(60.0);
+        c.step(0.0);
+        c.finish(Some(token(3600.0, 0.0)));
+        assert_eq!(c.step(3_539_999.0), Step::Ready);
+        assert_eq!(c.step(3_540_000.0), Step::Start);
+    }
+
+    #[test]
+    fn skew_capped_at_half_lifetime() {
+        let mut c = TokenCache::new(60.0);
+        c.step(0.0);
+        c.finish(Some(token(2.0, 0.0)));
+        assert_eq!(c.usable_until(), Some(1000.0));
+        assert_eq!(c.step(999.0), Step::Ready);
+        assert_eq!(c.step(1000.0), Step::Start);
+    }
+
+    #[test]
+    fn invalidate_if_only_drops_that_generation() {
+        let mut c = TokenCache::new(0.0);
+        c.step(0.0);
+        c.finish(Some(token(3600.0, 0.0)));
+        let old = c.generation();
+        c.invalidate_if(old);
+        assert!(c.fresh(1.0).is_none());
+        c.step(0.0);
+        c.finish(Some(token(3600.0, 0.0)));
+        c.invalidate_if(old);
+        assert!(c.fresh(1.0).is_some(), "a newer token survives a stale 401");
+    }
+}

@@ -1,0 +1,175 @@
+//! Typed errors: a stable `code`, a `retryable` flag and a `hint` with the next step.
+//!
+//! Every failure in the crate is an `AuthError`; the bindings turn it into the exported JS class.
+//! Messages are built by this crate only from non-secret parts; text that came from a server is
+//! passed through `secret::redact` before it is stored here.
+
+/// Stable error codes: the JS `AuthError.code` strings are part of the public contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidConfig,
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    Unauthorized,
+    CommsApiNotEnabled,
+    TrustRequired,
+    InsufficientScopes,
+    GraphqlError,
+    RateLimited,
+    ServerError,
+    Network,
+    Timeout,
+    BadResponse,
+    StoreFailed,
+    StateMismatch,
+    AccessDenied,
+    /// An `error=` code from an authorization callback that is none of the above.
+    AuthorizationError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidConfig => "invalid_config",
+            InvalidRequest => "invalid_request",
+            InvalidClient => "invalid_client",
+            InvalidGrant => "invalid_grant",
+            InvalidScope => "invalid_scope",
+            UnauthorizedClient => "unauthorized_client",
+            UnsupportedGrantType => "unsupported_grant_type",
+            Unauthorized => "unauthorized",
+            CommsApiNotEnabled => "comms_api_not_enabled",
+            TrustRequired => "trust_required",
+            InsufficientScopes => "insufficient_scopes",
+            GraphqlError => "graphql_error",
+            RateLimited => "rate_limited",
+            ServerError => "server_error",
+            Network => "network",
+            Timeout => "timeout",
+            BadResponse => "bad_response",
+            StoreFailed => "store_failed",
+            StateMismatch => "state_mismatch",
+            AccessDenied => "access_denied",
+            AuthorizationError => "authorization_error",
+        }
+    }
+
+    /// Whether trying the same thing again later can succeed.
+    pub fn retryable(self) -> bool {
+        use ErrorCode::*;
+        matches!(self, RateLimited | ServerError | Network | Timeout | StoreFailed)
+    }
+
+    /// The next step, in words. Never contains a value, only what to do.
+    pub fn hint(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidConfig => "Fix the named option and construct the client again.",
+            InvalidRequest => "Check the arguments of the call; the request was not sent.",
+            InvalidClient => "Check the client ID and client secret (Qpien: the API key in the dashboard).",
+            InvalidGrant => "The refresh token or password was refused: sign in again (password or authorization code).",
+            InvalidScope => "Ask for scopes the client is allowed, e.g. the default `qflowapi openid offline_access`.",
+            UnauthorizedClient => "This client is not allowed to use this grant; check its settings with the provider.",
+            UnsupportedGrantType => "The identity server does not accept this grant for this client.",
+            Unauthorized => "The API refused a fresh token twice: check the subscription key and the user's access.",
+            CommsApiNotEnabled => "This account is not on the Comms API allow-list: request access through Qflow support. Retrying will not help.",
+            TrustRequired => "Sending needs a verified account: finish Qflow's verification (KYC). Retrying will not help.",
+            InsufficientScopes => "Give the API key the missing scope in the Qpien dashboard; a new token is minted on the next call.",
+            GraphqlError => "The GraphQL server reported errors for this operation; see `messages`.",
+            RateLimited => "Too many requests: wait `retryAfter` seconds and try again.",
+            ServerError => "The server failed; try again later.",
+            Network => "The server could not be reached; check the URL and the network, then try again.",
+            Timeout => "No answer within `timeoutMs`; try again, or raise `timeoutMs`.",
+            BadResponse => "The server answered with something that is not a valid response; check the URL points at the right service.",
+            StoreFailed => "The store's get/put failed; the token is kept in memory and the save is retried on the next call.",
+            StateMismatch => "The callback's `state` is not the one this browser sent: start sign-in again.",
+            AccessDenied => "The user declined to sign in; offer to start sign-in again.",
+            AuthorizationError => "The identity server refused the authorization request; see the message and start sign-in again.",
+        }
+    }
+
+    /// Maps an RFC 6749 §5.2 `error` value (or an authorization callback's) to a code.
+    pub fn from_oauth(error: &str) -> ErrorCode {
+        use ErrorCode::*;
+        match error {
+            "invalid_request" => InvalidRequest,
+            "invalid_client" => InvalidClient,
+            "invalid_grant" => InvalidGrant,
+            "invalid_scope" => InvalidScope,
+            "unauthorized_client" => UnauthorizedClient,
+            "unsupported_grant_type" => UnsupportedGrantType,
+            "access_denied" => AccessDenied,
+            "temporarily_unavailable" => ServerError,
+            "server_error" => ServerError,
+            _ => AuthorizationError,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub status: Option<u16>,
+    /// Seconds, from a `Retry-After` header.
+    pub retry_after: Option<u32>,
+    /// Extra server messages (GraphQL `errors[].message`), already redacted.
+    pub messages: Vec<String>,
+}
+
+impl AuthError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        AuthError { code, message: message.into(), status: None, retry_after: None, messages: Vec::new() }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn config(option: &str, problem: &str) -> Self {
+        let mut m = String::from("option `");
+        m.push_str(option);
+        m.push_str("` ");
+        m.push_str(problem);
+        AuthError::new(ErrorCode::InvalidConfig, m)
+    }
+
+    pub fn retryable(&self) -> bool {
+        self.code.retryable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oauth_codes_map() {
+        assert_eq!(ErrorCode::from_oauth("invalid_grant"), ErrorCode::InvalidGrant);
+        assert_eq!(ErrorCode::from_oauth("invalid_client"), ErrorCode::InvalidClient);
+        assert_eq!(ErrorCode::from_oauth("access_denied"), ErrorCode::AccessDenied);
+        assert_eq!(ErrorCode::from_oauth("whatever"), ErrorCode::AuthorizationError);
+    }
+
+    #[test]
+    fn retryable_only_for_transient() {
+        assert!(ErrorCode::Network.retryable());
+        assert!(ErrorCode::RateLimited.retryable());
+        assert!(!ErrorCode::InvalidGrant.retryable());
+        assert!(!ErrorCode::CommsApiNotEnabled.retryable());
+        assert!(!ErrorCode::BadResponse.retryable());
+    }
+
+    #[test]
+    fn config_error_names_option() {
+        let e = AuthError::config("clientId", "is required");
+        assert_eq!(e.code.as_str(), "invalid_config");
+        assert_eq!(e.message, "option `clientId` is required");
+    }
+}

@@ -1,0 +1,211 @@
+//! Plain HTTP values: what the core asks the bindings to send, and what came back.
+//!
+//! The core never sends anything; it builds an `HttpRequest` and interprets an `HttpResponse`.
+//! Also the small URL and form helpers the requests need, hand-written to keep `url` and
+//! `serde_urlencoded` (and their size) out of the wasm.
+
+use crate::error::{AuthError, ErrorCode};
+
+/// Largest body the core accepts from a token or GraphQL endpoint; anything bigger is not a
+/// token response and is refused as `bad_response` instead of being parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    /// Request bodies carry credentials: `Debug` never prints them.
+    pub body: String,
+}
+
+impl core::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &self.headers.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+            .field("body", &"***")
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The error for a status that cannot carry a usable answer (429, 5xx), if it is one.
+    pub fn transient_error(&self, what: &str) -> Option<AuthError> {
+        let (code, text) = match self.status {
+            429 => (ErrorCode::RateLimited, " was rate limited (HTTP 429)"),
+            500..=599 => (ErrorCode::ServerError, " failed with a server error (HTTP 5xx)"),
+            _ => return None,
+        };
+        let mut e = AuthError::new(code, cat(what, text)).with_status(self.status);
+        e.retry_after = self.retry_after.as_deref().and_then(parse_retry_after);
+        Some(e)
+    }
+
+    pub fn too_big(&self) -> bool {
+        self.body.len() > MAX_BODY_BYTES
+    }
+}
+
+/// `Retry-After` as delay-seconds (RFC 9110 §10.2.3). An HTTP-date is ignored: the backoff applies.
+pub fn parse_retry_after(v: &str) -> Option<u32> {
+    v.trim().parse::<u32>().ok()
+}
+
+pub fn bad_response(what: &str, status: u16, problem: &str) -> AuthError {
+    let mut m = String::from(what);
+    m.push_str(" answered HTTP ");
+    m.push_str(&status.to_string());
+    m.push_str(" with ");
+    m.push_str(problem);
+    AuthError::new(ErrorCode::BadResponse, m).with_status(status)
+}
+
+pub fn cat(a: &str, b: &str) -> String {
+    let mut s = String::with_capacity(a.len() + b.len());
+    s.push_str(a);
+    s.push_str(b);
+    s
+}
+
+/// application/x-www-form-urlencoded, as the WHATWG URL spec's serializer writes it.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode_component(&mut out, k, true);
+        out.push('=');
+        encode_component(&mut out, v, true);
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters; `space_plus` writes ' ' as '+'.
+pub fn encode_component(out: &mut String, s: &str, space_plus: bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b' ' if space_plus => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+            }
+        }
+    }
+}
+
+/// A validated `http(s)://host[:port][/path]` base URL without a trailing slash, query or fragment.
+/// `option` names the option in the error.
+pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
+    let bad = |why: &str| AuthError::config(option, why);
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or_else(|| bad("must be an absolute http:// or https:// URL"))?;
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..host_end];
+    if authority.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if authority.contains('@') {
+        return Err(bad("must not contain credentials"));
+    }
+    if raw.bytes().any(|b| b <= b' ' || b == b'"' || b == b'<' || b == b'>' || b == b'\\' || b >= 0x7f) {
+        return Err(bad("must not contain spaces or control characters"));
+    }
+    if raw.contains('?') || raw.contains('#') {
+        return Err(bad("must not have a query or fragment"));
+    }
+    let port = if authority.starts_with('[') {
+        authority.split_once("]").map(|(_, p)| p.strip_prefix(':').unwrap_or(p))
+    } else {
+        Some(authority.rsplit_once(':').map_or("", |(_, p)| p))
+    };
+    let port_ok = matches!(port, Some(p) if p.is_empty() || p.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(bad("has an invalid port"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
+/// `scheme://authority` of a URL (no path), for same-origin checks. `None` if not absolute http(s).
+pub fn origin(url: &str) -> Option<&str> {
+    let scheme_end = if url.starts_with("https://") {
+        8
+    } else if url.starts_with("http://") {
+        7
+    } else {
+        return None;
+    };
+    let rest = &url[scheme_end..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&url[..scheme_end + end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding_matches_whatwg() {
+        assert_eq!(
+            form_encode(&[("scope", "qflowapi openid offline_access"), ("username", "4471/joe@example.com")]),
+            "scope=qflowapi+openid+offline_access&username=4471%2Fjoe%40example.com"
+        );
+        assert_eq!(form_encode(&[("p", "a&b=c+d%é")]), "p=a%26b%3Dc%2Bd%25%C3%A9");
+    }
+
+    #[test]
+    fn base_url_validation() {
+        assert_eq!(base_url("identityUrl", "https://identity.qflowhub.io/").unwrap(), "https://identity.qflowhub.io");
+        assert_eq!(base_url("x", "http://127.0.0.1:8080/base").unwrap(), "http://127.0.0.1:8080/base");
+        for bad in ["identity.qflowhub.io", "ftp://x", "https://", "https://u:p@host", "https://h/ x", "https://h?x=1", "https://h:99999"] {
+            let e = base_url("identityUrl", bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidConfig, "{bad}");
+            assert!(e.message.contains("identityUrl"));
+        }
+    }
+
+    #[test]
+    fn origin_of_urls() {
+        assert_eq!(origin("https://api.x.io/a/b?c"), Some("https://api.x.io"));
+        assert_eq!(origin("http://127.0.0.1:9/"), Some("http://127.0.0.1:9"));
+        assert_eq!(origin("/relative"), None);
+    }
+
+    #[test]
+    fn transient_statuses() {
+        let r = HttpResponse { status: 429, retry_after: Some("7".into()), body: String::new() };
+        let e = r.transient_error("token endpoint").unwrap();
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        assert_eq!(e.retry_after, Some(7));
+        let r = HttpResponse { status: 503, retry_after: None, body: String::new() };
+        assert_eq!(r.transient_error("x").unwrap().code, ErrorCode::ServerError);
+        let r = HttpResponse { status: 400, retry_after: None, body: String::new() };
+        assert!(r.transient_error("x").is_none());
+    }
+
+    #[test]
+    fn request_debug_hides_body_and_header_values() {
+        let r = HttpRequest {
+            method: "POST",
+            url: "https://x/token".into(),
+            headers: vec![("Authorization", "Bearer CANARY-at".into())],
+            body: "client_secret=CANARY-cs".into(),
+        };
+        let d = format!("{r:?}");
+        assert!(!d.contains("CANARY"), "{d}");
+    }
+}

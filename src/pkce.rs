@@ -1,0 +1,170 @@
+//! Authorization-code sign-in with PKCE (RFC 7636) and `state`, as RFC 10017 asks of browser apps.
+//!
+//! Plain parts only: encoding, URL building and callback parsing. Randomness comes from the
+//! platform CSPRNG and SHA-256 from WebCrypto, both in the bindings (no hashing crate in the wasm).
+
+use crate::error::{AuthError, ErrorCode};
+use crate::http::{encode_component, form_encode};
+use crate::secret::Secret;
+
+/// base64url without padding (RFC 4648 §5), as PKCE and `state` use it.
+pub fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16) | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8) | u32::from(*chunk.get(2).unwrap_or(&0));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// RFC 7636 §4.1: 43–128 characters of `[A-Za-z0-9-._~]`.
+pub fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// The authorize URL with `response_type=code`, PKCE S256 and `state`.
+pub fn authorize_url(authorize_endpoint: &str, client_id: &str, redirect_uri: &str, scope: &str, state: &str, challenge: &str) -> String {
+    let mut u = String::from(authorize_endpoint);
+    u.push(if authorize_endpoint.contains('?') { '&' } else { '?' });
+    u.push_str(&form_encode(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope),
+        ("state", state),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]));
+    u
+}
+
+/// Decodes one `application/x-www-form-urlencoded` value; `None` on invalid UTF-8.
+fn decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The query parameters of a URL (before any `#`).
+pub fn query_params(url: &str) -> Vec<(String, String)> {
+    let q = url.split('#').next().unwrap_or("").split_once('?').map_or("", |(_, q)| q);
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+/// Reads an authorization callback URL: the `code` when `state` matches what this browser sent.
+/// An `error=` callback becomes an `AuthError` with that code and the server's description.
+pub fn parse_callback(url: &str, expected_state: Option<&str>) -> Result<Secret, AuthError> {
+    let params = query_params(url);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let state_ok = matches!((get("state"), expected_state), (Some(got), Some(want)) if !want.is_empty() && got == want);
+    if let Some(error) = get("error") {
+        if !state_ok {
+            return Err(state_mismatch());
+        }
+        return Err(crate::token::oauth_error(error, get("error_description"), 0, &[]));
+    }
+    let Some(code) = get("code").filter(|c| !c.is_empty()) else {
+        return Err(AuthError::new(ErrorCode::InvalidRequest, "the callback URL has neither `code` nor `error`"));
+    };
+    if !state_ok {
+        return Err(state_mismatch());
+    }
+    Ok(Secret::new(code))
+}
+
+fn state_mismatch() -> AuthError {
+    AuthError::new(ErrorCode::StateMismatch, "the callback's `state` is missing or differs from the one this browser sent")
+}
+
+/// `s` percent-encoded for a URL component.
+pub fn component(s: &str) -> String {
+    let mut o = String::new();
+    encode_component(&mut o, s, false);
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7636_appendix_b_vector() {
+        let bytes = [
+            116, 24, 223, 180, 151, 153, 224, 37, 79, 250, 96, 125, 216, 173, 187, 186, 22, 212, 37, 77, 105, 214, 191, 240, 91, 88, 5, 88, 83, 132,
+            141, 121,
+        ];
+        let verifier = base64url(&bytes);
+        assert_eq!(verifier, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert!(valid_verifier(&verifier));
+    }
+
+    #[test]
+    fn base64url_lengths() {
+        assert_eq!(base64url(b""), "");
+        assert_eq!(base64url(b"f"), "Zg");
+        assert_eq!(base64url(b"fo"), "Zm8");
+        assert_eq!(base64url(b"foo"), "Zm9v");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn verifier_bounds() {
+        assert!(!valid_verifier(&"a".repeat(42)));
+        assert!(valid_verifier(&"a".repeat(128)));
+        assert!(!valid_verifier(&"a".repeat(129)));
+        assert!(!valid_verifier(&format!("{}+", "a".repeat(50))));
+    }
+
+    #[test]
+    fn authorize_url_has_pkce_and_state() {
+        let u = authorize_url("http://127.0.0.1:1/core/connect/authorize", "c", "http://127.0.0.1:2/cb", "qflowapi openid", "st", "ch");
+        assert_eq!(
+            u,
+            "http://127.0.0.1:1/core/connect/authorize?response_type=code&client_id=c&redirect_uri=http%3A%2F%2F127.0.0.1%3A2%2Fcb&scope=qflowapi+openid&state=st&code_challenge=ch&code_challenge_method=S256"
+        );
+    }
+
+    #[test]
+    fn callbacks() {
+        assert_eq!(parse_callback("http://x/cb?code=a%2Fb&state=s1", Some("s1")).unwrap().expose(), "a/b");
+        assert_eq!(parse_callback("http://x/cb?code=a&state=s2", Some("s1")).unwrap_err().code, ErrorCode::StateMismatch);
+        assert_eq!(parse_callback("http://x/cb?code=a", Some("s1")).unwrap_err().code, ErrorCode::StateMismatch);
+        assert_eq!(parse_callback("http://x/cb?code=a&state=s1", None).unwrap_err().code, ErrorCode::StateMismatch);
+        let e = parse_callback("http://x/cb?error=access_denied&error_description=User+said+no&state=s1", Some("s1")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+        assert!(e.message.contains("User said no"));
+        assert_eq!(parse_callback("http://x/cb?state=s1", Some("s1")).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(parse_callback("http://x/cb?code=%zz&state=s1#frag", Some("s1")).unwrap().expose(), "%zz");
+    }
+}

@@ -1,0 +1,183 @@
+//! Token endpoint answers (RFC 6749 §5.1 / §5.2): strict about what matters, tolerant of the rest.
+//!
+//! Strict: `access_token` present, `token_type` Bearer (case-insensitive, RFC 6750), a positive
+//! finite `expires_in`, a body under `MAX_BODY_BYTES` that is a JSON object. Tolerant: `expires_in`
+//! as a number or a numeric string; unknown fields ignored; a missing `expires_in` takes the
+//! provider's documented lifetime (one hour for both APIs) and is reported through `expiry_assumed`.
+
+use serde::Deserialize;
+
+use crate::error::{AuthError, ErrorCode};
+use crate::http::{bad_response, HttpResponse};
+use crate::json::{Json, NumOrStr};
+use crate::secret::{redact, Secret};
+
+/// Both providers document one-hour tokens.
+pub const DOCUMENTED_LIFETIME_S: f64 = 3600.0;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Token {
+    pub access: Secret,
+    pub refresh: Option<Secret>,
+    /// Wall-clock ms (the host's `Date.now()` scale) when the server says the token dies.
+    pub expires_at_ms: f64,
+    pub lifetime_ms: f64,
+    /// True when the answer had no lifetime and `DOCUMENTED_LIFETIME_S` was assumed.
+    pub expiry_assumed: bool,
+}
+
+impl Token {
+    /// Builds a token from a lifetime in seconds as a server sent it.
+    pub fn new(access: String, refresh: Option<String>, expires_in: Option<&NumOrStr>, now_ms: f64, what: &str, status: u16) -> Result<Token, AuthError> {
+        if access.is_empty() {
+            return Err(bad_response(what, status, "an empty access token"));
+        }
+        let (secs, assumed) = match expires_in {
+            None => (DOCUMENTED_LIFETIME_S, true),
+            Some(v) => match v.as_f64() {
+                Some(s) if s > 0.0 && s <= 10.0 * 365.0 * 86400.0 => (s, false),
+                _ => return Err(bad_response(what, status, "an expiry that is not a positive number of seconds")),
+            },
+        };
+        Ok(Token {
+            access: Secret::new(access),
+            refresh: refresh.filter(|r| !r.is_empty()).map(Secret::new),
+            expires_at_ms: now_ms + secs * 1000.0,
+            lifetime_ms: secs * 1000.0,
+            expiry_assumed: assumed,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: Option<String>,
+    token_type: Option<String>,
+    expires_in: Option<NumOrStr>,
+    refresh_token: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+const WHAT: &str = "the token endpoint";
+
+/// Interprets an answer of `POST …/token`. `secrets` are redacted from any server text kept.
+pub fn parse_token_response<J: Json>(json: &J, resp: &HttpResponse, now_ms: f64, secrets: &[&Secret]) -> Result<Token, AuthError> {
+    if resp.too_big() {
+        return Err(bad_response(WHAT, resp.status, "a body larger than 64 KiB"));
+    }
+    let body: Option<TokenBody> = json.decode(&resp.body);
+    if (200..300).contains(&resp.status) {
+        let b = body.ok_or_else(|| bad_response(WHAT, resp.status, "a body that is not a JSON token response"))?;
+        let access = b.access_token.ok_or_else(|| bad_response(WHAT, resp.status, "no access_token"))?;
+        match b.token_type.as_deref() {
+            Some(t) if t.eq_ignore_ascii_case("bearer") => {}
+            Some(_) => return Err(bad_response(WHAT, resp.status, "a token_type other than Bearer")),
+            None => return Err(bad_response(WHAT, resp.status, "no token_type")),
+        }
+        return Token::new(access, b.refresh_token, b.expires_in.as_ref(), now_ms, WHAT, resp.status);
+    }
+    if let Some(e) = resp.transient_error(WHAT) {
+        return Err(e);
+    }
+    match body.and_then(|b| Some((b.error?, b.error_description))) {
+        Some((error, description)) => Err(oauth_error(&error, description.as_deref(), resp.status, secrets)),
+        // RFC 6749 §5.2: 401 is how a server says client authentication failed.
+        None if resp.status == 401 => Err(AuthError::new(ErrorCode::InvalidClient, "the token endpoint refused the client credentials (HTTP 401)").with_status(401)),
+        None => Err(bad_response(WHAT, resp.status, "an error that is not an OAuth error body")),
+    }
+}
+
+/// An RFC 6749 error (`error` + optional `error_description`) as an `AuthError`.
+pub fn oauth_error(error: &str, description: Option<&str>, status: u16, secrets: &[&Secret]) -> AuthError {
+    let code = ErrorCode::from_oauth(error);
+    let mut m = String::from("the identity server answered `");
+    // The error code is a short server token; keep it only if it looks like one.
+    if error.len() <= 64 && error.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        m.push_str(error);
+    } else {
+        m.push('?');
+    }
+    m.push('`');
+    if let Some(d) = description.filter(|d| !d.is_empty()) {
+        m.push_str(": ");
+        let d: String = d.chars().take(300).collect();
+        m.push_str(&redact(&d, secrets));
+    }
+    let mut e = AuthError::new(code, m);
+    if status != 0 {
+        e.status = Some(status);
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::testing::SerdeJson;
+
+    fn resp(status: u16, body: &str) -> HttpResponse {
+        HttpResponse { status, retry_after: None, body: body.into() }
+    }
+
+    fn parse(status: u16, body: &str) -> Result<Token, AuthError> {
+        let s = Secret::new("CANARY-client-secret");
+        parse_token_response(&SerdeJson, &resp(status, body), 1_000.0, &[&s])
+    }
+
+    #[test]
+    fn success_with_number_or_string_expiry() {
+        let t = parse(200, r#"{"access_token":"a","expires_in":3600,"token_type":"Bearer","refresh_token":"r"}"#).unwrap();
+        assert_eq!(t.access.expose(), "a");
+        assert_eq!(t.refresh.as_ref().unwrap().expose(), "r");
+        assert_eq!(t.expires_at_ms, 1_000.0 + 3_600_000.0);
+        assert!(!t.expiry_assumed);
+        let t = parse(200, r#"{"access_token":"a","expires_in":"120","token_type":"bearer"}"#).unwrap();
+        assert_eq!(t.lifetime_ms, 120_000.0);
+        assert!(t.refresh.is_none());
+    }
+
+    #[test]
+    fn missing_expiry_assumes_documented_hour() {
+        let t = parse(200, r#"{"access_token":"a","token_type":"BEARER"}"#).unwrap();
+        assert!(t.expiry_assumed);
+        assert_eq!(t.lifetime_ms, 3_600_000.0);
+    }
+
+    #[test]
+    fn malformed_successes_are_bad_response() {
+        for body in [
+            "<html>oops</html>",
+            "{\"access_token\":\"a\",\"token_type\":\"Bearer\"",
+            r#"{"token_type":"Bearer","expires_in":60}"#,
+            r#"{"access_token":"a","token_type":"mac","expires_in":60}"#,
+            r#"{"access_token":"a","expires_in":60}"#,
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":"soon"}"#,
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":-5}"#,
+            r#"{"access_token":"","token_type":"Bearer","expires_in":5}"#,
+            r#"{"access_token":7,"token_type":"Bearer","expires_in":5}"#,
+            "[]",
+        ] {
+            let e = parse(200, body).unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadResponse, "{body}");
+            assert_eq!(e.status, Some(200));
+        }
+        let big = format!(r#"{{"access_token":"{}","token_type":"Bearer"}}"#, "x".repeat(70_000));
+        assert_eq!(parse(200, &big).unwrap_err().code, ErrorCode::BadResponse);
+    }
+
+    #[test]
+    fn oauth_errors_map_and_redact() {
+        let e = parse(400, r#"{"error":"invalid_grant","error_description":"refresh token used; secret CANARY-client-secret"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert_eq!(e.status, Some(400));
+        assert!(e.message.contains("invalid_grant"));
+        assert!(!e.message.contains("CANARY"));
+        assert_eq!(parse(401, r#"{"error":"invalid_client"}"#).unwrap_err().code, ErrorCode::InvalidClient);
+        assert_eq!(parse(401, "").unwrap_err().code, ErrorCode::InvalidClient);
+        assert_eq!(parse(400, r#"{"error":"invalid_scope"}"#).unwrap_err().code, ErrorCode::InvalidScope);
+        assert_eq!(parse(400, "<html>").unwrap_err().code, ErrorCode::BadResponse);
+        assert_eq!(parse(503, "<html>").unwrap_err().code, ErrorCode::ServerError);
+        assert_eq!(parse(429, r#"{"error":"slow_down"}"#).unwrap_err().code, ErrorCode::RateLimited);
+    }
+}
