@@ -59,9 +59,14 @@ impl TokenCache {
     pub fn finish(&mut self, token: Option<Token>) {
         self.in_flight = false;
         if let Some(t) = token {
-            self.token = Some(t);
-            self.generation = self.generation.wrapping_add(1);
+            self.put(t);
         }
+    }
+
+    /// Installs a token obtained outside `step` (an authorization-code exchange).
+    pub fn put(&mut self, token: Token) {
+        self.token = Some(token);
+        self.generation = self.generation.wrapping_add(1);
     }
 
     pub fn generation(&self) -> u32 {

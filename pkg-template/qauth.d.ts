@@ -1,0 +1,108 @@
+/** Events passed to `onEvent`. They carry names, timings and codes, never a secret. */
+export type QauthEvent =
+  | { type: "token_acquired"; grant: "password" | "authorization_code" | "generateOAuthToken"; ms: number; expiresIn: number }
+  | { type: "token_refreshed"; grant: "refresh_token"; ms: number; expiresIn: number }
+  | { type: "refresh_token_rotated" }
+  | { type: "fallback_to_password" }
+  | { type: "retry"; attempt: number; delayMs: number; code: string }
+  | { type: "expiry_assumed"; expiresIn: number };
+
+/** Where refresh tokens persist. A Workers KV namespace or Durable Object storage fits as is. */
+export interface TokenStore {
+  get(key: string): Promise<string | null | undefined>;
+  put(key: string, value: string): Promise<void>;
+}
+
+export interface QflowAuthOptions {
+  clientId: string;
+  clientSecret: string;
+  subscriptionKey: string;
+  /** `<enterprise pin>/<email>` or an email; with `password` enables the password grant. */
+  username?: string;
+  password?: string;
+  /** Start from a saved refresh token (a token in `store` is preferred: it is newer). */
+  refreshToken?: string;
+  /** Default `qflowapi openid offline_access`. */
+  scope?: string;
+  /** Default `https://identity.qflowhub.io`. */
+  identityUrl?: string;
+  /** Default `https://api.qflowhub.io`. */
+  apiUrl?: string;
+  store?: TokenStore;
+  /** Default derived from identityUrl + clientId + username; never contains a secret. */
+  storeKey?: string;
+  /** Default 60, capped at half the token's lifetime. */
+  refreshSkewSeconds?: number;
+  /** Default 10000; bounds every token request (with its retries) and every API call. */
+  timeoutMs?: number;
+  onEvent?: (event: QauthEvent) => void;
+}
+
+export interface QflowHeaders {
+  readonly Authorization: string;
+  readonly "Ocp-Apim-Subscription-Key": string;
+}
+
+export class QflowAuth {
+  constructor(options: QflowAuthOptions);
+  accessToken(): Promise<string>;
+  /** Frozen object; spread it to add headers. A cache hit does no token work. */
+  headers(): Promise<QflowHeaders>;
+  /** Relative paths resolve against `apiUrl`; other origins are refused. One refresh + retry on 401. */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
+  commsAccess(eventId: string): Promise<{ enabled: true } | { enabled: false; reason: "comms_api_not_enabled" }>;
+  invalidate(): void;
+  /** A copy of `request` with both headers set; its URL must be on `apiUrl`'s origin. */
+  authorizeRequest(request: Request): Promise<Request>;
+  exchangeCode(args: { code: string; codeVerifier: string; redirectUri: string }): Promise<void>;
+  free(): void;
+}
+
+export interface QpienAuthOptions {
+  clientId: string;
+  clientSecret: string;
+  endpoint: string;
+  refreshSkewSeconds?: number;
+  timeoutMs?: number;
+  onEvent?: (event: QauthEvent) => void;
+}
+
+export class QpienAuth {
+  constructor(options: QpienAuthOptions);
+  accessToken(): Promise<string>;
+  headers(): Promise<{ readonly Authorization: string }>;
+  graphql<T = any>(query: string, variables?: Record<string, unknown>, options?: { operationName?: string }): Promise<T>;
+  invalidate(): void;
+  free(): void;
+}
+
+export function beginAuthorization(options: {
+  clientId: string;
+  redirectUri: string;
+  authorizeUrl?: string;
+  identityUrl?: string;
+  scope?: string;
+}): Promise<{ url: string; state: string; codeVerifier: string }>;
+
+export function completeAuthorization(callbackUrl: string, options: { state: string | null | undefined }): { code: string };
+
+export type AuthErrorCode =
+  | "invalid_config" | "invalid_request" | "invalid_client" | "invalid_grant" | "invalid_scope"
+  | "unauthorized_client" | "unsupported_grant_type" | "unauthorized" | "comms_api_not_enabled"
+  | "trust_required" | "insufficient_scopes" | "graphql_error" | "rate_limited" | "server_error"
+  | "network" | "timeout" | "bad_response" | "store_failed" | "state_mismatch" | "access_denied"
+  | "authorization_error";
+
+export class AuthError extends Error {
+  readonly name: "AuthError";
+  readonly code: AuthErrorCode;
+  readonly retryable: boolean;
+  readonly hint: string;
+  readonly status?: number;
+  /** Seconds, from Retry-After (rate_limited). */
+  readonly retryAfter?: number;
+  /** GraphQL error messages (graphql_error), secrets redacted. */
+  readonly messages?: string[];
+  /** Partial GraphQL data that came with the errors, if any. */
+  readonly data?: unknown;
+}

@@ -1,0 +1,102 @@
+//! Single-flight token acquisition around the core's `TokenCache`.
+//!
+//! The first caller that finds no usable token starts the provider's `acquire` as a Promise and
+//! parks it in the `Slot`; every other caller awaits that same Promise and so shares its result or
+//! its error. A cache hit does no token work: it returns a frozen, prebuilt headers object.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use super::host::{freeze_headers, now, Events};
+use crate::cache::{Step, TokenCache};
+use crate::error::AuthError;
+use crate::token::Token;
+
+pub struct Slot {
+    pub cache: TokenCache,
+    pending: Option<Promise>,
+    /// The frozen headers object for the cached token (`undefined` when there is none).
+    headers: JsValue,
+    pub events: Events,
+}
+
+impl Slot {
+    pub fn new(refresh_skew_s: f64, events: Events) -> Self {
+        Slot { cache: TokenCache::new(refresh_skew_s), pending: None, headers: JsValue::UNDEFINED, events }
+    }
+
+    /// The hot path of `headers()`: the prebuilt object if the token is fresh.
+    pub fn fast(&self) -> Option<JsValue> {
+        self.cache.fresh(now()).map(|_| self.headers.clone())
+    }
+
+    pub fn headers(&self) -> JsValue {
+        self.headers.clone()
+    }
+
+    /// Installs a new token and its headers object.
+    pub fn install(&mut self, token: Token, pairs: &[(&'static str, String)]) {
+        let a = Array::new();
+        for (k, v) in pairs {
+            a.push(&Array::of2(&JsValue::from_str(k), &JsValue::from_str(v)));
+        }
+        self.headers = freeze_headers(&a);
+        self.cache.put(token);
+    }
+
+    pub fn invalidate(&mut self) {
+        self.cache.invalidate();
+        self.headers = JsValue::UNDEFINED;
+    }
+}
+
+/// A provider that can get a new token.
+pub trait Source: Sized + 'static {
+    fn slot(&mut self) -> &mut Slot;
+    /// All the network work for one new token; installs it with `Slot::install`.
+    /// Only ever running once at a time per client.
+    async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError>;
+}
+
+/// Makes sure a usable token is installed, starting or joining the single in-flight request.
+pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<(), JsValue> {
+    let step = this.borrow_mut().slot().cache.step(now());
+    let pending = match step {
+        Step::Ready => return Ok(()),
+        Step::Join => this.borrow_mut().slot().pending.clone(),
+        Step::Start => None,
+    };
+    let p = match pending {
+        Some(p) => p,
+        None => {
+            let rc = this.clone();
+            let p = future_to_promise(async move {
+                let r = S::acquire(rc.clone()).await;
+                let mut me = rc.borrow_mut();
+                let s = me.slot();
+                s.cache.finish(None);
+                s.pending = None;
+                r.map(|_| JsValue::UNDEFINED).map_err(JsValue::from)
+            });
+            this.borrow_mut().slot().pending = Some(p.clone());
+            p
+        }
+    };
+    JsFuture::from(p).await.map(|_| ())
+}
+
+/// `headers()`: a resolved Promise of the cached object on a hit, else after `ensure`.
+pub fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
+    if let Some(h) = this.borrow_mut().slot().fast() {
+        return Promise::resolve(&h);
+    }
+    let rc = this.clone();
+    future_to_promise(async move {
+        ensure(&rc).await?;
+        Ok(rc.borrow_mut().slot().headers())
+    })
+}
