@@ -34,4 +34,4 @@ pub mod secret;
 pub mod token;
 
 #[cfg(target_arch = "wasm32")]
-mod js;
+pub mod js;

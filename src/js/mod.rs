@@ -9,3 +9,7 @@ mod host;
 mod pkce;
 mod qflow;
 mod qpien;
+
+pub use pkce::{begin_authorization, complete_authorization};
+pub use qflow::QflowAuth;
+pub use qpien::QpienAuth;

@@ -1,0 +1,9 @@
+.PHONY: demo test size pkg
+demo:   ## emulator + demo worker in workerd + www page; prints the URL
+	scripts/demo.sh
+test:   ## installs what is missing, then every test layer
+	scripts/test.sh
+pkg:    ## assemble the npm package in pkg/
+	scripts/build-pkg.sh
+size:   ## gzip -9 size of the shipped wasm + glue
+	scripts/build-pkg.sh && scripts/size.sh
