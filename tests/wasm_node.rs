@@ -1,3 +1,3 @@
 //! wasm-bindgen-test suite run in Node (`wasm-pack test --node`).
 #![cfg(target_arch = "wasm32")]
-include!("wasm_common.rs");
+include!("wasm/common.rs");

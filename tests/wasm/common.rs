@@ -1,3 +1,4 @@
+// (In a subfolder so cargo does not build it as a test target of its own.)
 // Shared by the wasm-bindgen-test suites (Node and headless Chrome); included with `include!`.
 use js_sys::{Object, Reflect};
 use qauth::js::{begin_authorization, complete_authorization, QflowAuth};
