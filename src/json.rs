@@ -24,7 +24,8 @@ impl NumOrStr {
     pub fn as_f64(&self) -> Option<f64> {
         let v = match self {
             NumOrStr::Num(n) => *n,
-            NumOrStr::Str(s) => s.trim().parse::<f64>().ok()?,
+            // Whole seconds only: parsing decimals would pull float parsing tables into the wasm.
+            NumOrStr::Str(s) => f64::from(s.trim().parse::<u32>().ok()?),
         };
         v.is_finite().then_some(v)
     }
@@ -81,5 +82,6 @@ mod tests {
         assert_eq!(NumOrStr::Num(3600.0).as_f64(), Some(3600.0));
         assert_eq!(NumOrStr::Str(" 60 ".into()).as_f64(), Some(60.0));
         assert_eq!(NumOrStr::Str("soon".into()).as_f64(), None);
+        assert_eq!(NumOrStr::Str("-5".into()).as_f64(), None);
     }
 }

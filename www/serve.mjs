@@ -10,6 +10,9 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const port = Number(process.env.PORT ?? 8787);
 
 const emulator = spawn(join(ROOT, "target/debug/qauth-emulator"), ["--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+// However this process ends (Miniflare installs its own signal handlers that call exit),
+// the emulator goes with it.
+process.on("exit", () => emulator.kill("SIGTERM"));
 const emulatorUrl = await new Promise((resolve, reject) => {
   let buf = "";
   emulator.on("exit", (c) => reject(new Error(`emulator exited (${c})`)));
@@ -58,8 +61,8 @@ console.log(`  demo user: 4471/joe.bloggs@example.com  password: CANARY-password
 console.log(`  stop with Ctrl-C`);
 
 const stop = async () => {
-  await mf.dispose().catch(() => {});
   emulator.kill("SIGTERM");
+  await mf.dispose().catch(() => {});
   process.exit(0);
 };
 process.on("SIGINT", stop);
