@@ -100,3 +100,13 @@ pub fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
         Ok(rc.borrow_mut().slot().headers())
     })
 }
+
+/// `accessToken()`: the token string, after `ensure`.
+pub fn access_token<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
+    let rc = this.clone();
+    future_to_promise(async move {
+        ensure(&rc).await?;
+        let mut me = rc.borrow_mut();
+        Ok(me.slot().cache.token().map_or(JsValue::UNDEFINED, |t| t.access.expose().into()))
+    })
+}

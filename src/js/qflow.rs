@@ -165,12 +165,7 @@ impl QflowAuth {
 
     #[wasm_bindgen(js_name = accessToken)]
     pub fn access_token(&self) -> Promise {
-        let rc = self.inner.clone();
-        future_to_promise(async move {
-            ensure(&rc).await?;
-            let me = rc.borrow();
-            Ok(me.slot.cache.token().map_or(JsValue::UNDEFINED, |t| t.access.expose().into()))
-        })
+        flight::access_token(&self.inner)
     }
 
     /// Drops the cached access token; the next call gets a new one.

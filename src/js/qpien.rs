@@ -86,12 +86,7 @@ impl QpienAuth {
 
     #[wasm_bindgen(js_name = accessToken)]
     pub fn access_token(&self) -> Promise {
-        let rc = self.inner.clone();
-        future_to_promise(async move {
-            ensure(&rc).await?;
-            let me = rc.borrow();
-            Ok(me.slot.cache.token().map_or(JsValue::UNDEFINED, |t| t.access.expose().into()))
-        })
+        flight::access_token(&self.inner)
     }
 
     /// Forgets the token (e.g. after changing the key's scopes in the dashboard).

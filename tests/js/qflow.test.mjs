@@ -18,6 +18,7 @@ test("headers() after one password grant", async () => {
   assert.ok(Object.isFrozen(h));
   const again = await q.headers();
   assert.equal(again, h, "a cache hit returns the cached object");
+  assert.equal("Bearer " + (await q.accessToken()), h.Authorization);
   const s = await emu.stats();
   assert.equal(s.token.password, 1);
   assert.equal(s.token.total, 1);

@@ -17,6 +17,7 @@ test("500 concurrent headers() cold -> exactly 1 generateOAuthToken", async () =
   const all = await Promise.all(Array.from({ length: 500 }, () => q.headers()));
   assert.equal(new Set(all.map((h) => h.Authorization)).size, 1);
   assert.match(all[0].Authorization, /^Bearer CANARY-qt-/);
+  assert.equal("Bearer " + (await q.accessToken()), all[0].Authorization);
   assert.equal((await emu.stats()).qpien.mints, 1);
 });
 
