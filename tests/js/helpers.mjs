@@ -1,22 +1,21 @@
-// Test helpers: start the emulator on 127.0.0.1 with a port chosen at run time, read its
-// counters, set its faults, and stop it when the test ends.
+// Node-side test helpers: start the emulator (127.0.0.1, port chosen at run time) and workers in
+// workerd (Miniflare), stop both when the test ends, and run shared scenarios in either place.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { emulatorClient } from "../scenarios/common.mjs";
+
+export * from "../scenarios/common.mjs";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const EMULATOR_BIN = process.env.QAUTH_EMULATOR_BIN ?? `${ROOT}target/debug/qauth-emulator`;
-
-/** The emulator's demo credentials: distinctive canaries, so any leak is easy to find. */
-export const CREDS = {
-  clientId: "qauth-demo",
-  clientSecret: "CANARY-client-secret-7d1f2a",
-  subscriptionKey: "CANARY-subscription-key-5b2e9c",
-  joe: { username: "4471/joe.bloggs@example.com", password: "CANARY-password-joe-91c3" },
-  ann: { username: "ann@example.com", password: "CANARY-password-ann-44aa" },
-  kim: { username: "kim@example.com", password: "CANARY-password-kim-7b7b" },
-  qpien: { clientId: "qpien-demo", clientSecret: "CANARY-qpien-secret-0e9d41" },
-};
 
 export async function startEmulator(args = []) {
   const child = spawn(EMULATOR_BIN, ["--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] });
@@ -30,13 +29,8 @@ export async function startEmulator(args = []) {
       if (m) resolve(m[1]);
     });
   });
-  const post = (path, body) =>
-    fetch(url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body ?? {}) }).then((r) => r.json());
   return {
-    url,
-    stats: () => fetch(url + "/_emulator/stats").then((r) => r.json()),
-    faults: (...faults) => post("/_emulator/faults", { faults }),
-    control: (what, body) => post(`/_emulator/${what}`, body),
+    ...emulatorClient(url),
     async stop() {
       if (child.exitCode === null) {
         child.kill("SIGTERM");
@@ -46,39 +40,64 @@ export async function startEmulator(args = []) {
   };
 }
 
-export function qflowOptions(emu, extra = {}) {
-  return {
-    clientId: CREDS.clientId,
-    clientSecret: CREDS.clientSecret,
-    subscriptionKey: CREDS.subscriptionKey,
-    ...CREDS.joe,
-    identityUrl: emu.url,
-    apiUrl: emu.url,
+/** Registers each scenario as a node:test test, run here in Node against one emulator. */
+export function runInNode(scenarios, qauth) {
+  let emu;
+  before(async () => (emu = await startEmulator()));
+  after(() => emu.stop());
+  for (const s of scenarios) test(s.name, () => s.run({ qauth, emu, assert }));
+}
+
+/** Bundles a worker exactly as a user's build does: `import "qauth"` with the workerd condition. */
+export async function bundleWorker(entry, outdir) {
+  await build({
+    entryPoints: [entry],
+    outdir,
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    conditions: ["workerd", "worker"],
+    mainFields: ["module", "main"],
+    external: ["node:*"],
+    loader: { ".wasm": "copy" },
+    logLevel: "error",
+  });
+  return join(outdir, entry.replace(/.*\//, "").replace(/\.m?js$/, ".js"));
+}
+
+/**
+ * Starts `entry` (bundled) in workerd through Miniflare: loopback only (`cf: false`), the given
+ * bindings, a KV namespace `TOKENS`. Returns `{ mf, call(path, init), stop() }`.
+ */
+export async function startWorker(entry, { bindings = {}, ...extra } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "qauth-workerd-"));
+  const script = await bundleWorker(entry, dir);
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: script,
+    modulesRoot: dir,
+    modulesRules: [
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+    ],
+    cf: false,
+    compatibilityDate: "2026-04-01",
+    compatibilityFlags: ["nodejs_compat"],
+    kvNamespaces: ["TOKENS"],
+    bindings,
     ...extra,
-  };
-}
-
-/** A store that records every put, in order (for rotation tests). */
-export function memoryStore() {
-  const map = new Map();
-  const puts = [];
+  });
+  await mf.ready;
   return {
-    map,
-    puts,
-    async get(k) {
-      return map.has(k) ? map.get(k) : null;
+    mf,
+    async call(path, init) {
+      const r = await mf.dispatchFetch("http://worker.test" + path, init);
+      const text = await r.text();
+      return { status: r.status, headers: r.headers, text, json: () => JSON.parse(text) };
     },
-    async put(k, v) {
-      await new Promise((r) => setTimeout(r, 5));
-      map.set(k, v);
-      puts.push(v);
+    async stop() {
+      await mf.dispose();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
-
-/** Asserts no CANARY value (every secret and token the emulator knows) appears in `text`. */
-export function assertNoCanary(assert, text, where) {
-  assert.ok(!/CANARY/.test(text), `a secret leaked into ${where}: ${text.slice(0, 300)}`);
-}
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

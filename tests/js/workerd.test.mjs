@@ -2,45 +2,14 @@
 // `import { QflowAuth } from "qauth"` resolved by esbuild with the workerd condition.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEmulator, CREDS, ROOT } from "./helpers.mjs";
+import { startEmulator, startWorker, CREDS, ROOT } from "./helpers.mjs";
 
-let emu, mf, dir;
-
-export async function bundleWorker(entry, outdir) {
-  await build({
-    entryPoints: [entry],
-    outdir,
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker"],
-    mainFields: ["module", "main"],
-    loader: { ".wasm": "copy" },
-    logLevel: "error",
-  });
-  return join(outdir, "worker.js");
-}
+let emu, worker;
 
 before(async () => {
   emu = await startEmulator();
-  dir = mkdtempSync(join(tmpdir(), "qauth-workerd-"));
-  const script = await bundleWorker(join(ROOT, "tests/workers/worker.js"), dir);
-  mf = new Miniflare({
-    modules: true,
-    scriptPath: script,
-    modulesRoot: dir,
-    modulesRules: [
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-    ],
-    cf: false,
-    compatibilityDate: "2026-04-01",
-    kvNamespaces: ["TOKENS"],
+  worker = await startWorker(join(ROOT, "tests/workers/worker.js"), {
     bindings: {
       QFLOW_CLIENT_ID: CREDS.clientId,
       QFLOW_CLIENT_SECRET: CREDS.clientSecret,
@@ -52,20 +21,14 @@ before(async () => {
       EMULATOR: emu.url,
     },
   });
-  await mf.ready;
 });
 
 after(async () => {
-  await mf?.dispose();
+  await worker?.stop();
   await emu?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
-const call = async (path) => {
-  const r = await mf.dispatchFetch("http://worker.test" + path);
-  const text = await r.text();
-  return { status: r.status, text, json: () => JSON.parse(text) };
-};
+const call = (path) => worker.call(path);
 
 test("workerd: headers from the emulator, exactly one password grant", async () => {
   await emu.control("reset");

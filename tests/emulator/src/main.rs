@@ -304,6 +304,11 @@ async fn control(AxState(st): AxState<Shared>, axum::extract::Path(what): axum::
         "expire" => s.expire_all(),
         "revoke" => s.revoke_access(),
         "qpien-scopes" => s.qpien_scopes = v["scopes"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default(),
+        // Token lifetimes for tokens issued from now on (tests that cannot start their own emulator).
+        "ttl" => {
+            s.ttl = v["token"].as_u64().unwrap_or(s.ttl);
+            s.qpien_ttl = v["qpien"].as_u64().unwrap_or(s.qpien_ttl);
+        }
         "graphql-error-status" => s.gql_http_errors = v["http"].as_bool().unwrap_or(false),
         _ => return json_resp(StatusCode::NOT_FOUND, json!({"error": "unknown control"})),
     }

@@ -76,6 +76,8 @@ pub struct TokenGrant {
 pub struct State {
     pub ttl: u64,
     pub qpien_ttl: u64,
+    /// The lifetimes given on the command line; `reset` goes back to them.
+    start_ttls: (u64, u64),
     pub users: Vec<User>,
     access: HashMap<String, Access>,
     /// refresh token → (user, used)
@@ -129,6 +131,7 @@ impl State {
         State {
             ttl,
             qpien_ttl,
+            start_ttls: (ttl, qpien_ttl),
             users: vec![
                 // Enterprise user: on the Comms allow-list by PIN 4471, verified.
                 user("4471/joe.bloggs@example.com", "CANARY-password-joe-91c3", "5f0c2d1e-0000-4000-8000-000000000001", true, true),
@@ -154,6 +157,7 @@ impl State {
         self.faults.clear();
         self.gql_http_errors = false;
         self.qpien_scopes = vec!["read".into()];
+        (self.ttl, self.qpien_ttl) = self.start_ttls;
     }
 
     pub fn count_token(&mut self, grant: &str) {

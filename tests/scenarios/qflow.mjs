@@ -1,0 +1,283 @@
+// QflowAuth scenarios: run in Node (tests/js/qflow.test.mjs) and in workerd (tests/js/workerd.test.mjs).
+import { suite, qflowOptions, memoryStore, assertNoCanary, CREDS, sleep } from "./common.mjs";
+
+const { list, scenario } = suite();
+export default list;
+
+scenario("headers() after one password grant", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  const h = await q.headers();
+  assert.match(h.Authorization, /^Bearer CANARY-at-/);
+  assert.equal(h["Ocp-Apim-Subscription-Key"], CREDS.subscriptionKey);
+  assert.ok(Object.isFrozen(h));
+  const again = await q.headers();
+  assert.equal(again, h, "a cache hit returns the cached object");
+  assert.equal("Bearer " + (await q.accessToken()), h.Authorization);
+  const s = await emu.stats();
+  assert.equal(s.token.password, 1);
+  assert.equal(s.token.total, 1);
+});
+
+scenario("1,000 concurrent headers() on a cold cache -> exactly 1 token request", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  const all = await Promise.all(Array.from({ length: 1000 }, () => q.headers()));
+  assert.equal(new Set(all.map((h) => h.Authorization)).size, 1);
+  assert.equal((await emu.stats()).token.total, 1);
+});
+
+scenario("concurrent callers share one failure too", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu, { password: "CANARY-wrong-password-1" }));
+  const results = await Promise.allSettled(Array.from({ length: 50 }, () => q.headers()));
+  assert.ok(results.every((r) => r.status === "rejected" && r.reason instanceof AuthError && r.reason.code === "invalid_grant"));
+  assert.equal((await emu.stats()).token.total, 1);
+});
+
+scenario("invalid config is a typed error naming the option", ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  const cases = [
+    [{ ...qflowOptions(emu), clientId: undefined }, "clientId"],
+    [{ ...qflowOptions(emu), identityUrl: "not a url" }, "identityUrl"],
+    [{ ...qflowOptions(emu), apiUrl: "ftp://x" }, "apiUrl"],
+    [{ ...qflowOptions(emu), username: "CANARY-password-joe-91c3" }, "username"],
+    [{ ...qflowOptions(emu), timeoutMs: "soon" }, "timeoutMs"],
+    [{ ...qflowOptions(emu), store: {} }, "store"],
+    [{ ...qflowOptions(emu), onEvent: 5 }, "onEvent"],
+  ];
+  for (const [opts, name] of cases) {
+    assert.throws(() => new QflowAuth(opts), (e) => {
+      assert.ok(e instanceof AuthError && e instanceof Error);
+      assert.equal(e.code, "invalid_config");
+      assert.equal(e.retryable, false);
+      assert.match(e.message, new RegExp(name));
+      assert.ok(e.hint.length > 10);
+      assertNoCanary(assert, JSON.stringify(e) + e.message + e.stack, "a config error");
+      return true;
+    });
+  }
+  assert.throws(() => new QflowAuth(null), (e) => e.code === "invalid_config");
+});
+
+scenario("rotation: every new refresh token is stored, in order, before its access token is used", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const store = memoryStore();
+  const events = [];
+  const q = new QflowAuth(qflowOptions(emu, { store, onEvent: (e) => events.push(e) }));
+  const seen = [];
+  for (let i = 0; i < 4; i++) {
+    const h = await q.headers();
+    // When a token is handed out, the store already holds the refresh token issued with it.
+    seen.push([h.Authorization, store.puts.length]);
+    q.invalidate();
+  }
+  assert.equal(store.puts.length, 4);
+  assert.equal(new Set(store.puts).size, 4, "each refresh returns a new refresh token");
+  assert.deepEqual(seen.map((s) => s[1]), [1, 2, 3, 4]);
+  const s = await emu.stats();
+  assert.equal(s.token.password, 1);
+  assert.equal(s.token.refresh_token, 3);
+  assert.equal(events.filter((e) => e.type === "refresh_token_rotated").length, 4);
+  assert.equal(events.filter((e) => e.type === "token_refreshed").length, 3);
+  assertNoCanary(assert, JSON.stringify(events), "events");
+
+  // A second client started from the store continues without the password.
+  const q2 = new QflowAuth({ ...qflowOptions(emu), username: undefined, password: undefined, store, storeKey: [...store.map.keys()][0] });
+  await q2.headers();
+  const s2 = await emu.stats();
+  assert.equal(s2.token.password, 1);
+  assert.equal(s2.token.refresh_token, 4);
+
+  // The first client's refresh token is now used: the emulator refuses it, fallback to password.
+  const ev1 = [];
+  const q3 = new QflowAuth(qflowOptions(emu, { refreshToken: store.puts[3], onEvent: (e) => ev1.push(e.type) }));
+  await q3.headers();
+  assert.ok(ev1.includes("fallback_to_password"));
+  const s3 = await emu.stats();
+  assert.equal(s3.token.errors, 1);
+  assert.equal(s3.token.password, 2);
+});
+
+scenario("a dead refresh token without a password is invalid_grant with a hint to sign in", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth({ ...qflowOptions(emu), username: undefined, password: undefined, refreshToken: "CANARY-rt-dead" });
+  await assert.rejects(q.headers(), (e) => {
+    assert.equal(e.code, "invalid_grant");
+    assert.match(e.message + e.hint, /sign in/i);
+    assertNoCanary(assert, JSON.stringify(e) + e.message, "invalid_grant error");
+    return true;
+  });
+});
+
+scenario("a store whose put fails holds the token back, then saves it on the next call", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const store = memoryStore();
+  let fail = false;
+  const put = store.put;
+  store.put = async (k, v) => {
+    if (fail) throw new Error("KV down CANARY-in-store-error");
+    return put(k, v);
+  };
+  const q = new QflowAuth(qflowOptions(emu, { store }));
+  await q.headers();
+  q.invalidate();
+  fail = true;
+  await assert.rejects(q.headers(), (e) => e.code === "store_failed" && e.retryable && !/CANARY/.test(e.message));
+  fail = false;
+  const h = await q.headers();
+  assert.match(h.Authorization, /^Bearer /);
+  assert.equal(store.puts.length, 2);
+  const s = await emu.stats();
+  assert.equal(s.token.refresh_token, 1, "the held token was used, not a second refresh");
+});
+
+scenario("a refresh whose answer is lost falls back to the password", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const events = [];
+  const q = new QflowAuth(qflowOptions(emu, { onEvent: (e) => events.push(e.type), timeoutMs: 3000 }));
+  await q.headers();
+  q.invalidate();
+  await emu.faults({ kind: "drop" });
+  const h = await q.headers();
+  assert.match(h.Authorization, /^Bearer /);
+  assert.ok(events.includes("fallback_to_password"), events.join());
+  const s = await emu.stats();
+  assert.equal(s.token.password, 2);
+});
+
+const FAULTS = [
+  [{ kind: "status", status: 500, count: 10 }, "server_error", 500],
+  [{ kind: "status", status: 503, count: 10 }, "server_error", 503],
+  [{ kind: "status", status: 429, retryAfter: 30, count: 10 }, "rate_limited", 429],
+  [{ kind: "html", count: 10 }, "bad_response", 200],
+  [{ kind: "malformed", count: 10 }, "bad_response", 200],
+  [{ kind: "truncated", count: 10 }, "network", undefined],
+  [{ kind: "delay", ms: 3000, count: 10 }, "timeout", undefined],
+];
+
+for (const [fault, code, status] of FAULTS) {
+  scenario(`fault ${fault.kind}${fault.status ?? ""} -> ${code}, no hang past timeoutMs`, async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+    await emu.control("reset");
+    await emu.faults(fault);
+    const q = new QflowAuth(qflowOptions(emu, { timeoutMs: 1000 }));
+    const t0 = Date.now();
+    await assert.rejects(q.headers(), (e) => {
+      assert.ok(e instanceof AuthError);
+      assert.equal(e.code, code);
+      assert.equal(e.status, status);
+      if (code === "rate_limited") assert.equal(e.retryAfter, 30);
+      assertNoCanary(assert, JSON.stringify(e) + e.message, `${code} error`);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 1000 + 1500, `took ${Date.now() - t0} ms`);
+  });
+}
+
+scenario("transient faults are retried with backoff, then succeed", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  await emu.faults({ kind: "status", status: 503, count: 2 }, { kind: "status", status: 429, retryAfter: 1 });
+  const events = [];
+  const q = new QflowAuth(qflowOptions(emu, { onEvent: (e) => events.push(e) }));
+  await q.headers();
+  const retries = events.filter((e) => e.type === "retry");
+  assert.equal(retries.length, 3);
+  assert.equal(retries[2].delayMs, 1000, "Retry-After honoured");
+  assert.equal((await emu.stats()).token.total, 4);
+});
+
+scenario("400/401 answers are never retried", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu, { clientSecret: "CANARY-wrong-secret-1" }));
+  await assert.rejects(q.headers(), (e) => e.code === "invalid_client" && e.status === 401 && !/CANARY/.test(JSON.stringify(e) + e.message));
+  assert.equal((await emu.stats()).token.total, 1);
+});
+
+scenario("fetch(): relative path, both headers, created event echoed", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  const r = await q.fetch("/checkin/v1/api/event", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "Launch" }) });
+  assert.equal(r.status, 201);
+  const body = await r.json();
+  assert.equal(body.name, "Launch");
+  assert.equal(body.createdBy, CREDS.joe.username);
+});
+
+scenario("fetch(): 401 -> one forced refresh + one retry, then success", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  await q.headers();
+  await emu.control("revoke");
+  const r = await q.fetch("/checkin/v1/api/event", { method: "POST", body: JSON.stringify({ name: "Again" }) });
+  assert.equal(r.status, 201);
+  assert.equal((await r.json()).name, "Again", "the body was sent again on the retry");
+  const s = await emu.stats();
+  assert.equal(s.token.refresh_token, 1);
+  assert.equal(s.api.rejects, 1);
+});
+
+scenario("fetch(): a persistent 401 is unauthorized", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu, { subscriptionKey: "CANARY-wrong-subscription-key" }));
+  await assert.rejects(q.fetch("/checkin/v1/api/events"), (e) => e.code === "unauthorized" && e.status === 401 && !/CANARY/.test(JSON.stringify(e) + e.message));
+  const s = await emu.stats();
+  assert.equal(s.api.calls, 2);
+  assert.equal(s.token.total, 2);
+});
+
+scenario("fetch(): never sends credentials to another origin, never follows redirects", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  const q = new QflowAuth(qflowOptions(emu));
+  await assert.rejects(q.fetch("https://evil.example/steal"), (e) => e.code === "invalid_request");
+  await assert.rejects(q.fetch("//evil.example/steal"), (e) => e.code === "invalid_request");
+  const r = await q.fetch("/checkin/v1/api/redirect");
+  assert.equal(r.status, 307);
+});
+
+scenario("commsAccess and trust gate", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const joe = new QflowAuth(qflowOptions(emu));
+  assert.deepEqual(await joe.commsAccess("evt-1"), { enabled: true });
+  const ann = new QflowAuth(qflowOptions(emu, CREDS.ann));
+  assert.deepEqual(await ann.commsAccess("evt-1"), { enabled: false, reason: "comms_api_not_enabled" });
+  await assert.rejects(ann.fetch("/comms/v1/api/comms/templates?eventId=1"), (e) => e.code === "comms_api_not_enabled" && !e.retryable && /support/i.test(e.hint));
+  const kim = new QflowAuth(qflowOptions(emu, CREDS.kim));
+  await assert.rejects(kim.fetch("/comms/v1/api/comms/send", { method: "POST", body: "{}" }), (e) => e.code === "trust_required" && e.status === 403 && /verif/i.test(e.hint));
+  const s = await emu.stats();
+  assert.equal(s.token.refresh_token, 0, "a 403 gate does not refresh the token");
+});
+
+scenario("authorizeRequest(): same method, URL, body and headers, plus both auth headers", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  const req = new Request(emu.url + "/checkin/v1/api/event", { method: "POST", headers: { "x-trace": "t1", "content-type": "application/json" }, body: '{"name":"Fwd"}' });
+  const out = await q.authorizeRequest(req);
+  assert.equal(out.method, "POST");
+  assert.equal(out.url, req.url);
+  assert.equal(out.headers.get("x-trace"), "t1");
+  assert.match(out.headers.get("authorization"), /^Bearer /);
+  assert.equal(out.headers.get("ocp-apim-subscription-key"), CREDS.subscriptionKey);
+  const r = await fetch(out);
+  assert.equal((await r.json()).name, "Fwd");
+  await assert.rejects(q.authorizeRequest(new Request("https://evil.example/")), (e) => e.code === "invalid_request");
+});
+
+scenario("token TTL 2 s: a 10 s loop of API calls never sends an expired token", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  await emu.control("ttl", { token: 2 });
+  const q = new QflowAuth(qflowOptions(emu));
+  const t0 = Date.now();
+  let calls = 0;
+  while (Date.now() - t0 < 10_000) {
+    const r = await q.fetch("/checkin/v1/api/events");
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    calls++;
+    await sleep(20);
+  }
+  const s = await emu.stats();
+  await emu.control("reset");
+  assert.equal(s.api.rejectsExpired, 0);
+  assert.equal(s.api.rejects, 0);
+  // Skew is capped at half the 2 s lifetime: a new token about every second.
+  const expected = Math.round((Date.now() - t0) / 1000) - 1; // the first token came from the password grant
+  assert.ok(Math.abs(s.token.refresh_token - expected) <= 1, `refreshes ${s.token.refresh_token}, expected ~${expected}, calls ${calls}`);
+});

@@ -1,0 +1,23 @@
+// Runs one shared scenario inside workerd: POST /run/{suite}/{index}. The package is imported by
+// name, as a user's worker does; assertions use workerd's own node:assert (nodejs_compat).
+import assert from "node:assert/strict";
+import * as qauth from "qauth";
+import qflow from "../scenarios/qflow.mjs";
+import qpien from "../scenarios/qpien.mjs";
+import { emulatorClient } from "../scenarios/common.mjs";
+
+const suites = { qflow, qpien };
+
+export default {
+  async fetch(request, env) {
+    const [, run, suite, index] = new URL(request.url).pathname.split("/");
+    const scenario = run === "run" && suites[suite]?.[Number(index)];
+    if (!scenario) return new Response("no such scenario", { status: 404 });
+    try {
+      await scenario.run({ qauth, emu: emulatorClient(env.EMULATOR), assert });
+      return Response.json({ ok: true });
+    } catch (e) {
+      return Response.json({ ok: false, error: String(e?.stack ?? e) });
+    }
+  },
+};
