@@ -1,36 +1,249 @@
-// Runs the README's demo command and checks the page it serves, and that no secret reaches it.
-import { test } from "node:test";
+// End to end, in real headless Chromium (Debian chromium + playwright-core): runs the README's demo
+// command (`make demo`: emulator + BFF worker in workerd + www page), signs in through the
+// emulator's login form, and checks every path a person can take, and that no secret ever
+// reaches the browser.
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { ROOT, assertNoCanary } from "./helpers.mjs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { ROOT, CREDS, emulatorClient } from "./helpers.mjs";
 
-test("make demo: emulator + worker in workerd serve a page with API data and no secret", async () => {
-  const child = spawn("node", ["www/serve.mjs"], { cwd: ROOT, env: { ...process.env, PORT: "0" }, stdio: ["ignore", "pipe", "inherit"], detached: false });
-  try {
-    let out = "";
-    const url = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("demo did not start: " + out)), 60_000);
-      child.on("exit", (c) => reject(new Error(`demo exited (${c}): ${out}`)));
-      child.stdout.on("data", (d) => {
-        const m = (out += d).match(/open (http:\/\/127\.0\.0\.1:\d+\/)[\s\S]*stop with Ctrl-C/);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
+let demo, url, emu, browser;
+const output = [];
+
+before(async () => {
+  // The exact README command, in its own process group so everything it started stops with it.
+  demo = spawn("make", ["--no-print-directory", "demo"], { cwd: ROOT, env: { ...process.env, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  demo.stderr.on("data", (d) => output.push(String(d)));
+  let out = "";
+  [url, emu] = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the demo did not start in 240 s: " + out + output.join(""))), 240_000);
+    demo.on("exit", (c) => reject(new Error(`the demo exited (${c}): ${out}${output.join("")}`)));
+    demo.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/open (http:\/\/127\.0\.0\.1:\d+\/)\n\s+emulator[^:]*: (http:\/\/127\.0\.0\.1:\d+)[\s\S]*stop with Ctrl-C/);
+      if (m) {
+        clearTimeout(timer);
+        resolve([m[1], emulatorClient(m[2])]);
+      }
     });
-    assert.match(out, /demo user: 4471\/joe.bloggs@example.com/);
-    const r = await fetch(url);
-    assert.equal(r.status, 200);
-    const html = await r.text();
-    assert.match(html, /Spring conference/);
-    assert.match(html, /Comms API access is enabled/);
-    assertNoCanary(assert, html, "the demo page");
-    const s = await fetch(url + "api/status").then((r) => r.text());
-    assertNoCanary(assert, s, "the demo status JSON");
+  });
+  assert.match(out, /demo user: 4471\/joe\.bloggs@example\.com\s+password: CANARY-password-joe-91c3/, "the demo prints the credentials");
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-domain-reliability", "--disable-sync", "--no-first-run", "--metrics-recording-only"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (demo?.exitCode === null) {
+    process.kill(-demo.pid, "SIGTERM");
+    await once(demo, "exit");
+  }
+});
+
+/** A fresh browser context (own cookies and sessionStorage) that records every response body. */
+async function openPage() {
+  const context = await browser.newContext({ viewport: { width: 900, height: 760 } });
+  const page = await context.newPage();
+  const bodies = [];
+  page.on("response", async (r) => {
+    try {
+      bodies.push({ url: r.url(), text: (await r.body()).toString("latin1") });
+    } catch {} // redirects have no body
+  });
+  page.on("pageerror", (e) => bodies.push({ url: "pageerror", text: String(e) }));
+  await page.goto(url);
+  await page.waitForSelector("body[data-ready=true]");
+  return { context, page, bodies };
+}
+
+/** Sign in → the emulator's form → back. Returns once the page has settled on a result. */
+async function signIn(page, user = CREDS.joe, action = "#allow") {
+  await page.click("#sign-in");
+  await page.waitForURL((u) => u.href.startsWith(emu.url + "/core/connect/authorize"));
+  if (action === "#allow") {
+    await page.fill("#username", user.username);
+    await page.fill("#password", user.password);
+  }
+  await page.click(action);
+  await page.waitForURL((u) => u.href.startsWith(url));
+  await page.waitForSelector("body[data-ready=true]");
+}
+
+const visibleText = (page, sel) => page.locator(sel).innerText();
+const apiFromPage = (page, path, init) =>
+  page.evaluate(([p, i]) => fetch(p, i).then(async (r) => ({ status: r.status, body: await r.json() })), [path, init]);
+
+function assertNoSecret(bodies, where) {
+  for (const { url: u, text } of bodies) {
+    assert.ok(!/CANARY-(client-secret|subscription-key|at-|rt-)/.test(text), `a secret or token reached the browser in ${where}: ${u}`);
+  }
+}
+
+test("sign in: emulator form → back signed in, API data and Comms state shown; no secret in the browser", async () => {
+  const { context, page, bodies } = await openPage();
+  try {
+    assert.equal(await page.locator("#signed-out").isVisible(), true);
+    const requests = [];
+    page.on("request", (r) => requests.push(r.url()));
+    await signIn(page);
+    assert.equal(await page.locator("#signed-in").isVisible(), true, await page.content());
+    assert.equal(await visibleText(page, "#user"), CREDS.joe.username);
+    assert.match(await visibleText(page, "#events"), /Spring conference/);
+    assert.match(await visibleText(page, "#comms"), /Comms API access is enabled/);
+    assert.equal(new URL(page.url()).search, "", "the code left the address bar");
+
+    // The authorization request carried PKCE S256 and a state; the callback carried a code only.
+    const authz = new URL(requests.find((u) => u.startsWith(emu.url + "/core/connect/authorize")));
+    assert.equal(authz.searchParams.get("code_challenge_method"), "S256");
+    assert.match(authz.searchParams.get("code_challenge"), /^[A-Za-z0-9_-]{43}$/);
+    assert.match(authz.searchParams.get("state"), /^[A-Za-z0-9_-]{16,}$/);
+    assert.equal(authz.searchParams.get("redirect_uri"), url);
+
+    // Nothing secret in any response body (HTML, JS, wasm, JSON) or in script-readable storage.
+    assertNoSecret(bodies, "a response body");
+    assert.ok(bodies.some((b) => b.url.endsWith("/qauth/qauth_bg.wasm")), "the page loaded the package's browser build");
+    const script = await page.evaluate(() => ({ cookie: document.cookie, session: JSON.stringify(sessionStorage), local: JSON.stringify(localStorage) }));
+    assert.equal(script.cookie, "", "the session cookie is not readable by script");
+    assert.equal(script.session, "{}", "state and verifier were used once and cleared");
+    assert.ok(!/CANARY/.test(script.local));
+    const [cookie] = await context.cookies();
+    assert.equal(cookie.name, "qauth_session");
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, "Lax");
+    assert.equal(cookie.path, "/");
+    assert.match(cookie.value, /^[A-Za-z0-9_-]{43}$/);
+    assert.ok(!/CANARY/.test(cookie.value));
+
+    // The screenshot in the package README is this page, taken here so it stays true.
+    await page.screenshot({ path: join(ROOT, "pkg-template/demo-signed-in.png") });
   } finally {
-    child.kill("SIGTERM");
-    await once(child, "exit");
+    await context.close();
+  }
+});
+
+test("code replay: reloading the callback URL shows a clear error; the worker refuses the used code", async () => {
+  const { context, page, bodies } = await openPage();
+  try {
+    let callback, exchange;
+    page.on("request", (r) => {
+      if (r.url().startsWith(url + "?code=")) callback = r.url();
+      if (r.url() === url + "auth/session") exchange = r.postData();
+    });
+    await signIn(page);
+    assert.equal(await page.locator("#signed-in").isVisible(), true);
+    assert.ok(callback && exchange);
+
+    await page.goto(callback); // the browser's history or a reload brings the code back
+    await page.waitForSelector("body[data-ready=true]");
+    assert.equal(await page.locator("#error").isVisible(), true);
+    assert.equal(await visibleText(page, "#error-code"), "state_mismatch");
+    assert.match(await visibleText(page, "#error-text"), /already used/);
+
+    // The same code and verifier sent again (an attacker who saw them): refused by the server.
+    const replay = await apiFromPage(page, "/auth/session", { method: "POST", headers: { "content-type": "application/json" }, body: exchange });
+    assert.equal(replay.status, 400);
+    assert.equal(replay.body.code, "invalid_grant");
+    assert.match(replay.body.message, /already used/);
+    assertNoSecret(bodies, "the replay answers");
+  } finally {
+    await context.close();
+  }
+});
+
+test("tampered state: state_mismatch shown, the code is never sent to the worker", async () => {
+  const { context, page } = await openPage();
+  try {
+    // Rewrite the state in the emulator's redirect back to the page (what an attacker would forge).
+    await page.route(emu.url + "/core/connect/authorize", async (route) => {
+      if (route.request().method() !== "POST") return route.continue();
+      const answer = await route.fetch({ maxRedirects: 0 });
+      const back = new URL(answer.headers().location);
+      assert.ok(back.searchParams.has("code"));
+      back.searchParams.set("state", "tampered-" + back.searchParams.get("state").slice(9));
+      return route.fulfill({ status: 303, headers: { location: back.href } });
+    });
+    const exchanges = [];
+    page.on("request", (r) => r.url().endsWith("/auth/session") && exchanges.push(r));
+    await signIn(page);
+    assert.equal(await visibleText(page, "#error-code"), "state_mismatch");
+    assert.match(await visibleText(page, "#error-title"), /not recognised/);
+    assert.equal(await page.locator("#signed-out").isVisible(), true);
+    assert.equal(exchanges.length, 0);
+  } finally {
+    await context.close();
+  }
+});
+
+test("denied at the login form: access_denied explained, still signed out", async () => {
+  const { context, page } = await openPage();
+  try {
+    await signIn(page, CREDS.joe, "#deny");
+    assert.equal(await visibleText(page, "#error-code"), "access_denied");
+    assert.match(await visibleText(page, "#error-text"), /cancelled/);
+    assert.equal(await page.locator("#signed-out").isVisible(), true);
+  } finally {
+    await context.close();
+  }
+});
+
+test("PKCE: a wrong code verifier is refused by the emulator and reported as invalid_grant", async () => {
+  const { context, page } = await openPage();
+  try {
+    const before = (await emu.stats()).token;
+    await page.route(url + "auth/session", (route) => {
+      const body = JSON.parse(route.request().postData());
+      body.codeVerifier = "W".repeat(43); // well-formed, wrong
+      return route.continue({ postData: JSON.stringify(body) });
+    });
+    await signIn(page);
+    assert.equal(await visibleText(page, "#error-code"), "invalid_grant");
+    assert.equal(await page.locator("#signed-out").isVisible(), true);
+    const after = (await emu.stats()).token;
+    assert.equal(after.authorization_code - before.authorization_code, 1);
+    assert.equal(after.errors - before.errors, 1, "the emulator refused the exchange");
+  } finally {
+    await context.close();
+  }
+});
+
+test("sign out: the cookie is dropped and /api/* answers 401 even with the old cookie", async () => {
+  const { context, page } = await openPage();
+  try {
+    await signIn(page, CREDS.ann);
+    assert.match(await visibleText(page, "#comms"), /not enabled/, "Comms state in words for a user without access");
+    const [old] = await context.cookies();
+    await page.click("#sign-out");
+    await page.waitForSelector("#signed-out:not([hidden])");
+    assert.deepEqual(await context.cookies(), []);
+    const r = await apiFromPage(page, "/api/checkin/v1/api/events");
+    assert.equal(r.status, 401);
+    await context.addCookies([old]); // a stolen or stale cookie does not bring the session back
+    const again = await apiFromPage(page, "/api/checkin/v1/api/events");
+    assert.equal(again.status, 401);
+    const notAllowed = await apiFromPage(page, "/api/comms/v1/api/comms/send", { method: "POST", body: "{}" });
+    assert.equal(notAllowed.status, 404, "paths off the allow-list are not proxied");
+  } finally {
+    await context.close();
+  }
+});
+
+test("expired session: the server-side refresh token is dead → 'session expired', signed out", async () => {
+  const { context, page } = await openPage();
+  try {
+    await signIn(page);
+    assert.equal(await page.locator("#signed-in").isVisible(), true);
+    await emu.control("revoke", { refresh: true }); // access and refresh tokens stop working
+    await page.click("#reload");
+    await page.waitForSelector("#error:not([hidden])");
+    assert.equal(await visibleText(page, "#error-code"), "session_expired");
+    assert.match(await visibleText(page, "#error-text"), /expired/);
+    assert.equal(await page.locator("#signed-out").isVisible(), true);
+  } finally {
+    await context.close();
   }
 });

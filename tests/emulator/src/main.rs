@@ -302,7 +302,12 @@ async fn control(AxState(st): AxState<Shared>, axum::extract::Path(what): axum::
     match what.as_str() {
         "reset" => s.reset(),
         "expire" => s.expire_all(),
-        "revoke" => s.revoke_access(),
+        "revoke" => {
+            s.revoke_access();
+            if v["refresh"].as_bool() == Some(true) {
+                s.revoke_refresh();
+            }
+        }
         "qpien-scopes" => s.qpien_scopes = v["scopes"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default(),
         // Token lifetimes for tokens issued from now on (tests that cannot start their own emulator).
         "ttl" => {

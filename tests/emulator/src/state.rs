@@ -307,6 +307,11 @@ impl State {
         self.access.values_mut().for_each(|a| a.revoked = true);
     }
 
+    /// Every refresh token issued so far stops working (a session that expired server-side).
+    pub fn revoke_refresh(&mut self) {
+        self.refresh.values_mut().for_each(|r| r.1 = true);
+    }
+
     pub fn qpien_mint(&mut self, id: &str, secret: &str) -> Option<(String, u64)> {
         if id != QPIEN_CLIENT_ID || secret != QPIEN_SECRET {
             return None;
