@@ -93,10 +93,9 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::NumOrStr;
 
     fn token(lifetime_s: f64, now: f64) -> Token {
-        Token::new("a".into(), None, Some(&NumOrStr::Num(lifetime_s)), now, "t", 200).unwrap()
+        Token::new("a".into(), None, Some(&crate::json::Value::Num(lifetime_s)), now, "t", 200).unwrap()
     }
 
     #[test]

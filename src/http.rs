@@ -60,10 +60,18 @@ pub fn parse_retry_after(v: &str) -> Option<u32> {
     v.trim().parse::<u32>().ok()
 }
 
+/// Appends `n` in decimal (no `core::fmt`: its machinery is a few KB of wasm).
+pub fn push_num(out: &mut String, n: u32) {
+    if n >= 10 {
+        push_num(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
 pub fn bad_response(what: &str, status: u16, problem: &str) -> AuthError {
     let mut m = String::from(what);
     m.push_str(" answered HTTP ");
-    m.push_str(&status.to_string());
+    push_num(&mut m, status.into());
     m.push_str(" with ");
     m.push_str(problem);
     AuthError::new(ErrorCode::BadResponse, m).with_status(status)
@@ -157,6 +165,15 @@ pub fn origin(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_num_writes_decimal() {
+        for n in [0u32, 7, 10, 429, 65535, u32::MAX] {
+            let mut s = String::from("x");
+            push_num(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn form_encoding_matches_whatwg() {

@@ -1,33 +1,283 @@
-//! The JSON seam: the core says *what* shape it wants, a `Json` implementation decodes it.
+//! A small JSON reader and string writer, enough for token and GraphQL answers.
 //!
-//! In wasm the bindings decode with the host's `JSON.parse` + `serde-wasm-bindgen` (no JSON parser
-//! shipped in the wasm); native tests decode with `serde_json`. Both go through the same
-//! `Deserialize` impls, so the tests exercise the real shapes.
+//! Why not serde: serde's derive + serde-wasm-bindgen (or serde_json) cost tens of KB of wasm
+//! (float formatting for error messages, generic visitors), and every KB ships to every isolate.
+//! This reader is a plain recursive-descent parser with a nesting limit (so a hostile body cannot
+//! exhaust the wasm stack), numbers built by arithmetic (no float-parsing tables), and a
+//! `Value` the callers query by key. Bodies are already capped at `http::MAX_BODY_BYTES`.
 
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+/// Deeper nesting than any token or GraphQL envelope we read is refused, not recursed into.
+const MAX_DEPTH: usize = 64;
 
-pub trait Json {
-    /// `None` when the text is not JSON or does not have the shape of `T`.
-    fn decode<T: DeserializeOwned>(&self, text: &str) -> Option<T>;
-}
-
-/// A JSON number or a numeric string (`expires_in` is sent both ways in the wild).
-#[derive(Deserialize, Debug, Clone, PartialEq)]
-#[serde(untagged)]
-pub enum NumOrStr {
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
     Num(f64),
     Str(String),
+    Arr(Vec<Value>),
+    /// Members in document order; a repeated key resolves to its first occurrence.
+    Obj(Vec<(String, Value)>),
 }
 
-impl NumOrStr {
-    pub fn as_f64(&self) -> Option<f64> {
+impl Value {
+    /// The member `key` of an object; `None` for a missing member, a `null` one, or a non-object.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| **v != Value::Null),
+            _ => None,
+        }
+    }
+
+    pub fn str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The string member `key`, if it is one.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key)?.str()
+    }
+
+    pub fn arr(&self) -> Option<&[Value]> {
+        match self {
+            Value::Arr(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn is_obj(&self) -> bool {
+        matches!(self, Value::Obj(_))
+    }
+
+    /// A lifetime in seconds: a JSON number, or a string of whole seconds (`expires_in` is sent
+    /// both ways in the wild). `None` for anything else, including non-finite values.
+    pub fn seconds(&self) -> Option<f64> {
         let v = match self {
-            NumOrStr::Num(n) => *n,
-            // Whole seconds only: parsing decimals would pull float parsing tables into the wasm.
-            NumOrStr::Str(s) => f64::from(s.trim().parse::<u32>().ok()?),
+            Value::Num(n) => *n,
+            Value::Str(s) => f64::from(s.trim().parse::<u32>().ok()?),
+            _ => return None,
         };
         v.is_finite().then_some(v)
+    }
+}
+
+/// Parses one JSON document (surrounding whitespace allowed). `None` if it is not valid JSON.
+pub fn parse(text: &str) -> Option<Value> {
+    let mut p = Parser { s: text.as_bytes(), i: 0, text };
+    let v = p.value(0)?;
+    p.ws();
+    (p.i == p.s.len()).then_some(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    text: &'a str,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        self.ws();
+        let hit = self.peek() == Some(b);
+        if hit {
+            self.i += 1;
+        }
+        hit
+    }
+
+    fn lit(&mut self, word: &str, v: Value) -> Option<Value> {
+        let end = self.i + word.len();
+        (self.s.get(self.i..end)? == word.as_bytes()).then(|| {
+            self.i = end;
+            v
+        })
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.ws();
+        match self.peek()? {
+            b'{' => {
+                self.i += 1;
+                let mut m = Vec::new();
+                if !self.eat(b'}') {
+                    loop {
+                        self.ws();
+                        let k = self.string()?;
+                        if !self.eat(b':') {
+                            return None;
+                        }
+                        m.push((k, self.value(depth + 1)?));
+                        if self.eat(b'}') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return None;
+                        }
+                    }
+                }
+                Some(Value::Obj(m))
+            }
+            b'[' => {
+                self.i += 1;
+                let mut a = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        a.push(self.value(depth + 1)?);
+                        if self.eat(b']') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return None;
+                        }
+                    }
+                }
+                Some(Value::Arr(a))
+            }
+            b'"' => self.string().map(Value::Str),
+            b't' => self.lit("true", Value::Bool(true)),
+            b'f' => self.lit("false", Value::Bool(false)),
+            b'n' => self.lit("null", Value::Null),
+            _ => self.number().map(Value::Num),
+        }
+    }
+
+    fn digits(&mut self) -> Option<(f64, i32)> {
+        let start = self.i;
+        let mut v = 0.0;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            v = v * 10.0 + f64::from(d - b'0');
+            self.i += 1;
+        }
+        let n = self.i - start;
+        (n > 0).then_some((v, n.min(400) as i32))
+    }
+
+    /// RFC 8259 number grammar; the value by arithmetic (exact for integers below 2^53).
+    fn number(&mut self) -> Option<f64> {
+        let neg = self.peek() == Some(b'-');
+        if neg {
+            self.i += 1;
+        }
+        let leading_zero = self.peek() == Some(b'0');
+        let (mut v, n) = self.digits()?;
+        if leading_zero && n > 1 {
+            return None;
+        }
+        let mut exp = 0i32;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            let (f, k) = self.digits()?;
+            v += f * pow10(-k);
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            let eneg = match self.peek() {
+                Some(b'-') => {
+                    self.i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.i += 1;
+                    false
+                }
+                _ => false,
+            };
+            let (e, _) = self.digits()?;
+            exp = e.min(400.0) as i32 * if eneg { -1 } else { 1 };
+        }
+        v *= pow10(exp);
+        Some(if neg { -v } else { v })
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let h = self.text.get(self.i..self.i + 4).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        self.i += 4;
+        u32::from_str_radix(h, 16).ok()
+    }
+
+    fn string(&mut self) -> Option<String> {
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        self.i += 1;
+        let mut out = String::new();
+        loop {
+            // Copy the run up to the next quote, backslash or control byte: all ASCII, so the
+            // slice boundaries are char boundaries.
+            let start = self.i;
+            while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
+                self.i += 1;
+            }
+            out.push_str(self.text.get(start..self.i)?);
+            match self.peek()? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    self.i += 1;
+                    let e = self.peek()?;
+                    self.i += 1;
+                    out.push(match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let c = if (0xD800..0xDC00).contains(&hi) {
+                                if self.s.get(self.i..self.i + 2)? != b"\\u" {
+                                    return None;
+                                }
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return None;
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            char::from_u32(c)?
+                        }
+                        _ => return None,
+                    });
+                }
+                _ => return None, // a raw control character
+            }
+        }
+    }
+}
+
+fn pow10(e: i32) -> f64 {
+    let mut r = 1.0;
+    for _ in 0..e.unsigned_abs().min(400) {
+        r *= 10.0;
+    }
+    if e < 0 {
+        1.0 / r
+    } else {
+        r
     }
 }
 
@@ -54,34 +304,88 @@ pub fn write_str(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
-pub mod testing {
-    /// The native decoder used by unit tests.
-    pub struct SerdeJson;
-    impl super::Json for SerdeJson {
-        fn decode<T: serde::de::DeserializeOwned>(&self, text: &str) -> Option<T> {
-            serde_json::from_str(text).ok()
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Our reader against serde_json's, on valid documents.
+    fn same(text: &str) {
+        fn conv(v: &serde_json::Value) -> Value {
+            match v {
+                serde_json::Value::Null => Value::Null,
+                serde_json::Value::Bool(b) => Value::Bool(*b),
+                serde_json::Value::Number(n) => Value::Num(n.as_f64().unwrap()),
+                serde_json::Value::String(s) => Value::Str(s.clone()),
+                serde_json::Value::Array(a) => Value::Arr(a.iter().map(conv).collect()),
+                serde_json::Value::Object(o) => Value::Obj(o.iter().map(|(k, v)| (k.clone(), conv(v))).collect()),
+            }
+        }
+        let theirs = conv(&serde_json::from_str(text).unwrap());
+        let ours = parse(text).unwrap_or_else(|| panic!("refused {text}"));
+        // serde_json sorts keys; compare member sets.
+        fn norm(v: Value) -> Value {
+            match v {
+                Value::Obj(mut m) => {
+                    m.sort_by(|a, b| a.0.cmp(&b.0));
+                    Value::Obj(m.into_iter().map(|(k, v)| (k, norm(v))).collect())
+                }
+                Value::Arr(a) => Value::Arr(a.into_iter().map(norm).collect()),
+                v => v,
+            }
+        }
+        assert_eq!(norm(ours), norm(theirs), "{text}");
+    }
+
+    #[test]
+    fn reads_what_serde_json_reads() {
+        for t in [
+            r#"{"access_token":"a.b-c","token_type":"Bearer","expires_in":3600,"refresh_token":"r","scope":"x y"}"#,
+            r#" { "a" : [ 1 , -2 , 0 , 3.5 , 1e3 , 25E-1 , true , false , null , {} , [] ] } "#,
+            r#"{"s":"q\"b\\s\/n\n\r\t\b\f \u00e9 \ud83d\ude00 é 😀"}"#,
+            r#"{"data":{"viewer":{"id":"viewer-1"},"brokenField":null},"errors":[{"message":"m","path":["brokenField"],"extensions":{"code":"INTERNAL"}}]}"#,
+            "0",
+            "\"\"",
+            "[[[[]]]]",
+        ] {
+            same(t);
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_json() {
+        for t in [
+            "", "<html>", "{", "{\"a\":1", "{\"a\" 1}", "{a:1}", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "tru", "nul",
+            "\"unterminated", "\"bad \\x escape\"", "\"raw \u{1} control\"", "\"\\ud800 lone\"", "\"\\ud800\\u0041\"", "\"\\u+123\"", "1 2", "{} x",
+        ] {
+            assert_eq!(parse(t), None, "{t:?}");
+        }
+        // Nesting past the limit is refused rather than recursed into.
+        let deep = "[".repeat(100_000);
+        assert_eq!(parse(&deep), None);
+        assert!(parse(&format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH))).is_some());
+    }
+
+    #[test]
+    fn queries() {
+        let v = parse(r#"{"a":"x","n":null,"e":"60","k":7,"a":"second"}"#).unwrap();
+        assert_eq!(v.get_str("a"), Some("x"));
+        assert_eq!(v.get("n"), None);
+        assert_eq!(v.get("missing"), None);
+        assert_eq!(v.get_str("k"), None);
+        assert_eq!(v.get("e").and_then(Value::seconds), Some(60.0));
+        assert_eq!(v.get("k").and_then(Value::seconds), Some(7.0));
+        assert_eq!(Value::Str("soon".into()).seconds(), None);
+        assert_eq!(Value::Str("-5".into()).seconds(), None);
+        assert_eq!(Value::Num(f64::INFINITY).seconds(), None);
+        assert_eq!(parse("1e999").unwrap().seconds(), None);
+    }
 
     #[test]
     fn write_str_escapes() {
         let mut s = String::new();
         write_str(&mut s, "a\"b\\c\n\u{1}é");
         assert_eq!(s, r#""a\"b\\c\n\u0001é""#);
+        assert_eq!(parse(&s).unwrap(), Value::Str("a\"b\\c\n\u{1}é".into()));
         let back: String = serde_json::from_str(&s).unwrap();
         assert_eq!(back, "a\"b\\c\n\u{1}é");
-    }
-
-    #[test]
-    fn num_or_str() {
-        assert_eq!(NumOrStr::Num(3600.0).as_f64(), Some(3600.0));
-        assert_eq!(NumOrStr::Str(" 60 ".into()).as_f64(), Some(60.0));
-        assert_eq!(NumOrStr::Str("soon".into()).as_f64(), None);
-        assert_eq!(NumOrStr::Str("-5".into()).as_f64(), None);
     }
 }

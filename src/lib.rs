@@ -8,7 +8,7 @@
 //! | `error`  | `AuthError`: stable `code`, `retryable`, `hint` |
 //! | `secret` | `Secret` newtype (redacted `Debug`) and the one `redact` for server text |
 //! | `http`   | request/response values, form + URL helpers |
-//! | `json`   | the JSON decoding seam (host `JSON.parse` in wasm, serde_json in tests) |
+//! | `json`   | a small JSON reader (nesting-limited, no float tables) and string writer |
 //! | `config` | option validation shared by providers |
 //! | `token`  | token endpoint answers: parsing, expiry |
 //! | `cache`  | token cache state machine: fresh / start / join (single-flight), proactive refresh |

@@ -324,7 +324,6 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::NumOrStr;
 
     fn opts() -> QflowOptions {
         QflowOptions {
@@ -420,7 +419,7 @@ mod tests {
     }
 
     fn tok(refresh: Option<&str>) -> Token {
-        Token::new("a".into(), refresh.map(String::from), Some(&NumOrStr::Num(60.0)), 0.0, "t", 200).unwrap()
+        Token::new("a".into(), refresh.map(String::from), Some(&crate::json::Value::Num(60.0)), 0.0, "t", 200).unwrap()
     }
 
     #[test]

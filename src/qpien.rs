@@ -5,34 +5,24 @@
 //! the emulator implements the same shape. ID and secret travel as variables, never interpolated
 //! into the document, so a crafted secret cannot inject GraphQL.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-
 use crate::config::{required, timing};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{bad_response, base_url, HttpRequest, HttpResponse};
-use crate::json::{write_str, Json};
+use crate::json::{self, write_str, Value};
 use crate::secret::{redact, Secret};
 use crate::token::Token;
 
 /// The one place that knows the mint mutation's names.
 pub mod shape {
-    use serde::Deserialize;
-
     pub const OPERATION: &str = "GenerateOAuthToken";
     pub const MUTATION: &str = "mutation GenerateOAuthToken($clientId: String!, $clientSecret: String!) { generateOAuthToken(clientId: $clientId, clientSecret: $clientSecret) { accessToken expiresIn } }";
     pub const FIELD: &str = "generateOAuthToken";
     pub const VAR_ID: &str = "clientId";
     pub const VAR_SECRET: &str = "clientSecret";
 
-    #[derive(Deserialize)]
-    pub struct Minted {
-        #[serde(rename = "accessToken")]
-        pub access_token: Option<String>,
-        #[serde(rename = "expiresIn")]
-        pub expires_in: Option<crate::json::NumOrStr>,
-    }
+    /// Fields of the mutation's result.
+    pub const ACCESS_TOKEN: &str = "accessToken";
+    pub const EXPIRES_IN: &str = "expiresIn";
 }
 
 #[derive(Default)]
@@ -53,36 +43,45 @@ pub struct QpienConfig {
     pub timeout_ms: f64,
 }
 
-#[derive(Deserialize, Debug, Default)]
-pub struct GqlExtensions {
+/// One entry of a GraphQL `errors` list: what we use of it.
+#[derive(Debug, Default, PartialEq)]
+pub struct GqlError {
+    pub message: Option<String>,
+    /// `extensions.code`
     pub code: Option<String>,
 }
 
-#[derive(Deserialize, Debug, Default)]
-pub struct GqlError {
-    pub message: Option<String>,
-    pub extensions: Option<GqlExtensions>,
+/// A GraphQL response: `data` (non-null) and `errors`, as read from the body.
+#[derive(Debug, Default)]
+pub struct Envelope {
+    pub data: Option<Value>,
+    pub errors: Vec<GqlError>,
 }
 
-/// A GraphQL response: `data` is only checked for presence here (the bindings hand the JS
-/// object itself to the caller), `errors` is read in full.
-#[derive(Deserialize, Debug, Default)]
-pub struct Envelope<D> {
-    pub data: Option<D>,
-    pub errors: Option<Vec<GqlError>>,
-}
-
-impl<D> Envelope<D> {
-    fn codes(&self) -> impl Iterator<Item = &str> {
-        self.errors.iter().flatten().filter_map(|e| e.extensions.as_ref()?.code.as_deref())
+impl Envelope {
+    /// The envelope of a response body; `None` when the body is not a JSON object.
+    pub fn parse(body: &str) -> Option<Envelope> {
+        let mut v = json::parse(body).filter(Value::is_obj)?;
+        let errors = v
+            .get("errors")
+            .and_then(Value::arr)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| GqlError { message: e.get_str("message").map(String::from), code: e.get("extensions").and_then(|x| x.get_str("code")).map(String::from) })
+            .collect();
+        let data = match &mut v {
+            Value::Obj(m) => m.iter().position(|(k, _)| k == "data").map(|i| m.swap_remove(i).1).filter(|d| *d != Value::Null),
+            _ => None,
+        };
+        Some(Envelope { data, errors })
     }
 
     fn has(&self, code: &str) -> bool {
-        self.codes().any(|c| c == code)
+        self.errors.iter().any(|e| e.code.as_deref() == Some(code))
     }
 
     fn messages(&self, secrets: &[&Secret]) -> Vec<String> {
-        self.errors.iter().flatten().filter_map(|e| e.message.as_deref()).map(|m| redact(&m.chars().take(500).collect::<String>(), secrets)).take(20).collect()
+        self.errors.iter().filter_map(|e| e.message.as_deref()).map(|m| redact(&m.chars().take(500).collect::<String>(), secrets)).take(20).collect()
     }
 }
 
@@ -119,12 +118,11 @@ impl QpienConfig {
     }
 
     /// Interprets the answer to `mint_request`.
-    pub fn parse_mint<J: Json>(&self, json: &J, resp: &HttpResponse, now_ms: f64) -> Result<Token, AuthError> {
+    pub fn parse_mint(&self, resp: &HttpResponse, now_ms: f64) -> Result<Token, AuthError> {
         if resp.too_big() {
             return Err(bad_response(WHAT, resp.status, "a body larger than 64 KiB"));
         }
-        let env: Option<Envelope<BTreeMap<String, Option<shape::Minted>>>> = json.decode(&resp.body);
-        let Some(mut env) = env else {
+        let Some(env) = Envelope::parse(&resp.body) else {
             return Err(resp.transient_error(WHAT).unwrap_or_else(|| bad_response(WHAT, resp.status, "a body that is not a GraphQL response")));
         };
         if env.has("INVALID_CLIENT") || env.has("UNAUTHORIZED") {
@@ -133,15 +131,14 @@ impl QpienConfig {
         if let Some(e) = resp.transient_error(WHAT) {
             return Err(e);
         }
-        if env.errors.as_ref().is_some_and(|e| !e.is_empty()) {
+        if !env.errors.is_empty() {
             let mut e = AuthError::new(ErrorCode::GraphqlError, "generateOAuthToken failed").with_status(resp.status);
             e.messages = env.messages(&self.secrets());
             return Err(e);
         }
-        let minted = env.data.as_mut().and_then(|d| d.remove(shape::FIELD)).flatten();
-        let m = minted.ok_or_else(|| bad_response(WHAT, resp.status, "no generateOAuthToken result"))?;
-        let access = m.access_token.ok_or_else(|| bad_response(WHAT, resp.status, "no accessToken"))?;
-        Token::new(access, None, m.expires_in.as_ref(), now_ms, WHAT, resp.status)
+        let m = env.data.as_ref().and_then(|d| d.get(shape::FIELD)).ok_or_else(|| bad_response(WHAT, resp.status, "no generateOAuthToken result"))?;
+        let access = m.get_str(shape::ACCESS_TOKEN).ok_or_else(|| bad_response(WHAT, resp.status, "no accessToken"))?;
+        Token::new(access.into(), None, m.get(shape::EXPIRES_IN), now_ms, WHAT, resp.status)
     }
 }
 
@@ -162,7 +159,7 @@ pub enum Verdict {
 
 /// Classifies one answer. Handles both GraphQL-over-HTTP styles: errors with HTTP 200, and
 /// errors with a 4xx/5xx status (`application/graphql-response+json`).
-pub fn classify<D>(status: u16, env: Option<&Envelope<D>>, operation: &str, secrets: &[&Secret]) -> Verdict {
+pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, secrets: &[&Secret]) -> Verdict {
     let Some(env) = env else {
         if status == 401 {
             return Verdict::Remint;
@@ -179,7 +176,7 @@ pub fn classify<D>(status: u16, env: Option<&Envelope<D>>, operation: &str, secr
     if env.has("INSUFFICIENT_SCOPES") {
         return Verdict::RemintForScopes;
     }
-    if env.errors.as_ref().is_some_and(|e| !e.is_empty()) {
+    if !env.errors.is_empty() {
         let mut m = String::from("GraphQL errors in operation `");
         m.push_str(operation);
         m.push('`');
@@ -240,8 +237,6 @@ impl Attempts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::testing::SerdeJson;
-    use serde::de::IgnoredAny;
 
     fn cfg() -> QpienConfig {
         QpienConfig::new(QpienOptions {
@@ -253,8 +248,8 @@ mod tests {
         .unwrap()
     }
 
-    fn env(body: &str) -> Option<Envelope<IgnoredAny>> {
-        serde_json::from_str(body).ok()
+    fn env(body: &str) -> Option<Envelope> {
+        Envelope::parse(body)
     }
 
     #[test]
@@ -271,7 +266,7 @@ mod tests {
     #[test]
     fn parse_mint_answers() {
         let c = cfg();
-        let ok = |b: &str| c.parse_mint(&SerdeJson, &HttpResponse { status: 200, retry_after: None, body: b.into() }, 0.0);
+        let ok = |b: &str| c.parse_mint(&HttpResponse { status: 200, retry_after: None, body: b.into() }, 0.0);
         let t = ok(r#"{"data":{"generateOAuthToken":{"accessToken":"t","expiresIn":3600}}}"#).unwrap();
         assert_eq!(t.lifetime_ms, 3_600_000.0);
         let t = ok(r#"{"data":{"generateOAuthToken":{"accessToken":"t"}}}"#).unwrap();
@@ -279,7 +274,7 @@ mod tests {
         assert_eq!(ok(r#"{"errors":[{"message":"bad","extensions":{"code":"INVALID_CLIENT"}}]}"#).unwrap_err().code, ErrorCode::InvalidClient);
         assert_eq!(ok(r#"{"data":null}"#).unwrap_err().code, ErrorCode::BadResponse);
         assert_eq!(ok("<html>").unwrap_err().code, ErrorCode::BadResponse);
-        let e = c.parse_mint(&SerdeJson, &HttpResponse { status: 503, retry_after: None, body: "<html>".into() }, 0.0).unwrap_err();
+        let e = c.parse_mint(&HttpResponse { status: 503, retry_after: None, body: "<html>".into() }, 0.0).unwrap_err();
         assert_eq!(e.code, ErrorCode::ServerError);
     }
 
@@ -297,11 +292,11 @@ mod tests {
             assert_eq!(e.messages, vec!["m".to_string()]);
         }
         assert_eq!(classify(401, env("{}").as_ref(), "Op", &[]), Verdict::Remint);
-        assert_eq!(classify::<IgnoredAny>(401, None, "Op", &[]), Verdict::Remint);
+        assert_eq!(classify(401, None, "Op", &[]), Verdict::Remint);
         assert_eq!(classify(200, env(r#"{"data":{"a":1}}"#).as_ref(), "Op", &[]), Verdict::Ok);
         let Verdict::Fail(e) = classify(200, env(r#"{"data":null}"#).as_ref(), "Op", &[]) else { panic!() };
         assert_eq!(e.code, ErrorCode::BadResponse);
-        let Verdict::Fail(e) = classify::<IgnoredAny>(502, None, "Op", &[]) else { panic!() };
+        let Verdict::Fail(e) = classify(502, None, "Op", &[]) else { panic!() };
         assert_eq!(e.code, ErrorCode::ServerError);
     }
 

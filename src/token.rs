@@ -5,11 +5,9 @@
 //! as a number or a numeric string; unknown fields ignored; a missing `expires_in` takes the
 //! provider's documented lifetime (one hour for both APIs) and is reported through `expiry_assumed`.
 
-use serde::Deserialize;
-
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{bad_response, HttpResponse};
-use crate::json::{Json, NumOrStr};
+use crate::json::{self, Value};
 use crate::secret::{redact, Secret};
 
 /// Both providers document one-hour tokens.
@@ -28,13 +26,13 @@ pub struct Token {
 
 impl Token {
     /// Builds a token from a lifetime in seconds as a server sent it.
-    pub fn new(access: String, refresh: Option<String>, expires_in: Option<&NumOrStr>, now_ms: f64, what: &str, status: u16) -> Result<Token, AuthError> {
+    pub fn new(access: String, refresh: Option<String>, expires_in: Option<&Value>, now_ms: f64, what: &str, status: u16) -> Result<Token, AuthError> {
         if access.is_empty() {
             return Err(bad_response(what, status, "an empty access token"));
         }
         let (secs, assumed) = match expires_in {
             None => (DOCUMENTED_LIFETIME_S, true),
-            Some(v) => match v.as_f64() {
+            Some(v) => match v.seconds() {
                 Some(s) if s > 0.0 && s <= 10.0 * 365.0 * 86400.0 => (s, false),
                 _ => return Err(bad_response(what, status, "an expiry that is not a positive number of seconds")),
             },
@@ -49,39 +47,30 @@ impl Token {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenBody {
-    access_token: Option<String>,
-    token_type: Option<String>,
-    expires_in: Option<NumOrStr>,
-    refresh_token: Option<String>,
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
 const WHAT: &str = "the token endpoint";
 
 /// Interprets an answer of `POST …/token`. `secrets` are redacted from any server text kept.
-pub fn parse_token_response<J: Json>(json: &J, resp: &HttpResponse, now_ms: f64, secrets: &[&Secret]) -> Result<Token, AuthError> {
+pub fn parse_token_response(resp: &HttpResponse, now_ms: f64, secrets: &[&Secret]) -> Result<Token, AuthError> {
     if resp.too_big() {
         return Err(bad_response(WHAT, resp.status, "a body larger than 64 KiB"));
     }
-    let body: Option<TokenBody> = json.decode(&resp.body);
+    let body = json::parse(&resp.body).filter(Value::is_obj);
     if (200..300).contains(&resp.status) {
         let b = body.ok_or_else(|| bad_response(WHAT, resp.status, "a body that is not a JSON token response"))?;
-        let access = b.access_token.ok_or_else(|| bad_response(WHAT, resp.status, "no access_token"))?;
-        match b.token_type.as_deref() {
+        let access = b.get_str("access_token").ok_or_else(|| bad_response(WHAT, resp.status, "no access_token"))?;
+        match b.get_str("token_type") {
             Some(t) if t.eq_ignore_ascii_case("bearer") => {}
             Some(_) => return Err(bad_response(WHAT, resp.status, "a token_type other than Bearer")),
             None => return Err(bad_response(WHAT, resp.status, "no token_type")),
         }
-        return Token::new(access, b.refresh_token, b.expires_in.as_ref(), now_ms, WHAT, resp.status);
+        let refresh = b.get("refresh_token").map(|r| r.str().ok_or_else(|| bad_response(WHAT, resp.status, "a refresh_token that is not a string"))).transpose()?;
+        return Token::new(access.into(), refresh.map(String::from), b.get("expires_in"), now_ms, WHAT, resp.status);
     }
     if let Some(e) = resp.transient_error(WHAT) {
         return Err(e);
     }
-    match body.and_then(|b| Some((b.error?, b.error_description))) {
-        Some((error, description)) => Err(oauth_error(&error, description.as_deref(), resp.status, secrets)),
+    match body.as_ref().and_then(|b| Some((b.get_str("error")?, b.get_str("error_description")))) {
+        Some((error, description)) => Err(oauth_error(error, description, resp.status, secrets)),
         // RFC 6749 §5.2: 401 is how a server says client authentication failed.
         None if resp.status == 401 => Err(AuthError::new(ErrorCode::InvalidClient, "the token endpoint refused the client credentials (HTTP 401)").with_status(401)),
         None => Err(bad_response(WHAT, resp.status, "an error that is not an OAuth error body")),
@@ -114,7 +103,6 @@ pub fn oauth_error(error: &str, description: Option<&str>, status: u16, secrets:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::testing::SerdeJson;
 
     fn resp(status: u16, body: &str) -> HttpResponse {
         HttpResponse { status, retry_after: None, body: body.into() }
@@ -122,7 +110,7 @@ mod tests {
 
     fn parse(status: u16, body: &str) -> Result<Token, AuthError> {
         let s = Secret::new("CANARY-client-secret");
-        parse_token_response(&SerdeJson, &resp(status, body), 1_000.0, &[&s])
+        parse_token_response(&resp(status, body), 1_000.0, &[&s])
     }
 
     #[test]

@@ -8,7 +8,6 @@ use web_sys::{Headers, Request, RequestInit, RequestRedirect, Response};
 
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{HttpRequest, HttpResponse};
-use crate::json::Json;
 use crate::retry;
 
 #[wasm_bindgen(module = "/src/js/glue.js")]
@@ -52,15 +51,6 @@ pub fn now() -> f64 {
 
 pub async fn wait(ms: f64) {
     let _ = JsFuture::from(sleep(ms)).await;
-}
-
-/// Decodes with the host's `JSON.parse`, then `serde-wasm-bindgen`: no JSON parser in the wasm.
-pub struct JsJson;
-
-impl Json for JsJson {
-    fn decode<T: serde::de::DeserializeOwned>(&self, text: &str) -> Option<T> {
-        serde_wasm_bindgen::from_value(JSON::parse(text).ok()?).ok()
-    }
 }
 
 pub fn parse_json(text: &str) -> Option<JsValue> {

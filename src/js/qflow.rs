@@ -9,7 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 use web_sys::{Headers, Request, Response};
 
 use super::flight::{self, ensure, Slot, Source};
-use super::host::{self, now, send_with_retries, JsJson, Options, Store};
+use super::host::{self, now, send_with_retries, Options, Store};
 use crate::error::{AuthError, ErrorCode};
 use crate::pkce::valid_verifier;
 use crate::qflow::{api_gate, After, Grant, QflowConfig, QflowOptions, Session};
@@ -103,7 +103,7 @@ async fn run_grant(this: &Rc<RefCell<Inner>>, grant: &Grant) -> Result<(), AuthE
         let events = std::mem::take(&mut this.borrow_mut().slot.events);
         let r = send_with_retries(&req, timeout, WHAT, &events, |resp| {
             let me = this.borrow();
-            parse_token_response(&JsJson, resp, now(), &me.cfg.secrets())
+            parse_token_response(resp, now(), &me.cfg.secrets())
         })
         .await;
         this.borrow_mut().slot.events = events;
@@ -278,7 +278,7 @@ fn base_request(rc: &Rc<RefCell<Inner>>, input: &JsValue, init: &JsValue) -> Res
 fn api_status_error(status: u16) -> AuthError {
     let code = if status >= 500 { ErrorCode::ServerError } else if status == 429 { ErrorCode::RateLimited } else { ErrorCode::BadResponse };
     let mut m = String::from("the Qflow API answered HTTP ");
-    m.push_str(&status.to_string());
+    crate::http::push_num(&mut m, status.into());
     AuthError::new(code, m).with_status(status)
 }
 

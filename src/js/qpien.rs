@@ -9,9 +9,9 @@ use wasm_bindgen_futures::future_to_promise;
 use web_sys::Request;
 
 use super::flight::{self, ensure, Slot, Source};
-use super::host::{self, headers_from, now, parse_json, send_with_retries, JsJson, Options};
+use super::host::{self, headers_from, now, parse_json, send_with_retries, Options};
 use crate::error::{AuthError, ErrorCode};
-use crate::qpien::{classify, graphql_headers, Attempts, Envelope, GqlError, Next, QpienConfig, QpienOptions};
+use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Next, QpienConfig, QpienOptions};
 
 const WHAT: &str = "the Qpien GraphQL endpoint";
 
@@ -32,7 +32,7 @@ impl Source for Inner {
             (me.cfg.mint_request(), me.cfg.timeout_ms)
         };
         let events = std::mem::take(&mut this.borrow_mut().slot.events);
-        let r = send_with_retries(&req, timeout, WHAT, &events, |resp| this.borrow().cfg.parse_mint(&JsJson, resp, now()));
+        let r = send_with_retries(&req, timeout, WHAT, &events, |resp| this.borrow().cfg.parse_mint(resp, now()));
         let r = r.await;
         let mut me = this.borrow_mut();
         me.slot.events = events;
@@ -131,12 +131,9 @@ impl QpienAuth {
                 let resp = host::send_raw(&req, WHAT).await?;
                 let status = resp.status();
                 let text = host::read_text(&resp, WHAT).await?;
-                let parsed = parse_json(&text).filter(|v| v.is_object());
-                let data = parsed.as_ref().and_then(|p| Reflect::get(p, &"data".into()).ok()).filter(|d| !d.is_null() && !d.is_undefined());
-                let env = parsed.as_ref().map(|p| Envelope::<()> {
-                    data: data.as_ref().map(|_| ()),
-                    errors: Reflect::get(p, &"errors".into()).ok().and_then(|e| serde_wasm_bindgen::from_value::<Option<Vec<GqlError>>>(e).ok()).flatten(),
-                });
+                let env = Envelope::parse(&text);
+                // The caller gets `data` as a JS object: parsed by the host, only when there is one.
+                let data = env.as_ref().filter(|e| e.data.is_some()).and_then(|_| parse_json(&text)).and_then(|p| Reflect::get(&p, &"data".into()).ok());
                 let verdict = {
                     let me = rc.borrow();
                     classify(status, env.as_ref(), &op, &me.cfg.secrets())
