@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # Prints the shipped size of qauth_bg.wasm + JS glue in pkg/, raw and gzip -9.
+# `--top N`: instead, the N largest items of the wasm (twiggy), measured on a release build that
+# keeps its names section (the shipped one is stripped), so size work is aimed, not guessed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+if [ "${1:-}" = "--top" ]; then
+  command -v twiggy >/dev/null || { echo "twiggy not installed (make bench installs it)" >&2; exit 1; }
+  cargo build --quiet --release --target wasm32-unknown-unknown
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  wasm-bindgen target/wasm32-unknown-unknown/release/qauth.wasm --out-dir "$tmp" --target web --keep-debug
+  flags=$(sed -n 's/^wasm-opt = \[\(.*\)\]$/\1/p' Cargo.toml | head -1 | tr -d '",' | sed 's/--strip-debug//; s/--strip-producers//')
+  wasm-opt $flags --debuginfo "$tmp/qauth_bg.wasm" -o "$tmp/named.wasm"
+  # The names section itself is not shipped: leave it out of the listing.
+  twiggy top -n "$(( ${2:-20} + 1 ))" "$tmp/named.wasm" | grep -v '"function names" subsection'
+  exit 0
+fi
 [ -f pkg/qauth_bg.wasm ] || { echo "pkg/ not built: run scripts/build-pkg.sh" >&2; exit 1; }
 gz() { gzip -9 -c "$@" | wc -c; }
 glue=(pkg/qauth.js pkg/errors.js pkg/workerd.js pkg/snippets/*/src/js/glue.js)

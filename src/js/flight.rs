@@ -21,17 +21,20 @@ pub struct Slot {
     pending: Option<Promise>,
     /// The frozen headers object for the cached token (`undefined` when there is none).
     headers: JsValue,
+    /// A Promise already resolved with `headers`: every cache hit returns this same object, so a
+    /// hit costs no Promise allocation (a settled Promise is immutable; sharing it is safe).
+    resolved: Option<Promise>,
     pub events: Events,
 }
 
 impl Slot {
     pub fn new(refresh_skew_s: f64, events: Events) -> Self {
-        Slot { cache: TokenCache::new(refresh_skew_s), pending: None, headers: JsValue::UNDEFINED, events }
+        Slot { cache: TokenCache::new(refresh_skew_s), pending: None, headers: JsValue::UNDEFINED, resolved: None, events }
     }
 
-    /// The hot path of `headers()`: the prebuilt object if the token is fresh.
-    pub fn fast(&self) -> Option<JsValue> {
-        self.cache.fresh(now()).map(|_| self.headers.clone())
+    /// The hot path of `headers()`: the prebuilt, resolved Promise if the token is fresh.
+    pub fn fast(&self) -> Option<Promise> {
+        self.cache.fresh(now()).and(self.resolved.clone())
     }
 
     pub fn headers(&self) -> JsValue {
@@ -45,12 +48,14 @@ impl Slot {
             a.push(&Array::of2(&JsValue::from_str(k), &JsValue::from_str(v)));
         }
         self.headers = freeze_headers(&a);
+        self.resolved = Some(Promise::resolve(&self.headers));
         self.cache.put(token);
     }
 
     pub fn invalidate(&mut self) {
         self.cache.invalidate();
         self.headers = JsValue::UNDEFINED;
+        self.resolved = None;
     }
 }
 
@@ -91,8 +96,8 @@ pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<(), JsValue> {
 
 /// `headers()`: a resolved Promise of the cached object on a hit, else after `ensure`.
 pub fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
-    if let Some(h) = this.borrow_mut().slot().fast() {
-        return Promise::resolve(&h);
+    if let Some(p) = this.borrow_mut().slot().fast() {
+        return p;
     }
     let rc = this.clone();
     future_to_promise(async move {

@@ -1,44 +1,10 @@
-// Node-side test helpers: start the emulator (127.0.0.1, port chosen at run time) and workers in
-// workerd (Miniflare), stop both when the test ends, and run shared scenarios in either place.
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import { fileURLToPath } from "node:url";
+// Node-side test helpers: the harness (emulator, workers in workerd) plus running the shared
+// scenarios as node:test tests.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { build } from "esbuild";
-import { Miniflare } from "miniflare";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { emulatorClient } from "../scenarios/common.mjs";
+import { startEmulator } from "./harness.mjs";
 
-export * from "../scenarios/common.mjs";
-
-export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const EMULATOR_BIN = process.env.QAUTH_EMULATOR_BIN ?? `${ROOT}target/debug/qauth-emulator`;
-
-export async function startEmulator(args = []) {
-  const child = spawn(EMULATOR_BIN, ["--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] });
-  let buf = "";
-  const url = await new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("exit", (code) => reject(new Error(`emulator exited early (${code})`)));
-    child.stdout.on("data", (d) => {
-      buf += d;
-      const m = buf.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) resolve(m[1]);
-    });
-  });
-  return {
-    ...emulatorClient(url),
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await once(child, "exit");
-      }
-    },
-  };
-}
+export * from "./harness.mjs";
 
 /** Registers each scenario as a node:test test, run here in Node against one emulator. */
 export function runInNode(scenarios, qauth) {
@@ -48,56 +14,3 @@ export function runInNode(scenarios, qauth) {
   for (const s of scenarios) test(s.name, () => s.run({ qauth, emu, assert }));
 }
 
-/** Bundles a worker exactly as a user's build does: `import "qauth"` with the workerd condition. */
-export async function bundleWorker(entry, outdir) {
-  await build({
-    entryPoints: [entry],
-    outdir,
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    conditions: ["workerd", "worker"],
-    mainFields: ["module", "main"],
-    external: ["node:*"],
-    loader: { ".wasm": "copy" },
-    logLevel: "error",
-  });
-  return join(outdir, entry.replace(/.*\//, "").replace(/\.m?js$/, ".js"));
-}
-
-/**
- * Starts `entry` (bundled) in workerd through Miniflare: loopback only (`cf: false`), the given
- * bindings, a KV namespace `TOKENS`. Returns `{ mf, call(path, init), stop() }`.
- */
-export async function startWorker(entry, { bindings = {}, ...extra } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "qauth-workerd-"));
-  const script = await bundleWorker(entry, dir);
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath: script,
-    modulesRoot: dir,
-    modulesRules: [
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-    ],
-    cf: false,
-    compatibilityDate: "2026-04-01",
-    compatibilityFlags: ["nodejs_compat"],
-    kvNamespaces: ["TOKENS"],
-    bindings,
-    ...extra,
-  });
-  await mf.ready;
-  return {
-    mf,
-    async call(path, init) {
-      const r = await mf.dispatchFetch("http://worker.test" + path, init);
-      const text = await r.text();
-      return { status: r.status, headers: r.headers, text, json: () => JSON.parse(text) };
-    },
-    async stop() {
-      await mf.dispose();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}

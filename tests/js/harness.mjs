@@ -1,0 +1,93 @@
+// Starts what tests and benchmarks run against: the emulator (127.0.0.1, port chosen at run time)
+// and workers in workerd (Miniflare, loopback only). No node:test here, so bench/ can use it.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { Miniflare } from "miniflare";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { emulatorClient } from "../scenarios/common.mjs";
+
+export * from "../scenarios/common.mjs";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const EMULATOR_BIN = process.env.QAUTH_EMULATOR_BIN ?? `${ROOT}target/debug/qauth-emulator`;
+
+export async function startEmulator(args = []) {
+  const child = spawn(EMULATOR_BIN, ["--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  let buf = "";
+  const url = await new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (code) => reject(new Error(`emulator exited early (${code})`)));
+    child.stdout.on("data", (d) => {
+      buf += d;
+      const m = buf.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) resolve(m[1]);
+    });
+  });
+  return {
+    ...emulatorClient(url),
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await once(child, "exit");
+      }
+    },
+  };
+}
+
+/** Bundles a worker exactly as a user's build does: `import "qauth"` with the workerd condition. */
+export async function bundleWorker(entry, outdir) {
+  await build({
+    entryPoints: [entry],
+    outdir,
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    conditions: ["workerd", "worker"],
+    mainFields: ["module", "main"],
+    external: ["node:*"],
+    loader: { ".wasm": "copy" },
+    logLevel: "error",
+  });
+  return join(outdir, entry.replace(/.*\//, "").replace(/\.m?js$/, ".js"));
+}
+
+/**
+ * Starts `entry` (bundled) in workerd through Miniflare: loopback only (`cf: false`), the given
+ * bindings, a KV namespace `TOKENS`. Returns `{ mf, call(path, init), stop() }`.
+ */
+export async function startWorker(entry, { bindings = {}, ...extra } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "qauth-workerd-"));
+  const script = await bundleWorker(entry, dir);
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: script,
+    modulesRoot: dir,
+    modulesRules: [
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+    ],
+    cf: false,
+    compatibilityDate: "2026-04-01",
+    compatibilityFlags: ["nodejs_compat"],
+    kvNamespaces: ["TOKENS"],
+    bindings,
+    ...extra,
+  });
+  await mf.ready;
+  return {
+    mf,
+    async call(path, init) {
+      const r = await mf.dispatchFetch("http://worker.test" + path, init);
+      const text = await r.text();
+      return { status: r.status, headers: r.headers, text, json: () => JSON.parse(text) };
+    },
+    async stop() {
+      await mf.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
