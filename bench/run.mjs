@@ -54,7 +54,7 @@ log(`\nwritten: target/bench/results.json  (machine: ${results.machine.cpu}, ${r
 // 1. Size: what ships, raw and gzip -9, against the oauth4webapi calls a Qflow client needs.
 async function size() {
   const pkg = (f) => readFileSync(join(ROOT, "pkg", f));
-  const glueFiles = ["qauth.js", "errors.js", "workerd.js"];
+  const glueFiles = ["qauth.js", "errors.js", "workerd.js", "fast.js"];
   const snippet = execFileSync("sh", ["-c", "cat pkg/snippets/*/src/js/glue.js"], { cwd: ROOT });
   const wasm = pkg("qauth_bg.wasm");
   const glue = Buffer.concat([...glueFiles.map(pkg), snippet]);

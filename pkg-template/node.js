@@ -4,5 +4,6 @@ import { initSync } from "./qauth.js";
 
 initSync({ module: new WebAssembly.Module(readFileSync(new URL("./qauth_bg.wasm", import.meta.url))) });
 
-export { QflowAuth, QpienAuth, beginAuthorization, completeAuthorization } from "./qauth.js";
+export { QflowAuth, QpienAuth } from "./fast.js";
+export { beginAuthorization, completeAuthorization } from "./qauth.js";
 export { AuthError } from "./errors.js";

@@ -5,5 +5,6 @@ import { initSync } from "./qauth.js";
 
 initSync({ module: wasmModule });
 
-export { QflowAuth, QpienAuth, beginAuthorization, completeAuthorization } from "./qauth.js";
+export { QflowAuth, QpienAuth } from "./fast.js";
+export { beginAuthorization, completeAuthorization } from "./qauth.js";
 export { AuthError } from "./errors.js";

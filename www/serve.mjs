@@ -30,7 +30,7 @@ const publicDir = join(outdir, "public");
 rmSync(publicDir, { recursive: true, force: true });
 mkdirSync(join(publicDir, "qauth"), { recursive: true });
 cpSync(join(ROOT, "www/public"), publicDir, { recursive: true });
-for (const f of ["browser.js", "qauth.js", "errors.js", "qauth_bg.wasm", "snippets"]) {
+for (const f of ["browser.js", "fast.js", "qauth.js", "errors.js", "qauth_bg.wasm", "snippets"]) {
   cpSync(join(ROOT, "pkg", f), join(publicDir, "qauth", f), { recursive: true });
 }
 

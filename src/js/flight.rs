@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Promise};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
@@ -24,12 +24,16 @@ pub struct Slot {
     /// A Promise already resolved with `headers`: every cache hit returns this same object, so a
     /// hit costs no Promise allocation (a settled Promise is immutable; sharing it is safe).
     resolved: Option<Promise>,
+    /// The JS hit path (`fast.js`): told `(resolvedPromise, usableUntilMs)` on every change of
+    /// the cached token, so a hit never enters wasm. It holds a small state object, not the
+    /// client wrapper, so no reference cycle keeps a dropped client alive.
+    mirror: Option<Function>,
     pub events: Events,
 }
 
 impl Slot {
     pub fn new(refresh_skew_s: f64, events: Events) -> Self {
-        Slot { cache: TokenCache::new(refresh_skew_s), pending: None, headers: JsValue::UNDEFINED, resolved: None, events }
+        Slot { cache: TokenCache::new(refresh_skew_s), pending: None, headers: JsValue::UNDEFINED, resolved: None, mirror: None, events }
     }
 
     /// The hot path of `headers()`: the prebuilt, resolved Promise if the token is fresh.
@@ -50,12 +54,35 @@ impl Slot {
         self.headers = freeze_headers(&a);
         self.resolved = Some(Promise::resolve(&self.headers));
         self.cache.put(token);
+        self.publish();
     }
 
     pub fn invalidate(&mut self) {
         self.cache.invalidate();
         self.headers = JsValue::UNDEFINED;
         self.resolved = None;
+        self.publish();
+    }
+
+    /// Drops the token only if it is still the one of `generation` (a 401 answered to an old
+    /// token must not drop a newer one).
+    pub fn invalidate_if(&mut self, generation: u32) {
+        if self.cache.generation() == generation {
+            self.invalidate();
+        }
+    }
+
+    pub fn set_mirror(&mut self, f: Function) {
+        self.mirror = Some(f);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if let Some(f) = &self.mirror {
+            let until = self.cache.usable_until().filter(|_| self.resolved.is_some()).unwrap_or(0.0);
+            let p = self.resolved.as_ref().map_or(JsValue::UNDEFINED, |p| p.into());
+            let _ = f.call2(&JsValue::UNDEFINED, &p, &until.into());
+        }
     }
 }
 

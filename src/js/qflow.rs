@@ -168,6 +168,12 @@ impl QflowAuth {
         flight::access_token(&self.inner)
     }
 
+    /// Registers the package's JS hit path for `headers()` (pkg-template/fast.js); internal.
+    #[wasm_bindgen(js_name = __mirror, skip_typescript)]
+    pub fn mirror(&self, f: js_sys::Function) {
+        self.inner.borrow_mut().slot.set_mirror(f);
+    }
+
     /// Drops the cached access token; the next call gets a new one.
     pub fn invalidate(&self) {
         self.inner.borrow_mut().slot.invalidate();
@@ -296,7 +302,7 @@ async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Response, 
         let resp = host::send_raw(&req, API).await?;
         match resp.status() {
             401 if attempt == 0 => {
-                rc.borrow_mut().slot.cache.invalidate_if(generation);
+                rc.borrow_mut().slot.invalidate_if(generation);
                 continue;
             }
             401 => return Err(AuthError::new(ErrorCode::Unauthorized, "the Qflow API refused a freshly refreshed token (HTTP 401 twice)").with_status(401).into()),

@@ -89,6 +89,12 @@ impl QpienAuth {
         flight::access_token(&self.inner)
     }
 
+    /// Registers the package's JS hit path for `headers()` (pkg-template/fast.js); internal.
+    #[wasm_bindgen(js_name = __mirror, skip_typescript)]
+    pub fn mirror(&self, f: js_sys::Function) {
+        self.inner.borrow_mut().slot.set_mirror(f);
+    }
+
     /// Forgets the token (e.g. after changing the key's scopes in the dashboard).
     pub fn invalidate(&self) {
         self.inner.borrow_mut().slot.invalidate();
@@ -140,7 +146,7 @@ impl QpienAuth {
                 };
                 match attempts.next(verdict, &op) {
                     Next::Done => return Ok(data.unwrap_or(JsValue::NULL)),
-                    Next::Remint => rc.borrow_mut().slot.cache.invalidate_if(generation),
+                    Next::Remint => rc.borrow_mut().slot.invalidate_if(generation),
                     Next::Fail(e) => {
                         let err: JsValue = e.into();
                         if let Some(d) = data {

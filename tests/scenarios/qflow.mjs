@@ -69,6 +69,7 @@ scenario("rotation: every new refresh token is stored, in order, before its acce
     const h = await q.headers();
     // When a token is handed out, the store already holds the refresh token issued with it.
     seen.push([h.Authorization, store.puts.length]);
+    assert.equal(await q.headers(), h, "a hit returns the same frozen object");
     q.invalidate();
   }
   assert.equal(store.puts.length, 4);
@@ -205,11 +206,14 @@ scenario("fetch(): relative path, both headers, created event echoed", async ({ 
 scenario("fetch(): 401 -> one forced refresh + one retry, then success", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   const q = new QflowAuth(qflowOptions(emu));
-  await q.headers();
+  const before = await q.headers();
   await emu.control("revoke");
   const r = await q.fetch("/checkin/v1/api/event", { method: "POST", body: JSON.stringify({ name: "Again" }) });
   assert.equal(r.status, 201);
   assert.equal((await r.json()).name, "Again", "the body was sent again on the retry");
+  // The refresh forced by the 401 also replaced what headers() hands out (its cache-hit path).
+  const after = await q.headers();
+  assert.notEqual(after.Authorization, before.Authorization);
   const s = await emu.stats();
   assert.equal(s.token.refresh_token, 1);
   assert.equal(s.api.rejects, 1);

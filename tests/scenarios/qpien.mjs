@@ -30,9 +30,12 @@ for (const http of [false, true]) {
     await emu.control("graphql-error-status", { http });
     const q = new QpienAuth(opts(emu));
     await q.graphql(VIEWER);
+    const before = await q.headers();
     await emu.control("expire");
     const data = await q.graphql(VIEWER);
     assert.equal(data.viewer.id, "viewer-1");
+    // The re-mint also replaced what headers() hands out (its cache-hit path), with no third mint.
+    assert.notEqual((await q.headers()).Authorization, before.Authorization);
     const s = await emu.stats();
     assert.equal(s.qpien.mints, 2);
     assert.equal(s.qpien.rejects, 1);
