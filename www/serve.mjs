@@ -1,28 +1,16 @@
 // Runs the demo: the emulator on 127.0.0.1 (Qflow identity server + API gateway), and
 // www/worker.js, bundled with the qauth package, in workerd (Miniflare) serving www/public and
 // the package's browser build as static assets. Prints the URL and the demo user's credentials.
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { cpSync, rmSync, mkdirSync } from "node:fs";
-import { build } from "esbuild";
 import { Miniflare } from "miniflare";
+// The same emulator start and worker bundling the tests use.
+import { startEmulator, bundleWorker, CREDS, ROOT } from "../tests/js/harness.mjs";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const port = Number(process.env.PORT ?? 8787);
 
-const emulator = spawn(join(ROOT, "target/debug/qauth-emulator"), ["--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
-// However this process ends (Miniflare installs its own signal handlers that call exit),
-// the emulator goes with it.
-process.on("exit", () => emulator.kill("SIGTERM"));
-const emulatorUrl = await new Promise((resolve, reject) => {
-  let buf = "";
-  emulator.on("exit", (c) => reject(new Error(`emulator exited (${c})`)));
-  emulator.stdout.on("data", (d) => {
-    const m = (buf += d).match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-    if (m) resolve(m[1]);
-  });
-});
+const emulator = await startEmulator();
+const emulatorUrl = emulator.url;
 
 // Static assets: the page, plus the package's browser build under /qauth/ (what a CDN would serve).
 const outdir = join(ROOT, "target/demo");
@@ -34,20 +22,11 @@ for (const f of ["browser.js", "fast.js", "qauth.js", "errors.js", "qauth_bg.was
   cpSync(join(ROOT, "pkg", f), join(publicDir, "qauth", f), { recursive: true });
 }
 
-await build({
-  entryPoints: [join(ROOT, "www/worker.js")],
-  outdir,
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  conditions: ["workerd", "worker"],
-  loader: { ".wasm": "copy" },
-  logLevel: "error",
-});
+const script = await bundleWorker(join(ROOT, "www/worker.js"), outdir);
 
 const mf = new Miniflare({
   modules: true,
-  scriptPath: join(outdir, "worker.js"),
+  scriptPath: script,
   modulesRoot: outdir,
   modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
   assets: { directory: publicDir, binding: "ASSETS", routerConfig: { has_user_worker: true } },
@@ -57,9 +36,9 @@ const mf = new Miniflare({
   compatibilityDate: "2026-04-01",
   kvNamespaces: ["SESSIONS"],
   bindings: {
-    QFLOW_CLIENT_ID: "qauth-demo",
-    QFLOW_CLIENT_SECRET: "CANARY-client-secret-7d1f2a",
-    QFLOW_SUBSCRIPTION_KEY: "CANARY-subscription-key-5b2e9c",
+    QFLOW_CLIENT_ID: CREDS.clientId,
+    QFLOW_CLIENT_SECRET: CREDS.clientSecret,
+    QFLOW_SUBSCRIPTION_KEY: CREDS.subscriptionKey,
     QFLOW_IDENTITY_URL: emulatorUrl,
     QFLOW_API_URL: emulatorUrl,
   },
@@ -67,12 +46,12 @@ const mf = new Miniflare({
 const url = await mf.ready;
 console.log(`qauth demo ready: open ${url.href}`);
 console.log(`  emulator (Qflow identity + API, Qpien GraphQL): ${emulatorUrl}`);
-console.log(`  demo user: 4471/joe.bloggs@example.com  password: CANARY-password-joe-91c3`);
-console.log(`  other users: ann@example.com / CANARY-password-ann-44aa (no Comms access)`);
+console.log(`  demo user: ${CREDS.joe.username}  password: ${CREDS.joe.password}`);
+console.log(`  other users: ${CREDS.ann.username} / ${CREDS.ann.password} (no Comms access)`);
 console.log(`  stop with Ctrl-C`);
 
 const stop = async () => {
-  emulator.kill("SIGTERM");
+  await emulator.stop();
   await mf.dispose().catch(() => {});
   process.exit(0);
 };

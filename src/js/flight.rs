@@ -142,3 +142,36 @@ pub fn access_token<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
         Ok(me.slot().cache.token().map_or(JsValue::UNDEFINED, |t| t.access.expose().into()))
     })
 }
+
+/// The methods both provider classes share, all served by their `Slot` (`headers()`,
+/// `accessToken()`, `invalidate()` and the internal `__mirror`): defined once here, so a class
+/// cannot miss one. Expects the class to hold `inner: Rc<RefCell<T>>` with a `slot` field.
+macro_rules! slot_methods {
+    ($class:ident) => {
+        #[wasm_bindgen]
+        impl $class {
+            /// The auth headers, frozen; a cache hit does no token work.
+            pub fn headers(&self) -> js_sys::Promise {
+                flight::headers(&self.inner)
+            }
+
+            #[wasm_bindgen(js_name = accessToken)]
+            pub fn access_token(&self) -> js_sys::Promise {
+                flight::access_token(&self.inner)
+            }
+
+            /// Drops the cached token; the next call gets a new one (e.g. after changing a key's
+            /// scopes in the dashboard).
+            pub fn invalidate(&self) {
+                self.inner.borrow_mut().slot.invalidate();
+            }
+
+            /// Registers the package's JS hit path for `headers()` (pkg-template/fast.js); internal.
+            #[wasm_bindgen(js_name = __mirror, skip_typescript)]
+            pub fn mirror(&self, f: js_sys::Function) {
+                self.inner.borrow_mut().slot.set_mirror(f);
+            }
+        }
+    };
+}
+pub(crate) use slot_methods;

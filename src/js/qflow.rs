@@ -132,6 +132,8 @@ pub struct QflowAuth {
     inner: Rc<RefCell<Inner>>,
 }
 
+flight::slot_methods!(QflowAuth);
+
 #[wasm_bindgen]
 impl QflowAuth {
     #[wasm_bindgen(constructor)]
@@ -156,27 +158,6 @@ impl QflowAuth {
         let store = o.store()?.map(Rc::new);
         let session = Session::new(&cfg);
         Ok(QflowAuth { inner: Rc::new(RefCell::new(Inner { cfg, session, store, slot, held: None })) })
-    }
-
-    /// `{ Authorization, Ocp-Apim-Subscription-Key }`, frozen; a cache hit does no token work.
-    pub fn headers(&self) -> Promise {
-        flight::headers(&self.inner)
-    }
-
-    #[wasm_bindgen(js_name = accessToken)]
-    pub fn access_token(&self) -> Promise {
-        flight::access_token(&self.inner)
-    }
-
-    /// Registers the package's JS hit path for `headers()` (pkg-template/fast.js); internal.
-    #[wasm_bindgen(js_name = __mirror, skip_typescript)]
-    pub fn mirror(&self, f: js_sys::Function) {
-        self.inner.borrow_mut().slot.set_mirror(f);
-    }
-
-    /// Drops the cached access token; the next call gets a new one.
-    pub fn invalidate(&self) {
-        self.inner.borrow_mut().slot.invalidate();
     }
 
     /// `fetch()` against `apiUrl` with both headers, `redirect: "manual"`, a timeout, and one

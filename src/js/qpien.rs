@@ -53,6 +53,8 @@ pub struct QpienAuth {
     inner: Rc<RefCell<Inner>>,
 }
 
+flight::slot_methods!(QpienAuth);
+
 /// `query Name` / `mutation Name` → `Name`, for error messages when no operationName is given.
 fn operation_name(query: &str) -> String {
     let mut words = query.split(|c: char| c.is_whitespace() || c == '(' || c == '{').filter(|w| !w.is_empty());
@@ -77,27 +79,6 @@ impl QpienAuth {
         })?;
         let slot = Slot::new(cfg.refresh_skew_s, o.events()?);
         Ok(QpienAuth { inner: Rc::new(RefCell::new(Inner { cfg, slot })) })
-    }
-
-    /// `{ Authorization }`, frozen; a cache hit does no token work.
-    pub fn headers(&self) -> Promise {
-        flight::headers(&self.inner)
-    }
-
-    #[wasm_bindgen(js_name = accessToken)]
-    pub fn access_token(&self) -> Promise {
-        flight::access_token(&self.inner)
-    }
-
-    /// Registers the package's JS hit path for `headers()` (pkg-template/fast.js); internal.
-    #[wasm_bindgen(js_name = __mirror, skip_typescript)]
-    pub fn mirror(&self, f: js_sys::Function) {
-        self.inner.borrow_mut().slot.set_mirror(f);
-    }
-
-    /// Forgets the token (e.g. after changing the key's scopes in the dashboard).
-    pub fn invalidate(&self) {
-        self.inner.borrow_mut().slot.invalidate();
     }
 
     /// Runs one operation and resolves to its `data`. Re-mints once on TOKEN_EXPIRED /

@@ -27,9 +27,13 @@ export async function startEmulator(args = []) {
       if (m) resolve(m[1]);
     });
   });
+  // However the process ends (Miniflare's signal handlers call exit), the emulator goes with it.
+  const onExit = () => child.kill("SIGTERM");
+  process.on("exit", onExit);
   return {
     ...emulatorClient(url),
     async stop() {
+      process.off("exit", onExit);
       if (child.exitCode === null) {
         child.kill("SIGTERM");
         await once(child, "exit");
