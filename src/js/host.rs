@@ -35,7 +35,7 @@ extern "C" {
 
 impl From<AuthError> for JsValue {
     fn from(e: AuthError) -> JsValue {
-        let opt = |v: Option<u32>| v.map_or(JsValue::UNDEFINED, |n| JsValue::from(n));
+        let opt = |v: Option<u32>| v.map_or(JsValue::UNDEFINED, JsValue::from);
         let messages = if e.messages.is_empty() {
             JsValue::UNDEFINED
         } else {
