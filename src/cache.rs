@@ -69,6 +69,13 @@ impl TokenCache {
         self.generation = self.generation.wrapping_add(1);
     }
 
+    /// Installs a token with a known generation (the token broker's, restored from storage), so
+    /// a `stale` report from before a restart still names the right token.
+    pub fn restore(&mut self, token: Token, generation: u32) {
+        self.token = Some(token);
+        self.generation = generation;
+    }
+
     pub fn generation(&self) -> u32 {
         self.generation
     }

@@ -1,7 +1,7 @@
 //! Option validation shared by the providers: every bad option is an `invalid_config` error that
 //! names the option, never a panic and never a silent default.
 
-use crate::error::AuthError;
+use crate::error::{AuthError, ErrorCode};
 
 pub const DEFAULT_SKEW_S: f64 = 60.0;
 pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
@@ -32,10 +32,53 @@ pub fn timing(skew_s: Option<f64>, timeout_ms: Option<f64>) -> Result<(f64, f64)
     Ok((skew, timeout))
 }
 
+/// `name` is one of `known`, or an error naming it and the closest known name, so a typo
+/// (`scopes`, `clientID`) is caught at construction instead of silently ignored.
+pub fn known_option(name: &str, known: &[&str], what: &str) -> Result<(), AuthError> {
+    if known.contains(&name) {
+        return Ok(());
+    }
+    let mut m = String::from("option `");
+    m.push_str(name);
+    m.push_str("` is not an option of ");
+    m.push_str(what);
+    if let Some(best) = known.iter().min_by_key(|k| distance(&name.to_ascii_lowercase(), &k.to_ascii_lowercase())) {
+        m.push_str("; did you mean `");
+        m.push_str(best);
+        m.push_str("`?");
+    }
+    Err(AuthError::new(ErrorCode::InvalidConfig, m))
+}
+
+/// Levenshtein distance (names are short).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
+
+    #[test]
+    fn unknown_options_name_the_closest() {
+        let known = ["clientId", "scope", "storeKey"];
+        assert!(known_option("scope", &known, "QflowAuth").is_ok());
+        let e = known_option("scopes", &known, "QflowAuth").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidConfig);
+        assert!(e.message.contains("`scopes`") && e.message.contains("did you mean `scope`"), "{}", e.message);
+        assert!(known_option("clientID", &known, "x").unwrap_err().message.contains("`clientId`"));
+    }
 
     #[test]
     fn required_and_optional() {

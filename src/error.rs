@@ -93,6 +93,21 @@ impl ErrorCode {
         }
     }
 
+    /// Every code, for reading one back by name (a broker's answer) and for checks of the `.d.ts`.
+    pub const ALL: [ErrorCode; 21] = {
+        use ErrorCode::*;
+        [
+            InvalidConfig, InvalidRequest, InvalidClient, InvalidGrant, InvalidScope, UnauthorizedClient, UnsupportedGrantType, Unauthorized,
+            CommsApiNotEnabled, TrustRequired, InsufficientScopes, GraphqlError, RateLimited, ServerError, Network, Timeout, BadResponse,
+            StoreFailed, StateMismatch, AccessDenied, AuthorizationError,
+        ]
+    };
+
+    /// The code named `s` (`as_str` backwards).
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     /// Maps an RFC 6749 §5.2 `error` value (or an authorization callback's) to a code.
     pub fn from_oauth(error: &str) -> ErrorCode {
         use ErrorCode::*;
@@ -120,11 +135,14 @@ pub struct AuthError {
     pub retry_after: Option<u32>,
     /// Extra server messages (GraphQL `errors[].message`), already redacted.
     pub messages: Vec<String>,
+    /// The request provably never reached the server (connection refused): a single-use
+    /// credential in it was not consumed and may be sent again. Not part of the JS error.
+    pub unsent: bool,
 }
 
 impl AuthError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        AuthError { code, message: message.into(), status: None, retry_after: None, messages: Vec::new() }
+        AuthError { code, message: message.into(), status: None, retry_after: None, messages: Vec::new(), unsent: false }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
@@ -155,6 +173,14 @@ mod tests {
         assert_eq!(ErrorCode::from_oauth("invalid_client"), ErrorCode::InvalidClient);
         assert_eq!(ErrorCode::from_oauth("access_denied"), ErrorCode::AccessDenied);
         assert_eq!(ErrorCode::from_oauth("whatever"), ErrorCode::AuthorizationError);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
     }
 
     #[test]

@@ -114,41 +114,85 @@ pub fn encode_component(out: &mut String, s: &str, space_plus: bool) {
     }
 }
 
-/// A validated `http(s)://host[:port][/path]` base URL without a trailing slash, query or fragment.
-/// `option` names the option in the error.
+/// A base URL (`identityUrl`, `apiUrl`, `endpoint`, `redirectUri`) validated and written the way
+/// the WHATWG URL parser serialises it, so the origin compared later is the one `fetch` uses:
+/// scheme and host lower-cased, a default port dropped, no trailing slash. What that parser would
+/// rewrite in ways that are easy to get wrong (IPv4 shorthands like `127.1`, dot segments,
+/// IDNA, user info, tabs) is refused instead. `https://` for any host; `http://` only for
+/// loopback (`localhost`, `127.0.0.0/8`, `[::1]`), so no secret crosses a network in cleartext.
 pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
     let bad = |why: &str| AuthError::config(option, why);
-    let rest = raw
-        .strip_prefix("https://")
-        .or_else(|| raw.strip_prefix("http://"))
-        .ok_or_else(|| bad("must be an absolute http:// or https:// URL"))?;
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..host_end];
-    if authority.is_empty() {
-        return Err(bad("has no host"));
-    }
-    if authority.contains('@') {
-        return Err(bad("must not contain credentials"));
-    }
-    if raw.bytes().any(|b| b <= b' ' || b == b'"' || b == b'<' || b == b'>' || b == b'\\' || b >= 0x7f) {
-        return Err(bad("must not contain spaces or control characters"));
+    if raw.bytes().any(|b| b <= b' ' || matches!(b, b'"' | b'<' | b'>' | b'\\' | b'`' | b'{' | b'}' | b'^' | b'|') || b >= 0x7f) {
+        return Err(bad("must be a plain ASCII URL without spaces or control characters"));
     }
     if raw.contains('?') || raw.contains('#') {
         return Err(bad("must not have a query or fragment"));
     }
-    let port = if authority.starts_with('[') {
-        authority.split_once("]").map(|(_, p)| p.strip_prefix(':').unwrap_or(p))
-    } else {
-        Some(authority.rsplit_once(':').map_or("", |(_, p)| p))
+    let (https, rest) = match raw.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+        _ => return Err(bad("must be an absolute https:// URL (http:// only for loopback)")),
     };
-    let port_ok = matches!(port, Some(p) if p.is_empty() || p.parse::<u16>().is_ok());
-    if !port_ok {
-        return Err(bad("has an invalid port"));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if authority.contains('@') {
+        return Err(bad("must not contain credentials"));
     }
-    Ok(raw.trim_end_matches('/').to_string())
+    let (host, port) = match authority.rfind(':').filter(|&i| !authority[i..].contains(']')) {
+        Some(i) => (&authority[..i], Some(&authority[i + 1..])),
+        None => (authority, None),
+    };
+    let host = host.to_ascii_lowercase();
+    let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.") && ipv4(&host);
+    if host.starts_with('[') {
+        if host != "[::1]" {
+            return Err(bad("may only use the IPv6 host [::1]"));
+        }
+    } else if !valid_host(&host) {
+        return Err(bad("has an invalid host"));
+    }
+    if !https && !loopback {
+        return Err(bad("must use https:// (http:// is allowed only for localhost and 127.0.0.1)"));
+    }
+    let port = match port.filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>() {
+            Ok(n) if n == if https { 443 } else { 80 } => None,
+            Ok(n) => Some(n),
+            Err(_) => return Err(bad("has an invalid port")),
+        },
+        Some(_) => return Err(bad("has an invalid port")),
+    };
+    if path.split('/').any(|seg| matches!(seg.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e")) {
+        return Err(bad("must not contain `.` or `..` path segments"));
+    }
+    let mut out = String::from(if https { "https://" } else { "http://" });
+    out.push_str(&host);
+    if let Some(n) = port {
+        out.push(':');
+        push_num(&mut out, n.into());
+    }
+    out.push_str(path.trim_end_matches('/'));
+    Ok(out)
+}
+
+/// A DNS name of letters, digits and hyphens, or a canonical dotted-quad IPv4 address. A name whose
+/// last label is numeric would be read as IPv4 by WHATWG (`1.2.3` is `1.2.0.3`), so it must be one.
+fn valid_host(h: &str) -> bool {
+    let labels: Vec<&str> = h.split('.').collect();
+    let label_ok = |l: &&str| !l.is_empty() && l.len() <= 63 && !l.starts_with("xn--") && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let last_numeric = labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()) || l.starts_with("0x"));
+    h.len() <= 253 && labels.iter().all(label_ok) && (!last_numeric || ipv4(h))
+}
+
+/// Exactly four decimal octets without leading zeros (the form WHATWG writes IPv4 in).
+fn ipv4(h: &str) -> bool {
+    let parts: Vec<&str> = h.split('.').collect();
+    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0')) && p.parse::<u16>().is_ok_and(|n| n <= 255))
 }
 
 /// `scheme://authority` of a URL (no path), for same-origin checks. `None` if not absolute http(s).
+/// Meant for URLs the platform has already parsed (`Request.url`) and for `base_url` output,
+/// which are written the same way.
 pub fn origin(url: &str) -> Option<&str> {
     let scheme_end = if url.starts_with("https://") {
         8
@@ -188,7 +232,15 @@ mod tests {
     fn base_url_validation() {
         assert_eq!(base_url("identityUrl", "https://identity.qflowhub.io/").unwrap(), "https://identity.qflowhub.io");
         assert_eq!(base_url("x", "http://127.0.0.1:8080/base").unwrap(), "http://127.0.0.1:8080/base");
-        for bad in ["identity.qflowhub.io", "ftp://x", "https://", "https://u:p@host", "https://h/ x", "https://h?x=1", "https://h:99999"] {
+        assert_eq!(base_url("x", "HTTPS://API.EXAMPLE.COM:443/v1/").unwrap(), "https://api.example.com/v1");
+        assert_eq!(base_url("x", "http://localhost:80").unwrap(), "http://localhost");
+        assert_eq!(base_url("x", "https://h.io:0443").unwrap(), "https://h.io");
+        assert_eq!(base_url("x", "http://[::1]:9/").unwrap(), "http://[::1]:9");
+        for bad in [
+            "identity.qflowhub.io", "ftp://x", "https://", "https://u:p@host", "https://h/ x", "https://h?x=1", "https://h:99999",
+            "http://api.example.com", "http://127.1", "https://0x7f.0.0.1", "https://1.2.3", "https://h/a/../b", "https://h/%2E%2e/b",
+            "https://h\\x", "https://a..b", "https://xn--zz.com", "https://[::2]", "https://h:+1", "https://h:1x",
+        ] {
             let e = base_url("identityUrl", bad).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidConfig, "{bad}");
             assert!(e.message.contains("identityUrl"));

@@ -4,7 +4,10 @@
 //! (float formatting for error messages, generic visitors), and every KB ships to every isolate.
 //! This reader is a plain recursive-descent parser with a nesting limit (so a hostile body cannot
 //! exhaust the wasm stack), numbers built by arithmetic (no float-parsing tables), and a
-//! `Value` the callers query by key. Bodies are already capped at `http::MAX_BODY_BYTES`.
+//! `Value` the callers query by key. Objects with a repeated key are refused: `JSON.parse` keeps
+//! the last one and a first-wins reader the first, so accepting them would let one answer mean
+//! two things. `members` reads an object member by member, so a large answer (a GraphQL `data`)
+//! is checked without being built in wasm memory.
 
 /// Deeper nesting than any token or GraphQL envelope we read is refused, not recursed into.
 const MAX_DEPTH: usize = 64;
@@ -16,7 +19,7 @@ pub enum Value {
     Num(f64),
     Str(String),
     Arr(Vec<Value>),
-    /// Members in document order; a repeated key resolves to its first occurrence.
+    /// Members in document order; keys are unique (the parser refuses repeats).
     Obj(Vec<(String, Value)>),
 }
 
@@ -72,6 +75,93 @@ pub fn parse(text: &str) -> Option<Value> {
     (p.i == p.s.len()).then_some(v)
 }
 
+/// Reads the top-level object of `text` member by member (see `Cursor::members`). `None` when
+/// the text is not exactly one JSON object, or a visitor gave up.
+pub fn members(text: &str, visit: impl FnMut(&str, &mut Cursor<'_, '_>) -> Option<()>) -> Option<()> {
+    let mut p = Parser { s: text.as_bytes(), i: 0, text };
+    let is_obj = Cursor { p: &mut p, depth: 0 }.members(visit)?;
+    p.ws();
+    (is_obj && p.i == p.s.len()).then_some(())
+}
+
+/// A position at one value inside a document being read; each method consumes that value.
+pub struct Cursor<'p, 'a> {
+    p: &'p mut Parser<'a>,
+    depth: usize,
+}
+
+impl Cursor<'_, '_> {
+    /// The value, built.
+    pub fn value(&mut self) -> Option<Value> {
+        self.p.value(self.depth)
+    }
+
+    /// Checks the value without building it; `Some(true)` when it is `null`.
+    pub fn skip(&mut self) -> Option<bool> {
+        self.p.skip(self.depth)
+    }
+
+    /// The value if it is a string (`Some(None)` for any other value, which is skipped).
+    pub fn string(&mut self) -> Option<Option<String>> {
+        self.p.ws();
+        if self.p.peek() == Some(b'"') {
+            return self.p.string_into(true).map(Some);
+        }
+        self.skip().map(|_| None)
+    }
+
+    /// An object's members one at a time: `visit(key, cursor)` must consume the member's value.
+    /// A repeated key fails the whole read. Any other value is skipped: `Some(false)`.
+    pub fn members(&mut self, mut visit: impl FnMut(&str, &mut Cursor<'_, '_>) -> Option<()>) -> Option<bool> {
+        self.p.ws();
+        if self.p.peek() != Some(b'{') || self.depth > MAX_DEPTH {
+            return self.skip().map(|_| false);
+        }
+        self.p.i += 1;
+        let mut keys = Vec::new();
+        if !self.p.eat(b'}') {
+            loop {
+                self.p.ws();
+                let k = self.p.string_into(true)?;
+                if !self.p.eat(b':') {
+                    return None;
+                }
+                visit(&k, &mut Cursor { p: self.p, depth: self.depth + 1 })?;
+                keys.push(k);
+                if self.p.eat(b'}') {
+                    break;
+                }
+                if !self.p.eat(b',') {
+                    return None;
+                }
+            }
+        }
+        unique(keys.iter().map(String::as_str)).then_some(true)
+    }
+
+    /// An array's elements one at a time: `visit(cursor)` must consume each. Any other value is
+    /// skipped: `Some(false)`.
+    pub fn each(&mut self, mut visit: impl FnMut(&mut Cursor<'_, '_>) -> Option<()>) -> Option<bool> {
+        self.p.ws();
+        if self.p.peek() != Some(b'[') || self.depth > MAX_DEPTH {
+            return self.skip().map(|_| false);
+        }
+        self.p.i += 1;
+        if !self.p.eat(b']') {
+            loop {
+                visit(&mut Cursor { p: self.p, depth: self.depth + 1 })?;
+                if self.p.eat(b']') {
+                    break;
+                }
+                if !self.p.eat(b',') {
+                    return None;
+                }
+            }
+        }
+        Some(true)
+    }
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
@@ -107,10 +197,22 @@ impl Parser<'_> {
     }
 
     fn value(&mut self, depth: usize) -> Option<Value> {
+        self.any(depth, true)
+    }
+
+    /// Checks one value without building it; `Some(true)` when it is `null`.
+    fn skip(&mut self, depth: usize) -> Option<bool> {
+        self.any(depth, false).map(|v| v == Value::Null)
+    }
+
+    /// One value; with `build` false it is only checked, and what comes back is `Null` for a
+    /// `null` and `Bool(true)` for anything else (no memory grows with the value's size).
+    fn any(&mut self, depth: usize, build: bool) -> Option<Value> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.ws();
+        let scalar = |v: Value| if build { v } else { Value::Bool(true) };
         match self.peek()? {
             b'{' => {
                 self.i += 1;
@@ -118,11 +220,14 @@ impl Parser<'_> {
                 if !self.eat(b'}') {
                     loop {
                         self.ws();
-                        let k = self.string()?;
+                        let k = self.string_into(build)?;
                         if !self.eat(b':') {
                             return None;
                         }
-                        m.push((k, self.value(depth + 1)?));
+                        let v = self.any(depth + 1, build)?;
+                        if build {
+                            m.push((k, v));
+                        }
                         if self.eat(b'}') {
                             break;
                         }
@@ -131,14 +236,17 @@ impl Parser<'_> {
                         }
                     }
                 }
-                Some(Value::Obj(m))
+                unique(m.iter().map(|(k, _)| k.as_str())).then(|| scalar(Value::Obj(m)))
             }
             b'[' => {
                 self.i += 1;
                 let mut a = Vec::new();
                 if !self.eat(b']') {
                     loop {
-                        a.push(self.value(depth + 1)?);
+                        let v = self.any(depth + 1, build)?;
+                        if build {
+                            a.push(v);
+                        }
                         if self.eat(b']') {
                             break;
                         }
@@ -147,14 +255,34 @@ impl Parser<'_> {
                         }
                     }
                 }
-                Some(Value::Arr(a))
+                Some(scalar(Value::Arr(a)))
             }
-            b'"' => self.string().map(Value::Str),
-            b't' => self.lit("true", Value::Bool(true)),
-            b'f' => self.lit("false", Value::Bool(false)),
+            b'"' => self.string_into(build).map(|s| scalar(Value::Str(s))),
+            b't' => self.lit("true", scalar(Value::Bool(true))),
+            b'f' => self.lit("false", scalar(Value::Bool(false))),
             b'n' => self.lit("null", Value::Null),
-            _ => self.number().map(Value::Num),
+            _ => self.number().map(|n| scalar(Value::Num(n))),
         }
+    }
+
+    /// One `\uXXXX` escape (or a surrogate pair) at `self.i` (the backslash).
+    fn escape_u(&mut self) -> Option<char> {
+        self.i += 2;
+        let hi = self.hex4()?;
+        let c = if (0xD800..0xDC00).contains(&hi) {
+            if self.s.get(self.i..self.i + 2)? != b"\\u" {
+                return None;
+            }
+            self.i += 2;
+            let lo = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&lo) {
+                return None;
+            }
+            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+        } else {
+            hi
+        };
+        char::from_u32(c)
     }
 
     fn digits(&mut self) -> Option<(f64, i32)> {
@@ -211,7 +339,8 @@ impl Parser<'_> {
         u32::from_str_radix(h, 16).ok()
     }
 
-    fn string(&mut self) -> Option<String> {
+    /// A string literal; its value is built only when `build` (else an empty string comes back).
+    fn string_into(&mut self, build: bool) -> Option<String> {
         if self.peek() != Some(b'"') {
             return None;
         }
@@ -224,17 +353,16 @@ impl Parser<'_> {
             while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
                 self.i += 1;
             }
-            out.push_str(self.text.get(start..self.i)?);
+            if build {
+                out.push_str(self.text.get(start..self.i)?);
+            }
             match self.peek()? {
                 b'"' => {
                     self.i += 1;
                     return Some(out);
                 }
                 b'\\' => {
-                    self.i += 1;
-                    let e = self.peek()?;
-                    self.i += 1;
-                    out.push(match e {
+                    let c = match self.s.get(self.i + 1)? {
                         b'"' => '"',
                         b'\\' => '\\',
                         b'/' => '/',
@@ -244,29 +372,30 @@ impl Parser<'_> {
                         b'r' => '\r',
                         b't' => '\t',
                         b'u' => {
-                            let hi = self.hex4()?;
-                            let c = if (0xD800..0xDC00).contains(&hi) {
-                                if self.s.get(self.i..self.i + 2)? != b"\\u" {
-                                    return None;
-                                }
-                                self.i += 2;
-                                let lo = self.hex4()?;
-                                if !(0xDC00..0xE000).contains(&lo) {
-                                    return None;
-                                }
-                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                            } else {
-                                hi
-                            };
-                            char::from_u32(c)?
+                            let c = self.escape_u()?;
+                            if build {
+                                out.push(c);
+                            }
+                            continue;
                         }
                         _ => return None,
-                    });
+                    };
+                    self.i += 2;
+                    if build {
+                        out.push(c);
+                    }
                 }
                 _ => return None, // a raw control character
             }
         }
     }
+}
+
+/// Whether no key repeats (sorted, so a hostile object of many keys stays O(n log n)).
+fn unique<'k>(keys: impl Iterator<Item = &'k str>) -> bool {
+    let mut k: Vec<&str> = keys.collect();
+    k.sort_unstable();
+    k.windows(2).all(|w| w.first() != w.get(1))
 }
 
 fn pow10(e: i32) -> f64 {
@@ -366,7 +495,7 @@ mod tests {
 
     #[test]
     fn queries() {
-        let v = parse(r#"{"a":"x","n":null,"e":"60","k":7,"a":"second"}"#).unwrap();
+        let v = parse(r#"{"a":"x","n":null,"e":"60","k":7}"#).unwrap();
         assert_eq!(v.get_str("a"), Some("x"));
         assert_eq!(v.get("n"), None);
         assert_eq!(v.get("missing"), None);
@@ -377,6 +506,41 @@ mod tests {
         assert_eq!(Value::Str("-5".into()).seconds(), None);
         assert_eq!(Value::Num(f64::INFINITY).seconds(), None);
         assert_eq!(parse("1e999").unwrap().seconds(), None);
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_at_any_depth() {
+        assert_eq!(parse(r#"{"a":1,"a":2}"#), None);
+        assert_eq!(parse(r#"{"x":[{"k":1,"b":0,"k":1}]}"#), None);
+        assert!(parse(r#"{"a":{"a":1}}"#).is_some());
+        assert_eq!(members(r#"{"data":1,"data":null}"#, |_, c| c.skip().map(|_| ())), None);
+    }
+
+    #[test]
+    fn members_reads_without_building_what_it_skips() {
+        let big = format!(r#"{{"data":[{}1],"errors":[{{"message":"m","extensions":{{"code":"C"}}}}],"x":"\u00e9\ud83d\ude00"}}"#, "1,".repeat(10_000));
+        let (mut data_null, mut code) = (None, None);
+        members(&big, |k, c| {
+            match k {
+                "data" => data_null = Some(c.skip()?),
+                "errors" => {
+                    c.each(|e| e.members(|k, c| if k == "extensions" { c.members(|k, c| { if k == "code" { code = c.string()?; } else { c.skip()?; } Some(()) }).map(|_| ()) } else { c.skip().map(|_| ()) }).map(|_| ()))?;
+                }
+                _ => {
+                    c.skip()?;
+                }
+            }
+            Some(())
+        })
+        .unwrap();
+        assert_eq!(data_null, Some(false));
+        assert_eq!(code.as_deref(), Some("C"));
+        assert_eq!(members("[]", |_, c| c.skip().map(|_| ())), None);
+        assert_eq!(members(r#"{"a":1} x"#, |_, c| c.skip().map(|_| ())), None);
+        // Skipping checks as strictly as building.
+        for bad in [r#"{"a":[1,]}"#, r#"{"a":"\x"}"#, r#"{"a":"\ud800"}"#, r#"{"a":01}"#, r#"{"a":tru}"#] {
+            assert_eq!(members(bad, |_, c| c.skip().map(|_| ())), None, "{bad}");
+        }
     }
 
     #[test]

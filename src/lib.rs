@@ -11,6 +11,7 @@
 //! | `json`   | a small JSON reader (nesting-limited, no float tables) and string writer |
 //! | `config` | option validation shared by providers |
 //! | `token`  | token endpoint answers: parsing, expiry |
+//! | `broker` | the token broker's lease request/answer and its stored access-token record |
 //! | `cache`  | token cache state machine: fresh / start / join (single-flight), proactive refresh |
 //! | `retry`  | bounded backoff for token requests |
 //! | `qflow`  | Qflow grants, rotating refresh session, API headers and 403 gates |
@@ -21,6 +22,7 @@
 //! Adding a provider: one module beside `qflow`/`qpien` using `cache`, `token`, `retry`; one
 //! export in `js`.
 
+pub mod broker;
 pub mod cache;
 pub mod config;
 pub mod error;

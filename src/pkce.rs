@@ -5,7 +5,7 @@
 
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{encode_component, form_encode};
-use crate::secret::Secret;
+use crate::secret::{Redactor, Secret};
 
 /// base64url without padding (RFC 4648 §5), as PKCE and `state` use it.
 pub fn base64url(bytes: &[u8]) -> String {
@@ -86,13 +86,21 @@ pub fn query_params(url: &str) -> Vec<(String, String)> {
 /// An `error=` callback becomes an `AuthError` with that code and the server's description.
 pub fn parse_callback(url: &str, expected_state: Option<&str>) -> Result<Secret, AuthError> {
     let params = query_params(url);
+    // RFC 6749 §3.1: a parameter must not appear twice; which copy is "the" code is ambiguous.
+    if ["code", "state", "error"].iter().any(|k| params.iter().filter(|(n, _)| n == k).count() > 1) {
+        return Err(AuthError::new(ErrorCode::InvalidRequest, "the callback URL repeats `code`, `state` or `error`"));
+    }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let state_ok = matches!((get("state"), expected_state), (Some(got), Some(want)) if !want.is_empty() && got == want);
     if let Some(error) = get("error") {
         if !state_ok {
             return Err(state_mismatch());
         }
-        return Err(crate::token::oauth_error(error, get("error_description"), 0, &[]));
+        let mut redactor = Redactor::default();
+        if let Some(code) = get("code") {
+            redactor.add(&Secret::new(code));
+        }
+        return Err(crate::token::oauth_error(error, get("error_description"), 0, &redactor));
     }
     let Some(code) = get("code").filter(|c| !c.is_empty()) else {
         return Err(AuthError::new(ErrorCode::InvalidRequest, "the callback URL has neither `code` nor `error`"));
@@ -166,5 +174,7 @@ mod tests {
         assert!(e.message.contains("User said no"));
         assert_eq!(parse_callback("http://x/cb?state=s1", Some("s1")).unwrap_err().code, ErrorCode::InvalidRequest);
         assert_eq!(parse_callback("http://x/cb?code=%zz&state=s1#frag", Some("s1")).unwrap().expose(), "%zz");
+        assert_eq!(parse_callback("http://x/cb?code=a&code=b&state=s1", Some("s1")).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(parse_callback("http://x/cb?code=a&state=s1&state=s1", Some("s1")).unwrap_err().code, ErrorCode::InvalidRequest);
     }
 }

@@ -8,7 +8,7 @@
 use crate::config::{optional, required, timing};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{base_url, encode_component, form_encode, origin, HttpRequest};
-use crate::secret::Secret;
+use crate::secret::{Secret, MIN_REDACT_LEN};
 use crate::token::Token;
 
 pub const DEFAULT_IDENTITY_URL: &str = "https://identity.qflowhub.io";
@@ -34,13 +34,19 @@ pub struct QflowOptions {
     pub store_key: Option<String>,
     pub refresh_skew_seconds: Option<f64>,
     pub timeout_ms: Option<f64>,
+    /// A `store` or a `broker` is configured: a saved refresh token can stand in for the password.
+    pub has_store: bool,
+    /// The client runs inside the token broker: it only gets tokens (no API calls, so no
+    /// subscription key is given to it).
+    pub broker_side: bool,
 }
 
 #[derive(Debug)]
 pub struct QflowConfig {
     pub client_id: String,
     client_secret: Secret,
-    subscription_key: Secret,
+    /// `None` only inside the broker, which makes no API call.
+    subscription_key: Option<Secret>,
     pub username: Option<String>,
     password: Option<Secret>,
     pub initial_refresh: Option<Secret>,
@@ -100,7 +106,11 @@ impl QflowConfig {
     pub fn new(o: QflowOptions) -> Result<Self, AuthError> {
         let client_id = required("clientId", o.client_id)?;
         let client_secret = Secret::new(required("clientSecret", o.client_secret)?);
-        let subscription_key = Secret::new(required("subscriptionKey", o.subscription_key)?);
+        let subscription_key = match o.broker_side {
+            true => optional("subscriptionKey", o.subscription_key)?,
+            false => Some(required("subscriptionKey", o.subscription_key)?),
+        }
+        .map(Secret::new);
         let username = optional("username", o.username)?;
         let password = optional("password", o.password)?.map(Secret::new);
         if let Some(u) = &username {
@@ -108,17 +118,22 @@ impl QflowConfig {
                 return Err(AuthError::config("username", "must be an email or `<enterprise pin>/<email>`"));
             }
         }
+        let initial_refresh = optional("refreshToken", o.refresh_token)?.map(Secret::new);
         match (&username, &password) {
-            (Some(_), None) => return Err(AuthError::config("password", "is required with `username`")),
+            // A refresh-only deployment: the password never has to live in the Worker's
+            // environment; the chain starts from the saved (or given) refresh token.
+            (Some(_), None) if !o.has_store && initial_refresh.is_none() => {
+                return Err(AuthError::config("password", "is required with `username` unless a `store`, `broker` or `refreshToken` provides a refresh token"))
+            }
             (None, Some(_)) => return Err(AuthError::config("username", "is required with `password`")),
             _ => {}
         }
-        let initial_refresh = optional("refreshToken", o.refresh_token)?.map(Secret::new);
         let scope = optional("scope", o.scope)?.unwrap_or_else(|| DEFAULT_SCOPE.to_string());
         let identity_url = base_url("identityUrl", o.identity_url.as_deref().unwrap_or(DEFAULT_IDENTITY_URL))?;
         let api_url = base_url("apiUrl", o.api_url.as_deref().unwrap_or(DEFAULT_API_URL))?;
         let (refresh_skew_s, timeout_ms) = timing(o.refresh_skew_seconds, o.timeout_ms)?;
-        let store_key = match optional("storeKey", o.store_key)? {
+        let explicit_key = optional("storeKey", o.store_key)?;
+        let store_key = match explicit_key.clone() {
             Some(k) => k,
             None => {
                 let mut k = String::from("qauth:qflow:refresh:");
@@ -144,8 +159,10 @@ impl QflowConfig {
             refresh_skew_s,
             timeout_ms,
         };
-        // A key that would carry a secret into a KV dashboard is refused.
-        if cfg.secrets().iter().any(|s| cfg.store_key.contains(s.expose())) {
+        // A key that would carry a secret into a KV dashboard is refused. The default key is built
+        // from non-secret parts only, so only a caller's key is checked.
+        let leaks = |k: &str| cfg.secrets().iter().any(|s| s.expose().len() >= MIN_REDACT_LEN && k.contains(s.expose()));
+        if explicit_key.is_some_and(|k| leaks(&k)) {
             return Err(AuthError::config("storeKey", "must not contain a secret"));
         }
         Ok(cfg)
@@ -157,7 +174,8 @@ impl QflowConfig {
 
     /// Every configured secret, for redaction of server text.
     pub fn secrets(&self) -> Vec<&Secret> {
-        let mut v = vec![&self.client_secret, &self.subscription_key];
+        let mut v = vec![&self.client_secret];
+        v.extend(self.subscription_key.as_ref());
         v.extend(self.password.as_ref());
         v.extend(self.initial_refresh.as_ref());
         v
@@ -189,29 +207,51 @@ impl QflowConfig {
         }
     }
 
-    /// Both API headers for an access token.
-    pub fn api_headers(&self, access: &Secret) -> [(&'static str, String); 2] {
-        [("Authorization", crate::http::cat("Bearer ", access.expose())), (SUBSCRIPTION_HEADER, self.subscription_key.expose().to_string())]
+    /// What the token broker gets to refresh with: no subscription key (it makes no API call),
+    /// the password only if there is one.
+    pub fn broker_options(&self) -> Vec<(&'static str, crate::broker::Field<'_>)> {
+        use crate::broker::Field::{Num, Str};
+        let mut o = vec![("clientId", Str(&self.client_id)), ("clientSecret", Str(self.client_secret.expose())), ("scope", Str(&self.scope))];
+        o.push(("identityUrl", Str(&self.identity_url)));
+        o.push(("storeKey", Str(&self.store_key)));
+        o.push(("refreshSkewSeconds", Num(self.refresh_skew_s)));
+        o.push(("timeoutMs", Num(self.timeout_ms)));
+        o.extend(self.username.as_deref().map(|u| ("username", Str(u))));
+        o.extend(self.password.as_ref().map(|p| ("password", Str(p.expose()))));
+        o.extend(self.initial_refresh.as_ref().map(|r| ("refreshToken", Str(r.expose()))));
+        o
     }
 
-    /// Resolves what `fetch()` was given against `apiUrl`. An absolute URL on another origin is
-    /// refused: the bearer token and subscription key only ever go to the API gateway.
-    pub fn resolve(&self, input: &str) -> Result<String, AuthError> {
-        if origin(input).is_some() {
-            if origin(input) == origin(&self.api_url) {
-                return Ok(input.to_string());
-            }
-            return Err(AuthError::new(ErrorCode::InvalidRequest, "refusing to send Qflow credentials to a URL outside `apiUrl`'s origin"));
-        }
-        if input.contains("://") || input.starts_with("//") {
-            return Err(AuthError::new(ErrorCode::InvalidRequest, "only http(s) URLs on `apiUrl`'s origin can be fetched"));
+    /// Both API headers for an access token (only the bearer inside the broker).
+    pub fn api_headers(&self, access: &Secret) -> Vec<(&'static str, String)> {
+        let mut h = vec![("Authorization", crate::http::cat("Bearer ", access.expose()))];
+        h.extend(self.subscription_key.as_ref().map(|k| (SUBSCRIPTION_HEADER, k.expose().to_string())));
+        h
+    }
+
+    /// What `fetch()` was given, as the URL string to build the request from: a path is joined to
+    /// `apiUrl`; anything with a scheme or starting `//` is left for the platform to parse, and
+    /// `check_sent` then decides on the URL the platform actually made of it.
+    pub fn target(&self, input: &str) -> String {
+        let scheme = input.find(':').is_some_and(|i| !input[..i].contains('/'));
+        if scheme || input.starts_with("//") {
+            return input.to_string();
         }
         let mut u = self.api_url.clone();
         if !input.starts_with('/') {
             u.push('/');
         }
         u.push_str(input);
-        Ok(u)
+        u
+    }
+
+    /// The check on the request about to be sent (its URL as the platform parsed it): the bearer
+    /// token and subscription key only ever go to `apiUrl`'s origin.
+    pub fn check_sent(&self, url: &str) -> Result<(), AuthError> {
+        if origin(url).is_some() && origin(url) == origin(&self.api_url) {
+            return Ok(());
+        }
+        Err(AuthError::new(ErrorCode::InvalidRequest, "refusing to send Qflow credentials to a URL outside `apiUrl`'s origin"))
     }
 
     pub fn comms_probe_path(event_id: &str) -> String {
@@ -221,103 +261,175 @@ impl QflowConfig {
     }
 }
 
-/// A 403 that is a documented, permanent gate rather than a plain failure.
+/// Largest 403 body read to look for a gate; a gate answer is a few hundred bytes.
+pub const MAX_GATE_BODY_BYTES: usize = 16 * 1024;
+
+/// A 403 that is a documented, permanent gate rather than a plain failure: the JSON body's
+/// `error` field, not a word anywhere in the body (a message may quote another code).
 pub fn api_gate(status: u16, body: &str) -> Option<AuthError> {
     if status != 403 {
         return None;
     }
-    let (code, msg) = if body.contains("comms_api_not_enabled") {
-        (ErrorCode::CommsApiNotEnabled, "the Qflow API refused: Comms API access is not enabled for this account (HTTP 403)")
-    } else if body.contains("trust_required") {
-        (ErrorCode::TrustRequired, "the Qflow API refused to send: the account has not finished verification (HTTP 403)")
-    } else {
-        return None;
+    let error = crate::json::parse(body)?.get_str("error")?.to_string();
+    let (code, msg) = match error.as_str() {
+        "comms_api_not_enabled" => (ErrorCode::CommsApiNotEnabled, "the Qflow API refused: Comms API access is not enabled for this account (HTTP 403)"),
+        "trust_required" => (ErrorCode::TrustRequired, "the Qflow API refused to send: the account has not finished verification (HTTP 403)"),
+        _ => return None,
     };
     Some(AuthError::new(code, msg).with_status(403))
 }
 
-/// The refresh-token side of a Qflow client: which grant to ask for next, what to do when one
-/// fails, and whether a new refresh token still has to be saved before its access token is used.
+/// How many spent refresh tokens a session remembers (to never send one twice, and never adopt
+/// one from the store again).
+const SPENT_CAP: usize = 16;
+
+/// The refresh-token side of a Qflow client: which grant to ask for next, what a failure means,
+/// and what the store says. Every rule about single-use refresh tokens lives here:
+/// - each refresh token is sent at most once (it is marked spent when the grant is chosen; only an
+///   answer proving the request never reached the server gives it back);
+/// - before a refresh, the store is read again: a token there that this session did not write and
+///   has not spent was rotated by another isolate and is newer than the one in memory;
+/// - a refused or possibly-consumed refresh token is dropped only if it is still the current one
+///   (a newer token from `exchangeCode` or the store is kept), then the store is read once more,
+///   then the password (if configured), else `invalid_grant` telling the user to sign in.
 #[derive(Debug, Default)]
 pub struct Session {
     refresh: Option<Secret>,
-    /// The current refresh token is newer than what the store holds.
+    /// The current refresh token is newer than what the store holds (its save failed).
     pub unsaved: bool,
-    /// The store has been read once (a saved token is preferred over the options).
-    pub store_loaded: bool,
+    has_store: bool,
+    /// The store has been read at least once (a failed read before that is an error).
+    store_loaded: bool,
+    /// The store is read before the next grant (set at the start of each acquisition).
+    read_pending: bool,
+    /// Refresh tokens already sent, newest last.
+    spent: Vec<Secret>,
+    /// In this acquisition: a refresh failed (so a password grant is a fallback), and the store
+    /// was re-read after a failure.
+    refresh_failed: bool,
+    reread: bool,
 }
 
 /// What to do after a grant failed.
 #[derive(Debug, PartialEq)]
 pub enum After {
-    /// Try this grant instead (the `fallback_to_password` event).
-    Fallback(Grant),
+    /// Read the store if `wants_store_read`, then ask `next_grant` again.
+    Again,
     Fail(AuthError),
 }
 
 impl Session {
-    pub fn new(cfg: &QflowConfig) -> Self {
-        Session { refresh: cfg.initial_refresh.clone(), unsaved: false, store_loaded: false }
+    pub fn new(cfg: &QflowConfig, has_store: bool) -> Self {
+        Session { refresh: cfg.initial_refresh.clone(), has_store, ..Session::default() }
     }
 
-    /// A refresh token read from the store replaces the one from the options (it is newer).
-    pub fn loaded(&mut self, saved: Option<String>) {
+    /// Starts one token acquisition (the single flight).
+    pub fn begin(&mut self) {
+        self.read_pending = self.has_store;
+        self.refresh_failed = false;
+        self.reread = false;
+    }
+
+    pub fn wants_store_read(&self) -> bool {
+        self.read_pending && !self.unsaved
+    }
+
+    /// What the store holds: adopted unless it is what this session already has or has spent.
+    /// Returns the adopted token (so the caller can add it to its redaction set).
+    pub fn store_read(&mut self, saved: Option<String>) -> Option<&Secret> {
+        self.read_pending = false;
         self.store_loaded = true;
-        if let Some(s) = saved.filter(|s| !s.is_empty()) {
-            self.refresh = Some(Secret::new(s));
+        let saved = Secret::new(saved.filter(|s| !s.is_empty())?);
+        if self.refresh.as_ref() == Some(&saved) || self.spent.contains(&saved) {
+            return None;
         }
+        self.refresh = Some(saved);
+        self.refresh.as_ref()
+    }
+
+    /// A failed store read: an error before the store was ever read (the saved token may be the
+    /// only one), else go on with the token in memory.
+    pub fn store_read_failed(&mut self, err: AuthError) -> Result<(), AuthError> {
+        self.read_pending = false;
+        if self.store_loaded {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+
+    /// An authorization-code exchange starts a new chain: the store is not read first.
+    pub fn exchange_started(&mut self) {
+        self.store_loaded = true;
     }
 
     pub fn refresh_token(&self) -> Option<&Secret> {
         self.refresh.as_ref()
     }
 
-    /// Refresh when there is a refresh token (cheaper, keeps the password out of the wire),
-    /// else the password grant.
-    pub fn next_grant(&self, cfg: &QflowConfig) -> Result<Grant, AuthError> {
-        match (&self.refresh, cfg.has_password()) {
-            (Some(rt), _) => Ok(Grant::Refresh(rt.clone())),
-            (None, true) => Ok(Grant::Password),
-            (None, false) => Err(AuthError::new(
-                ErrorCode::InvalidGrant,
-                "no refresh token is stored and no password is configured: sign in with `exchangeCode()` or configure username + password",
-            )),
-        }
-    }
-
-    /// After a failed grant (retries already spent). A refresh that was refused, or whose answer
-    /// was lost (the server may have consumed the single-use token), falls back to the password.
-    pub fn after_failure(&mut self, cfg: &QflowConfig, failed: &Grant, err: AuthError) -> After {
-        let Grant::Refresh(_) = failed else { return After::Fail(err) };
-        let lost = matches!(err.code, ErrorCode::Network | ErrorCode::Timeout | ErrorCode::ServerError | ErrorCode::BadResponse);
-        if err.code == ErrorCode::InvalidGrant {
-            self.refresh = None;
-            self.unsaved = false;
-        } else if !lost {
-            return After::Fail(err);
+    /// Refresh when there is an unspent refresh token (cheaper, keeps the password off the wire),
+    /// else the password grant. The second value is true when the password grant is a fallback
+    /// (a refresh failed in this acquisition). A refresh token handed out here is spent.
+    pub fn next_grant(&mut self, cfg: &QflowConfig) -> Result<(Grant, bool), AuthError> {
+        if let Some(rt) = self.refresh.clone() {
+            if self.spent.len() >= SPENT_CAP {
+                self.spent.remove(0);
+            }
+            self.spent.push(rt.clone());
+            return Ok((Grant::Refresh(rt), false));
         }
         if cfg.has_password() {
+            return Ok((Grant::Password, self.refresh_failed));
+        }
+        let message = if self.refresh_failed {
+            "the refresh token was refused or may have been used up, and no password is configured: sign in again"
+        } else {
+            "no refresh token is stored and no password is configured: sign in with `exchangeCode()` or configure username + password"
+        };
+        Err(AuthError::new(ErrorCode::InvalidGrant, message))
+    }
+
+    /// After a failed grant (its own retries spent).
+    pub fn after_failure(&mut self, failed: &Grant, err: AuthError) -> After {
+        let Grant::Refresh(rt) = failed else { return After::Fail(err) };
+        if err.unsent {
+            // Never reached the server: the token is still good, and still ours.
+            self.spent.retain(|s| s != rt);
+            return After::Fail(err);
+        }
+        let consumed = matches!(err.code, ErrorCode::InvalidGrant | ErrorCode::Network | ErrorCode::Timeout | ErrorCode::ServerError | ErrorCode::BadResponse);
+        if !consumed {
+            // invalid_client, invalid_scope, …: a configuration problem; the token was not used.
+            self.spent.retain(|s| s != rt);
+            return After::Fail(err);
+        }
+        if self.refresh.as_ref() == Some(rt) {
             self.refresh = None;
-            return After::Fallback(Grant::Password);
         }
-        if err.code == ErrorCode::InvalidGrant {
-            let mut e = AuthError::new(ErrorCode::InvalidGrant, "the refresh token was refused and no password is configured: sign in again");
-            e.status = err.status;
-            return After::Fail(e);
+        self.refresh_failed = true;
+        if self.has_store && !self.reread {
+            self.reread = true;
+            self.read_pending = true;
         }
-        After::Fail(err)
+        After::Again
     }
 
     /// Records a new token. Returns true when its refresh token must be saved before use.
-    pub fn on_token(&mut self, token: &Token, has_store: bool) -> bool {
+    pub fn on_token(&mut self, token: &Token) -> bool {
         // RFC 6749 §6: without a new refresh token, the old one stays valid.
         if let Some(rt) = &token.refresh {
             if self.refresh.as_ref() != Some(rt) {
                 self.refresh = Some(rt.clone());
-                self.unsaved = has_store;
+                self.unsaved = self.has_store;
             }
         }
         self.unsaved
+    }
+
+    /// The current refresh token is in the store.
+    pub fn saved(&mut self) {
+        self.unsaved = false;
+        self.store_loaded = true;
     }
 }
 
@@ -400,13 +512,16 @@ mod tests {
     }
 
     #[test]
-    fn resolve_stays_on_api_origin() {
+    fn targets_and_the_check_on_what_is_sent() {
         let c = QflowConfig::new(opts()).unwrap();
-        assert_eq!(c.resolve("/checkin/v1/api/event").unwrap(), "http://127.0.0.1:9/checkin/v1/api/event");
-        assert_eq!(c.resolve("checkin/x").unwrap(), "http://127.0.0.1:9/checkin/x");
-        assert_eq!(c.resolve("http://127.0.0.1:9/a").unwrap(), "http://127.0.0.1:9/a");
-        assert_eq!(c.resolve("https://evil.example/a").unwrap_err().code, ErrorCode::InvalidRequest);
-        assert_eq!(c.resolve("//evil.example/a").unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(c.target("/checkin/v1/api/event"), "http://127.0.0.1:9/checkin/v1/api/event");
+        assert_eq!(c.target("checkin/x"), "http://127.0.0.1:9/checkin/x");
+        assert_eq!(c.target("https://evil.example/a"), "https://evil.example/a");
+        assert_eq!(c.target("//evil.example/a"), "//evil.example/a");
+        assert!(c.check_sent("http://127.0.0.1:9/a").is_ok());
+        for bad in ["https://evil.example/a", "http://127.0.0.1:99/a", "http://127.0.0.1:9.evil/a", "mailto:x", ""] {
+            assert_eq!(c.check_sent(bad).unwrap_err().code, ErrorCode::InvalidRequest, "{bad}");
+        }
         assert_eq!(QflowConfig::comms_probe_path("ev 1/2"), "/comms/v1/api/comms/templates?eventId=ev%201%2F2");
     }
 
@@ -415,6 +530,7 @@ mod tests {
         assert_eq!(api_gate(403, r#"{"error":"comms_api_not_enabled"}"#).unwrap().code, ErrorCode::CommsApiNotEnabled);
         assert_eq!(api_gate(403, r#"{"error":"trust_required"}"#).unwrap().code, ErrorCode::TrustRequired);
         assert!(api_gate(403, "forbidden").is_none());
+        assert!(api_gate(403, r#"{"error":"forbidden","message":"not trust_required"}"#).is_none(), "the error field, not a substring");
         assert!(api_gate(200, "comms_api_not_enabled").is_none());
     }
 
@@ -422,56 +538,140 @@ mod tests {
         Token::new("a".into(), refresh.map(String::from), Some(&crate::json::Value::Num(60.0)), 0.0, "t", 200).unwrap()
     }
 
-    #[test]
-    fn session_prefers_refresh_then_password_and_falls_back() {
-        let c = QflowConfig::new(opts()).unwrap();
-        let mut s = Session::new(&c);
-        assert_eq!(s.next_grant(&c).unwrap(), Grant::Password);
-        assert!(s.on_token(&tok(Some("rt1")), true), "a rotated token must be saved");
-        s.unsaved = false;
-        assert_eq!(s.next_grant(&c).unwrap(), Grant::Refresh(Secret::new("rt1")));
-        s.loaded(Some("rt-saved".into()));
-        assert_eq!(s.next_grant(&c).unwrap(), Grant::Refresh(Secret::new("rt-saved")));
-        let refused = AuthError::new(ErrorCode::InvalidGrant, "x").with_status(400);
-        assert_eq!(s.after_failure(&c, &Grant::Refresh(Secret::new("rt-saved")), refused), After::Fallback(Grant::Password));
-        assert_eq!(s.next_grant(&c).unwrap(), Grant::Password);
+    fn cfg_with(f: impl FnOnce(&mut QflowOptions)) -> QflowConfig {
+        let mut o = opts();
+        f(&mut o);
+        QflowConfig::new(o).unwrap()
+    }
+
+    fn refused() -> AuthError {
+        AuthError::new(ErrorCode::InvalidGrant, "x").with_status(400)
     }
 
     #[test]
-    fn lost_refresh_answer_falls_back_and_other_errors_do_not() {
+    fn session_prefers_refresh_then_password_and_falls_back() {
         let c = QflowConfig::new(opts()).unwrap();
-        let mut s = Session::new(&c);
-        s.on_token(&tok(Some("rt1")), false);
-        let g = s.next_grant(&c).unwrap();
-        assert_eq!(s.after_failure(&c, &g, AuthError::new(ErrorCode::Network, "x")), After::Fallback(Grant::Password));
-        s.on_token(&tok(Some("rt2")), false);
-        let g = s.next_grant(&c).unwrap();
+        let mut s = Session::new(&c, true);
+        s.begin();
+        assert!(s.wants_store_read());
+        assert!(s.store_read(None).is_none());
+        assert_eq!(s.next_grant(&c).unwrap(), (Grant::Password, false));
+        assert!(s.on_token(&tok(Some("rt1"))), "a rotated token must be saved");
+        s.saved();
+        s.begin();
+        s.store_read(Some("rt1".into()));
+        assert_eq!(s.next_grant(&c).unwrap(), (Grant::Refresh(Secret::new("rt1")), false));
+        // Refused: the store is read once more before the password.
+        assert_eq!(s.after_failure(&Grant::Refresh(Secret::new("rt1")), refused()), After::Again);
+        assert!(s.wants_store_read());
+        assert!(s.store_read(Some("rt1".into())).is_none(), "a spent token is never adopted again");
+        assert_eq!(s.next_grant(&c).unwrap(), (Grant::Password, true));
+    }
+
+    #[test]
+    fn a_newer_token_in_the_store_is_used_instead_of_the_one_in_memory() {
+        let c = QflowConfig::new(opts()).unwrap();
+        let mut s = Session::new(&c, true);
+        s.begin();
+        s.store_read(Some("rt1".into()));
+        s.on_token(&tok(Some("rt2")));
+        s.saved();
+        // Another isolate rotated rt2 -> rt3 and saved it.
+        s.begin();
+        assert_eq!(s.store_read(Some("rt3".into())).map(Secret::expose), Some("rt3"));
+        assert_eq!(s.next_grant(&c).unwrap().0, Grant::Refresh(Secret::new("rt3")));
+    }
+
+    #[test]
+    fn a_lost_answer_spends_the_token_and_is_never_resent() {
+        let c = QflowConfig::new(opts()).unwrap();
+        let mut s = Session::new(&c, true);
+        s.begin();
+        s.store_read(Some("rt1".into()));
+        let (g, _) = s.next_grant(&c).unwrap();
+        assert_eq!(s.after_failure(&g, AuthError::new(ErrorCode::Timeout, "x")), After::Again);
+        // The store still holds rt1 (the answer with its successor was lost): not sent again.
+        s.store_read(Some("rt1".into()));
+        assert_eq!(s.next_grant(&c).unwrap(), (Grant::Password, true));
+    }
+
+    #[test]
+    fn an_unsent_refresh_keeps_its_token() {
+        let c = QflowConfig::new(opts()).unwrap();
+        let mut s = Session::new(&c, false);
+        s.on_token(&tok(Some("rt1")));
+        s.begin();
+        let (g, _) = s.next_grant(&c).unwrap();
+        let mut e = AuthError::new(ErrorCode::Network, "refused");
+        e.unsent = true;
+        assert!(matches!(s.after_failure(&g, e), After::Fail(e) if e.code == ErrorCode::Network));
+        s.begin();
+        assert_eq!(s.next_grant(&c).unwrap().0, Grant::Refresh(Secret::new("rt1")));
+    }
+
+    #[test]
+    fn a_failure_drops_only_the_token_it_used() {
+        // initial=rt0; exchangeCode installs rt3; the refresh with rt0 then fails.
+        let c = cfg_with(|o| o.refresh_token = Some("rt0".into()));
+        let mut s = Session::new(&c, false);
+        s.begin();
+        let (g, _) = s.next_grant(&c).unwrap();
+        s.on_token(&tok(Some("rt3")));
+        assert_eq!(s.after_failure(&g, AuthError::new(ErrorCode::Timeout, "x")), After::Again);
+        assert_eq!(s.refresh_token().map(Secret::expose), Some("rt3"));
+    }
+
+    #[test]
+    fn configuration_errors_keep_the_token() {
+        let c = QflowConfig::new(opts()).unwrap();
+        let mut s = Session::new(&c, false);
+        s.on_token(&tok(Some("rt2")));
+        s.begin();
+        let (g, _) = s.next_grant(&c).unwrap();
         let e = AuthError::new(ErrorCode::InvalidClient, "x");
-        assert_eq!(s.after_failure(&c, &g, e.clone()), After::Fail(e));
+        assert_eq!(s.after_failure(&g, e.clone()), After::Fail(e));
+        assert_eq!(s.next_grant(&c).unwrap().0, Grant::Refresh(Secret::new("rt2")));
     }
 
     #[test]
     fn without_password_a_dead_refresh_token_says_sign_in() {
-        let mut o = opts();
-        o.username = None;
-        o.password = None;
-        o.refresh_token = Some("rt0".into());
-        let c = QflowConfig::new(o).unwrap();
-        let mut s = Session::new(&c);
-        let g = s.next_grant(&c).unwrap();
-        let After::Fail(e) = s.after_failure(&c, &g, AuthError::new(ErrorCode::InvalidGrant, "x")) else { panic!() };
+        let c = cfg_with(|o| {
+            o.username = None;
+            o.password = None;
+            o.refresh_token = Some("rt0".into());
+        });
+        let mut s = Session::new(&c, false);
+        s.begin();
+        let (g, _) = s.next_grant(&c).unwrap();
+        assert_eq!(s.after_failure(&g, refused()), After::Again);
+        let e = s.next_grant(&c).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidGrant);
         assert!(e.message.contains("sign in"));
-        assert_eq!(s.next_grant(&c).unwrap_err().code, ErrorCode::InvalidGrant);
+    }
+
+    #[test]
+    fn refresh_only_deployments_need_no_password() {
+        let with_store = cfg_with(|o| {
+            o.password = None;
+            o.has_store = true;
+        });
+        assert!(!with_store.has_password());
+        let mut o = opts();
+        o.password = None;
+        assert!(QflowConfig::new(o).unwrap_err().message.contains("password"));
+        let mut o = opts();
+        o.username = Some("pw@example.com".into());
+        o.password = Some("example".into());
+        assert!(QflowConfig::new(o).is_ok(), "a default store key is not refused for holding a password-like substring");
     }
 
     #[test]
     fn refresh_without_rotation_keeps_the_old_token() {
         let c = QflowConfig::new(opts()).unwrap();
-        let mut s = Session::new(&c);
-        s.on_token(&tok(Some("rt1")), true);
-        s.unsaved = false;
-        assert!(!s.on_token(&tok(None), true));
+        let mut s = Session::new(&c, true);
+        s.on_token(&tok(Some("rt1")));
+        s.saved();
+        assert!(!s.on_token(&tok(None)));
         assert_eq!(s.refresh_token().unwrap().expose(), "rt1");
     }
 }

@@ -8,8 +8,8 @@
 use crate::config::{required, timing};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{bad_response, base_url, HttpRequest, HttpResponse};
-use crate::json::{self, write_str, Value};
-use crate::secret::{redact, Secret};
+use crate::json::{self, write_str, Cursor};
+use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 
 /// The one place that knows the mint mutation's names.
@@ -43,45 +43,89 @@ pub struct QpienConfig {
     pub timeout_ms: f64,
 }
 
-/// One entry of a GraphQL `errors` list: what we use of it.
-#[derive(Debug, Default, PartialEq)]
-pub struct GqlError {
-    pub message: Option<String>,
-    /// `extensions.code`
-    pub code: Option<String>,
-}
+/// Largest GraphQL answer read, in bytes (1 MiB): an operation's `data` can be far larger than a
+/// token answer, but an unbounded read would let one answer exhaust an isolate's 128 MB (wasm
+/// memory never shrinks). A larger answer is `bad_response`; split the query or page through it.
+pub const MAX_GRAPHQL_BYTES: usize = 1024 * 1024;
 
-/// A GraphQL response: `data` (non-null) and `errors`, as read from the body.
-#[derive(Debug, Default)]
+/// How many `errors[].message` values an error keeps, and how many distinct codes are looked at.
+const MAX_MESSAGES: usize = 20;
+const MAX_CODES: usize = 16;
+/// Where one server message is cut (after redaction).
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// What a GraphQL response says, read without building `data` (the host parses that for the
+/// caller), so memory does not grow with the answer. `None` from `parse` when the body is not one
+/// JSON object, or repeats a key (`JSON.parse` would keep the last, this reader the first).
+#[derive(Debug, Default, PartialEq)]
 pub struct Envelope {
-    pub data: Option<Value>,
-    pub errors: Vec<GqlError>,
+    /// `data` is present and not `null`.
+    pub has_data: bool,
+    /// Distinct `errors[].extensions.code` values (the first `MAX_CODES`).
+    codes: Vec<String>,
+    /// The first `MAX_MESSAGES` `errors[].message` values, as sent (redacted when kept).
+    messages: Vec<String>,
+    pub error_count: usize,
 }
 
 impl Envelope {
-    /// The envelope of a response body; `None` when the body is not a JSON object.
     pub fn parse(body: &str) -> Option<Envelope> {
-        let mut v = json::parse(body).filter(Value::is_obj)?;
-        let errors = v
-            .get("errors")
-            .and_then(Value::arr)
-            .unwrap_or_default()
-            .iter()
-            .map(|e| GqlError { message: e.get_str("message").map(String::from), code: e.get("extensions").and_then(|x| x.get_str("code")).map(String::from) })
-            .collect();
-        let data = match &mut v {
-            Value::Obj(m) => m.iter().position(|(k, _)| k == "data").map(|i| m.swap_remove(i).1).filter(|d| *d != Value::Null),
-            _ => None,
-        };
-        Some(Envelope { data, errors })
+        let mut env = Envelope::default();
+        json::members(body, |key, c| {
+            match key {
+                "data" => env.has_data = !c.skip()?,
+                "errors" => {
+                    c.each(|e| env.error(e))?;
+                }
+                _ => {
+                    c.skip()?;
+                }
+            }
+            Some(())
+        })?;
+        Some(env)
+    }
+
+    /// One entry of `errors`: its `message` and `extensions.code`; the rest is only checked.
+    fn error(&mut self, e: &mut Cursor<'_, '_>) -> Option<()> {
+        self.error_count += 1;
+        let (mut message, mut code) = (None, None);
+        e.members(|k, c| {
+            match k {
+                "message" => message = c.string()?,
+                "extensions" => {
+                    c.members(|k, c| {
+                        if k == "code" {
+                            code = c.string()?;
+                        } else {
+                            c.skip()?;
+                        }
+                        Some(())
+                    })?;
+                }
+                _ => {
+                    c.skip()?;
+                }
+            }
+            Some(())
+        })?;
+        if let Some(code) = code.filter(|c| !self.codes.contains(c)) {
+            if self.codes.len() < MAX_CODES {
+                self.codes.push(code);
+            }
+        }
+        if let Some(m) = message.filter(|_| self.messages.len() < MAX_MESSAGES) {
+            self.messages.push(m);
+        }
+        Some(())
     }
 
     fn has(&self, code: &str) -> bool {
-        self.errors.iter().any(|e| e.code.as_deref() == Some(code))
+        self.codes.iter().any(|c| c == code)
     }
 
-    fn messages(&self, secrets: &[&Secret]) -> Vec<String> {
-        self.errors.iter().filter_map(|e| e.message.as_deref()).map(|m| redact(&m.chars().take(500).collect::<String>(), secrets)).take(20).collect()
+    fn messages(&self, redactor: &Redactor) -> Vec<String> {
+        self.messages.iter().map(|m| redactor.clean(m, MAX_MESSAGE_CHARS)).collect()
     }
 }
 
@@ -98,6 +142,27 @@ impl QpienConfig {
 
     pub fn secrets(&self) -> Vec<&Secret> {
         vec![&self.client_secret]
+    }
+
+    /// The token broker's name for this credential (never a secret), and its storage key.
+    pub fn store_key(&self) -> String {
+        let mut k = String::from("qauth:qpien:");
+        k.push_str(&self.endpoint);
+        k.push('|');
+        k.push_str(&self.client_id);
+        k
+    }
+
+    /// What the token broker gets to mint with.
+    pub fn broker_options(&self) -> Vec<(&'static str, crate::broker::Field<'_>)> {
+        use crate::broker::Field::{Num, Str};
+        vec![
+            ("clientId", Str(&self.client_id)),
+            ("clientSecret", Str(self.client_secret.expose())),
+            ("endpoint", Str(&self.endpoint)),
+            ("refreshSkewSeconds", Num(self.refresh_skew_s)),
+            ("timeoutMs", Num(self.timeout_ms)),
+        ]
     }
 
     pub fn mint_request(&self) -> HttpRequest {
@@ -117,8 +182,8 @@ impl QpienConfig {
         HttpRequest { method: "POST", url: self.endpoint.clone(), headers: graphql_headers(), body: b }
     }
 
-    /// Interprets the answer to `mint_request`.
-    pub fn parse_mint(&self, resp: &HttpResponse, now_ms: f64) -> Result<Token, AuthError> {
+    /// Interprets the answer to `mint_request`. Only a 2xx answer can carry a token.
+    pub fn parse_mint(&self, resp: &HttpResponse, now_ms: f64, redactor: &Redactor) -> Result<Token, AuthError> {
         if resp.too_big() {
             return Err(bad_response(WHAT, resp.status, "a body larger than 64 KiB"));
         }
@@ -131,12 +196,31 @@ impl QpienConfig {
         if let Some(e) = resp.transient_error(WHAT) {
             return Err(e);
         }
-        if !env.errors.is_empty() {
+        if env.error_count > 0 {
             let mut e = AuthError::new(ErrorCode::GraphqlError, "generateOAuthToken failed").with_status(resp.status);
-            e.messages = env.messages(&self.secrets());
+            e.messages = env.messages(redactor);
             return Err(e);
         }
-        let m = env.data.as_ref().and_then(|d| d.get(shape::FIELD)).ok_or_else(|| bad_response(WHAT, resp.status, "no generateOAuthToken result"))?;
+        if !(200..300).contains(&resp.status) {
+            return Err(bad_response(WHAT, resp.status, "a token answer outside 2xx"));
+        }
+        let mut token = None;
+        json::members(&resp.body, |k, c| {
+            if k == "data" {
+                c.members(|k, c| {
+                    if k == shape::FIELD {
+                        token = c.value();
+                    } else {
+                        c.skip()?;
+                    }
+                    Some(())
+                })?;
+            } else {
+                c.skip()?;
+            }
+            Some(())
+        });
+        let m = token.filter(|t| t.is_obj()).ok_or_else(|| bad_response(WHAT, resp.status, "no generateOAuthToken result"))?;
         let access = m.get_str(shape::ACCESS_TOKEN).ok_or_else(|| bad_response(WHAT, resp.status, "no accessToken"))?;
         Token::new(access.into(), None, m.get(shape::EXPIRES_IN), now_ms, WHAT, resp.status)
     }
@@ -159,7 +243,7 @@ pub enum Verdict {
 
 /// Classifies one answer. Handles both GraphQL-over-HTTP styles: errors with HTTP 200, and
 /// errors with a 4xx/5xx status (`application/graphql-response+json`).
-pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, secrets: &[&Secret]) -> Verdict {
+pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, redactor: &Redactor) -> Verdict {
     let Some(env) = env else {
         if status == 401 {
             return Verdict::Remint;
@@ -176,20 +260,20 @@ pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, secrets: &
     if env.has("INSUFFICIENT_SCOPES") {
         return Verdict::RemintForScopes;
     }
-    if !env.errors.is_empty() {
+    if env.error_count > 0 {
         let mut m = String::from("GraphQL errors in operation `");
         m.push_str(operation);
         m.push('`');
         let mut e = AuthError::new(ErrorCode::GraphqlError, m);
         e.status = Some(status);
-        e.messages = env.messages(secrets);
+        e.messages = env.messages(redactor);
         return Verdict::Fail(e);
     }
     if !(200..300).contains(&status) {
         let resp = HttpResponse { status, retry_after: None, body: String::new() };
         return Verdict::Fail(resp.transient_error(WHAT).unwrap_or_else(|| bad_response(WHAT, status, "an error status without GraphQL errors")));
     }
-    if env.data.is_none() {
+    if !env.has_data {
         return Verdict::Fail(bad_response(WHAT, status, "neither data nor errors"));
     }
     Verdict::Ok
@@ -266,7 +350,8 @@ mod tests {
     #[test]
     fn parse_mint_answers() {
         let c = cfg();
-        let ok = |b: &str| c.parse_mint(&HttpResponse { status: 200, retry_after: None, body: b.into() }, 0.0);
+        let r = Redactor::new(&c.secrets());
+        let ok = |b: &str| c.parse_mint(&HttpResponse { status: 200, retry_after: None, body: b.into() }, 0.0, &r);
         let t = ok(r#"{"data":{"generateOAuthToken":{"accessToken":"t","expiresIn":3600}}}"#).unwrap();
         assert_eq!(t.lifetime_ms, 3_600_000.0);
         let t = ok(r#"{"data":{"generateOAuthToken":{"accessToken":"t"}}}"#).unwrap();
@@ -274,14 +359,18 @@ mod tests {
         assert_eq!(ok(r#"{"errors":[{"message":"bad","extensions":{"code":"INVALID_CLIENT"}}]}"#).unwrap_err().code, ErrorCode::InvalidClient);
         assert_eq!(ok(r#"{"data":null}"#).unwrap_err().code, ErrorCode::BadResponse);
         assert_eq!(ok("<html>").unwrap_err().code, ErrorCode::BadResponse);
-        let e = c.parse_mint(&HttpResponse { status: 503, retry_after: None, body: "<html>".into() }, 0.0).unwrap_err();
+        let e = c.parse_mint(&HttpResponse { status: 503, retry_after: None, body: "<html>".into() }, 0.0, &r).unwrap_err();
         assert_eq!(e.code, ErrorCode::ServerError);
+        let good = r#"{"data":{"generateOAuthToken":{"accessToken":"t","expiresIn":3600}}}"#;
+        let e = c.parse_mint(&HttpResponse { status: 302, retry_after: None, body: good.into() }, 0.0, &r).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadResponse, "a token only from 2xx");
+        assert_eq!(ok(r#"{"data":{"generateOAuthToken":{"accessToken":"t","expiresIn":3600}},"data":null}"#).unwrap_err().code, ErrorCode::BadResponse);
     }
 
     #[test]
     fn classify_each_code_both_http_styles() {
         for status in [200, 400] {
-            let v = |code: &str| classify(status, env(&format!(r#"{{"errors":[{{"message":"m","extensions":{{"code":"{code}"}}}}]}}"#)).as_ref(), "Op", &[]);
+            let v = |code: &str| classify(status, env(&format!(r#"{{"errors":[{{"message":"m","extensions":{{"code":"{code}"}}}}]}}"#)).as_ref(), "Op", &Redactor::default());
             assert_eq!(v("TOKEN_EXPIRED"), Verdict::Remint);
             assert_eq!(v("UNAUTHORIZED"), Verdict::Remint);
             assert_eq!(v("INSUFFICIENT_SCOPES"), Verdict::RemintForScopes);
@@ -291,12 +380,14 @@ mod tests {
             assert_eq!(e.code, ErrorCode::GraphqlError);
             assert_eq!(e.messages, vec!["m".to_string()]);
         }
-        assert_eq!(classify(401, env("{}").as_ref(), "Op", &[]), Verdict::Remint);
-        assert_eq!(classify(401, None, "Op", &[]), Verdict::Remint);
-        assert_eq!(classify(200, env(r#"{"data":{"a":1}}"#).as_ref(), "Op", &[]), Verdict::Ok);
-        let Verdict::Fail(e) = classify(200, env(r#"{"data":null}"#).as_ref(), "Op", &[]) else { panic!() };
+        // A repeated `data` is refused: JSON.parse would hand the caller the last, we classify the first.
+        assert!(env(r#"{"data":{"viewer":{"id":"first"}},"data":null}"#).is_none());
+        assert_eq!(classify(401, env("{}").as_ref(), "Op", &Redactor::default()), Verdict::Remint);
+        assert_eq!(classify(401, None, "Op", &Redactor::default()), Verdict::Remint);
+        assert_eq!(classify(200, env(r#"{"data":{"a":1}}"#).as_ref(), "Op", &Redactor::default()), Verdict::Ok);
+        let Verdict::Fail(e) = classify(200, env(r#"{"data":null}"#).as_ref(), "Op", &Redactor::default()) else { panic!() };
         assert_eq!(e.code, ErrorCode::BadResponse);
-        let Verdict::Fail(e) = classify(502, None, "Op", &[]) else { panic!() };
+        let Verdict::Fail(e) = classify(502, None, "Op", &Redactor::default()) else { panic!() };
         assert_eq!(e.code, ErrorCode::ServerError);
     }
 
@@ -315,7 +406,7 @@ mod tests {
     #[test]
     fn graphql_messages_are_redacted() {
         let c = cfg();
-        let s = c.secrets();
+        let s = Redactor::new(&c.secrets());
         let Verdict::Fail(e) = classify(200, env(r#"{"errors":[{"message":"echo CANARY-qs\"}, injected: true"}]}"#).as_ref(), "Op", &s) else { panic!() };
         assert!(!e.messages.join(" ").contains("CANARY"));
     }

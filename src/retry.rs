@@ -2,6 +2,13 @@
 //!
 //! Never on 4xx answers other than 429 (a refused credential does not get better by asking again),
 //! never past the caller's overall `timeoutMs` deadline, and at most `MAX_ATTEMPTS` sends.
+//!
+//! A request carrying a single-use credential (a refresh token, an authorization code) is resent
+//! only when the answer proves the server did not take it: the connection was refused before
+//! anything was sent, a 429, or a 503 with `Retry-After` (RFC 9110 §15.6.4: the server says it did
+//! not process the request). After a timeout, a dropped connection or any other 5xx the credential
+//! may have been consumed; sending it again would be a replay, which RFC 9700 §4.14.2 servers answer
+//! by revoking the whole token family. That case goes back to the session (`qflow::Session`).
 
 use crate::error::{AuthError, ErrorCode};
 
@@ -13,8 +20,12 @@ const MAX_RETRY_AFTER_MS: f64 = 10_000.0;
 
 /// The delay before the next attempt after `attempts` failed ones, or `None` to give up now.
 /// `remaining_ms` is what is left of the deadline.
-pub fn delay_ms(attempts: u32, err: &AuthError, remaining_ms: f64) -> Option<f64> {
-    let retry = matches!(err.code, ErrorCode::Network | ErrorCode::Timeout | ErrorCode::ServerError | ErrorCode::RateLimited);
+pub fn delay_ms(attempts: u32, err: &AuthError, remaining_ms: f64, single_use: bool) -> Option<f64> {
+    let retry = if single_use {
+        err.unsent || err.code == ErrorCode::RateLimited || err.status == Some(503) && err.retry_after.is_some()
+    } else {
+        matches!(err.code, ErrorCode::Network | ErrorCode::Timeout | ErrorCode::ServerError | ErrorCode::RateLimited)
+    };
     if !retry || attempts >= MAX_ATTEMPTS {
         return None;
     }
@@ -37,26 +48,41 @@ mod tests {
     #[test]
     fn backs_off_exponentially_and_stops() {
         let e = err(ErrorCode::ServerError);
-        assert_eq!(delay_ms(1, &e, 10_000.0), Some(100.0));
-        assert_eq!(delay_ms(2, &e, 10_000.0), Some(200.0));
-        assert_eq!(delay_ms(3, &e, 10_000.0), Some(400.0));
-        assert_eq!(delay_ms(4, &e, 10_000.0), None);
+        assert_eq!(delay_ms(1, &e, 10_000.0, false), Some(100.0));
+        assert_eq!(delay_ms(2, &e, 10_000.0, false), Some(200.0));
+        assert_eq!(delay_ms(3, &e, 10_000.0, false), Some(400.0));
+        assert_eq!(delay_ms(4, &e, 10_000.0, false), None);
     }
 
     #[test]
     fn never_retries_refusals() {
         for c in [ErrorCode::InvalidGrant, ErrorCode::InvalidClient, ErrorCode::BadResponse, ErrorCode::InvalidScope] {
-            assert_eq!(delay_ms(1, &err(c), 10_000.0), None);
+            assert_eq!(delay_ms(1, &err(c), 10_000.0, false), None);
         }
+    }
+
+    #[test]
+    fn single_use_requests_are_resent_only_when_provably_not_taken() {
+        for code in [ErrorCode::Network, ErrorCode::Timeout, ErrorCode::ServerError, ErrorCode::BadResponse] {
+            assert_eq!(delay_ms(1, &err(code), 10_000.0, true), None, "{code:?}");
+        }
+        let mut refused = err(ErrorCode::Network);
+        refused.unsent = true;
+        assert!(delay_ms(1, &refused, 10_000.0, true).is_some());
+        assert!(delay_ms(1, &err(ErrorCode::RateLimited), 10_000.0, true).is_some());
+        let mut busy = err(ErrorCode::ServerError).with_status(503);
+        assert_eq!(delay_ms(1, &busy, 10_000.0, true), None, "503 without Retry-After may have been processed");
+        busy.retry_after = Some(1);
+        assert_eq!(delay_ms(1, &busy, 10_000.0, true), Some(1000.0));
     }
 
     #[test]
     fn honours_retry_after_within_deadline() {
         let mut e = err(ErrorCode::RateLimited);
         e.retry_after = Some(1);
-        assert_eq!(delay_ms(1, &e, 10_000.0), Some(1000.0));
-        assert_eq!(delay_ms(1, &e, 900.0), None, "does not sleep past the deadline");
+        assert_eq!(delay_ms(1, &e, 10_000.0, false), Some(1000.0));
+        assert_eq!(delay_ms(1, &e, 900.0, false), None, "does not sleep past the deadline");
         e.retry_after = Some(120);
-        assert_eq!(delay_ms(1, &e, 1e9), None, "a long Retry-After goes back to the caller");
+        assert_eq!(delay_ms(1, &e, 1e9, false), None, "a long Retry-After goes back to the caller");
     }
 }

@@ -1,8 +1,12 @@
-//! `Secret`: a string that must never be printed.
+//! `Secret`: a string that must never be printed; `Redactor`: the one place server text is
+//! cleaned of every credential a client holds before it can reach an error.
 //!
-//! Client secrets, passwords, subscription keys and tokens all live in this newtype, so a stray
+//! Client secrets, passwords, subscription keys and tokens all live in `Secret`, so a stray
 //! `{:?}` or `{}` prints `Secret(***)` instead of the value. The only way to read it is `expose()`,
 //! which is easy to grep for.
+
+use crate::http::encode_component;
+use crate::json::write_str;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -30,17 +34,120 @@ impl core::fmt::Display for Secret {
     }
 }
 
-/// Removes every occurrence of any secret from text that came from a server or a user callback
-/// (an `error_description`, a GraphQL message), so echoed credentials never reach an error.
-/// This is the one redaction point: every server-provided string passes through it.
-pub fn redact(text: &str, secrets: &[&Secret]) -> String {
-    let mut out = String::from(text);
-    for s in secrets {
-        let v = s.expose();
-        // Short values would redact ordinary words; real credentials are long.
-        if v.len() >= 4 && out.contains(v) {
-            out = out.replace(v, "***");
+/// Values shorter than this are not searched for: they would redact ordinary words, and no
+/// credential is that short (config refuses shorter secrets where it can).
+pub const MIN_REDACT_LEN: usize = 4;
+
+/// How many live credentials (tokens, codes, verifiers) a client remembers for redaction besides
+/// its configured secrets. Old ones are dead after rotation, but a server may still echo the
+/// previous refresh token; 24 covers several rotations of every kind without growing forever.
+const LIVE_CAP: usize = 24;
+
+/// What replaces a credential; text that still holds one after masking is dropped whole.
+const MASK: &str = "***";
+const DROPPED: &str = "[redacted]";
+
+/// The redaction set of one client: its configured secrets plus every live credential it has
+/// read, received or sent (refresh and access tokens, codes, verifiers), each also in the forms a
+/// server echoes it back in (form-encoded, JSON-escaped).
+#[derive(Clone, Debug, Default)]
+pub struct Redactor {
+    fixed: Vec<Secret>,
+    live: Vec<Secret>,
+}
+
+impl Redactor {
+    pub fn new(configured: &[&Secret]) -> Self {
+        let mut r = Redactor::default();
+        for s in configured {
+            for v in variants(s.expose()) {
+                r.fixed.push(Secret::new(v));
+            }
         }
+        r
+    }
+
+    /// Remembers a live credential (and its encoded forms); the oldest falls out past `LIVE_CAP`.
+    pub fn add(&mut self, s: &Secret) {
+        for v in variants(s.expose()) {
+            if !self.live.iter().chain(&self.fixed).any(|k| k.expose() == v) {
+                if self.live.len() >= LIVE_CAP {
+                    self.live.remove(0);
+                }
+                self.live.push(Secret::new(v));
+            }
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &str> + Clone {
+        self.fixed.iter().chain(&self.live).map(Secret::expose)
+    }
+
+    /// `text` with every credential masked, then cut to `max_chars` characters. Masking happens
+    /// on the whole text first, so a credential straddling the cut cannot survive in part.
+    pub fn clean(&self, text: &str, max_chars: usize) -> String {
+        let masked = mask(text, self.all());
+        let mut out: String = masked.chars().take(max_chars).collect();
+        if out.len() < masked.len() {
+            out.push('…');
+        }
+        out
+    }
+}
+
+/// The forms a credential is echoed back in: as is, form-encoded, JSON-escaped.
+fn variants(v: &str) -> Vec<String> {
+    if v.len() < MIN_REDACT_LEN {
+        return Vec::new();
+    }
+    let mut out = vec![v.to_string()];
+    let mut form = String::new();
+    encode_component(&mut form, v, true);
+    let mut json = String::new();
+    write_str(&mut json, v);
+    let json = json.get(1..json.len() - 1).unwrap_or_default().to_string();
+    for w in [form, json] {
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// Masks every occurrence (overlapping ones included) of every secret in one pass over the
+/// original text, so a replacement can never be re-scanned into a new match. If the result still
+/// contains a secret (one made of the mask's own characters around it), nothing of it is kept.
+pub fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> String {
+    let mut covered = vec![false; text.len()];
+    let mut any = false;
+    for s in secrets.clone().filter(|s| s.len() >= MIN_REDACT_LEN) {
+        let mut from = 0;
+        while let Some(i) = text.get(from..).and_then(|t| t.find(s)) {
+            let at = from + i;
+            covered[at..at + s.len()].iter_mut().for_each(|c| *c = true);
+            any = true;
+            // Next search one character on, so overlapping occurrences are found too.
+            from = at + text[at..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    if !any {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_run = false;
+    for (i, c) in text.char_indices() {
+        if covered[i] {
+            if !in_run {
+                out.push_str(MASK);
+            }
+            in_run = true;
+        } else {
+            in_run = false;
+            out.push(c);
+        }
+    }
+    if secrets.filter(|s| s.len() >= MIN_REDACT_LEN).any(|s| out.contains(s)) {
+        return DROPPED.to_string();
     }
     out
 }
@@ -61,8 +168,53 @@ mod tests {
     fn redact_removes_every_secret() {
         let a = Secret::new("CANARY-a-111");
         let b = Secret::new("CANARY-b-222");
-        let out = redact("bad CANARY-a-111 and CANARY-b-222 twice CANARY-a-111", &[&a, &b]);
+        let r = Redactor::new(&[&a, &b]);
+        let out = r.clean("bad CANARY-a-111 and CANARY-b-222 twice CANARY-a-111", 1000);
         assert_eq!(out, "bad *** and *** twice ***");
-        assert!(!out.contains("CANARY"));
+    }
+
+    #[test]
+    fn live_credentials_and_their_encodings_are_redacted() {
+        let mut r = Redactor::new(&[]);
+        r.add(&Secret::new("rt/with+odd\"chars"));
+        let out = r.clean("echo refresh_token=rt%2Fwith%2Bodd%22chars and {\"rt\":\"rt/with+odd\\\"chars\"}", 1000);
+        assert!(!out.contains("rt/with") && !out.contains("rt%2Fwith"), "{out}");
+    }
+
+    #[test]
+    fn secret_straddling_the_cut_is_gone_entirely() {
+        let s = Secret::new("CANARY-client-secret");
+        let r = Redactor::new(&[&s]);
+        let text = format!("{}{}", "x".repeat(290), s.expose());
+        let out = r.clean(&text, 300);
+        assert!(!out.contains("CANARY"), "{out}");
+        assert!(out.starts_with(&"x".repeat(290)));
+    }
+
+    #[test]
+    fn star_secrets_are_not_recreated() {
+        for secret in ["*xyz*", "**xx", "x***", "****"] {
+            let r = Redactor::new(&[&Secret::new(secret)]);
+            for text in [format!("a{secret}{secret}b"), format!("**{secret}**"), format!("*{secret}x"), secret.repeat(3)] {
+                let out = r.clean(&text, 1000);
+                assert!(!out.contains(secret), "{secret:?} in {text:?} -> {out:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn overlapping_occurrences_are_all_masked() {
+        let r = Redactor::new(&[&Secret::new("abab")]);
+        assert_eq!(r.clean("xababab y", 100), "x*** y");
+    }
+
+    #[test]
+    fn live_set_is_bounded() {
+        let mut r = Redactor::new(&[]);
+        for i in 0..100 {
+            r.add(&Secret::new(format!("token-{i:04}")));
+        }
+        assert!(r.live.len() <= LIVE_CAP);
+        assert_eq!(r.clean("token-0099", 100), "***");
     }
 }

@@ -1,17 +1,25 @@
 //! Token endpoint answers (RFC 6749 §5.1 / §5.2): strict about what matters, tolerant of the rest.
 //!
-//! Strict: `access_token` present, `token_type` Bearer (case-insensitive, RFC 6750), a positive
-//! finite `expires_in`, a body under `MAX_BODY_BYTES` that is a JSON object. Tolerant: `expires_in`
+//! Strict: `access_token` present, `token_type` Bearer (case-insensitive, RFC 6750), a finite
+//! `expires_in` of at least `MIN_LIFETIME_S`, a body under `MAX_BODY_BYTES` that is a JSON object
+//! with no repeated key. Tolerant: `expires_in`
 //! as a number or a numeric string; unknown fields ignored; a missing `expires_in` takes the
 //! provider's documented lifetime (one hour for both APIs) and is reported through `expiry_assumed`.
 
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{bad_response, HttpResponse};
 use crate::json::{self, Value};
-use crate::secret::{redact, Secret};
+use crate::secret::{Redactor, Secret};
 
 /// Both providers document one-hour tokens.
 pub const DOCUMENTED_LIFETIME_S: f64 = 3600.0;
+
+/// The floor on `expires_in`: a server answering less (`0.001`, `1e-9`) is refused as
+/// `bad_response` rather than believed, or every call would become a token request.
+pub const MIN_LIFETIME_S: f64 = 1.0;
+
+/// Where server text is cut in an error message (after redaction).
+pub const MAX_SERVER_TEXT: usize = 300;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Token {
@@ -33,8 +41,8 @@ impl Token {
         let (secs, assumed) = match expires_in {
             None => (DOCUMENTED_LIFETIME_S, true),
             Some(v) => match v.seconds() {
-                Some(s) if s > 0.0 && s <= 10.0 * 365.0 * 86400.0 => (s, false),
-                _ => return Err(bad_response(what, status, "an expiry that is not a positive number of seconds")),
+                Some(s) if (MIN_LIFETIME_S..=10.0 * 365.0 * 86400.0).contains(&s) => (s, false),
+                _ => return Err(bad_response(what, status, "an expiry that is not a number of seconds from 1 to 10 years")),
             },
         };
         Ok(Token {
@@ -49,8 +57,8 @@ impl Token {
 
 const WHAT: &str = "the token endpoint";
 
-/// Interprets an answer of `POST …/token`. `secrets` are redacted from any server text kept.
-pub fn parse_token_response(resp: &HttpResponse, now_ms: f64, secrets: &[&Secret]) -> Result<Token, AuthError> {
+/// Interprets an answer of `POST …/token`. Server text kept in an error goes through `redactor`.
+pub fn parse_token_response(resp: &HttpResponse, now_ms: f64, redactor: &Redactor) -> Result<Token, AuthError> {
     if resp.too_big() {
         return Err(bad_response(WHAT, resp.status, "a body larger than 64 KiB"));
     }
@@ -70,7 +78,7 @@ pub fn parse_token_response(resp: &HttpResponse, now_ms: f64, secrets: &[&Secret
         return Err(e);
     }
     match body.as_ref().and_then(|b| Some((b.get_str("error")?, b.get_str("error_description")))) {
-        Some((error, description)) => Err(oauth_error(error, description, resp.status, secrets)),
+        Some((error, description)) => Err(oauth_error(error, description, resp.status, redactor)),
         // RFC 6749 §5.2: 401 is how a server says client authentication failed.
         None if resp.status == 401 => Err(AuthError::new(ErrorCode::InvalidClient, "the token endpoint refused the client credentials (HTTP 401)").with_status(401)),
         None => Err(bad_response(WHAT, resp.status, "an error that is not an OAuth error body")),
@@ -78,7 +86,7 @@ pub fn parse_token_response(resp: &HttpResponse, now_ms: f64, secrets: &[&Secret
 }
 
 /// An RFC 6749 error (`error` + optional `error_description`) as an `AuthError`.
-pub fn oauth_error(error: &str, description: Option<&str>, status: u16, secrets: &[&Secret]) -> AuthError {
+pub fn oauth_error(error: &str, description: Option<&str>, status: u16, redactor: &Redactor) -> AuthError {
     let code = ErrorCode::from_oauth(error);
     let mut m = String::from("the identity server answered `");
     // The error code is a short server token; keep it only if it looks like one.
@@ -90,8 +98,7 @@ pub fn oauth_error(error: &str, description: Option<&str>, status: u16, secrets:
     m.push('`');
     if let Some(d) = description.filter(|d| !d.is_empty()) {
         m.push_str(": ");
-        let d: String = d.chars().take(300).collect();
-        m.push_str(&redact(&d, secrets));
+        m.push_str(&redactor.clean(d, MAX_SERVER_TEXT));
     }
     let mut e = AuthError::new(code, m);
     if status != 0 {
@@ -110,7 +117,7 @@ mod tests {
 
     fn parse(status: u16, body: &str) -> Result<Token, AuthError> {
         let s = Secret::new("CANARY-client-secret");
-        parse_token_response(&resp(status, body), 1_000.0, &[&s])
+        parse_token_response(&resp(status, body), 1_000.0, &Redactor::new(&[&s]))
     }
 
     #[test]
@@ -142,6 +149,9 @@ mod tests {
             r#"{"access_token":"a","expires_in":60}"#,
             r#"{"access_token":"a","token_type":"Bearer","expires_in":"soon"}"#,
             r#"{"access_token":"a","token_type":"Bearer","expires_in":-5}"#,
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":1e-9}"#,
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":0.5}"#,
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":60,"access_token":"b"}"#,
             r#"{"access_token":"","token_type":"Bearer","expires_in":5}"#,
             r#"{"access_token":7,"token_type":"Bearer","expires_in":5}"#,
             "[]",
@@ -161,6 +171,9 @@ mod tests {
         assert_eq!(e.status, Some(400));
         assert!(e.message.contains("invalid_grant"));
         assert!(!e.message.contains("CANARY"));
+        let straddle = format!(r#"{{"error":"invalid_request","error_description":"{}CANARY-client-secret"}}"#, "x".repeat(290));
+        let e = parse(400, &straddle).unwrap_err();
+        assert!(!e.message.contains("CANARY") && !e.message.contains("CANARY-cli"), "{}", e.message);
         assert_eq!(parse(401, r#"{"error":"invalid_client"}"#).unwrap_err().code, ErrorCode::InvalidClient);
         assert_eq!(parse(401, "").unwrap_err().code, ErrorCode::InvalidClient);
         assert_eq!(parse(400, r#"{"error":"invalid_scope"}"#).unwrap_err().code, ErrorCode::InvalidScope);

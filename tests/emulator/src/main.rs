@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Form, Query, State as AxState};
+use axum::extract::{Form, FromRequest, Query, State as AxState};
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use state::{Fault, State, TokenGrant};
+use state::{ApiFault, Fault, GqlFault, State, TokenGrant};
 
 type Shared = Arc<Mutex<State>>;
 
@@ -31,9 +31,29 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     json_resp(status, json!({ "error": error, "error_description": description }))
 }
 
-/// Applies the next queued fault to a token call. `Some` short-circuits with that answer;
+/// A JSON body of about `size` bytes: `head`, then `fill` repeated, then `tail`, streamed in
+/// 64 KiB chunks (one 64 KiB block is allocated and shared), without a Content-Length.
+fn streamed(status: StatusCode, size: usize, head: &str, fill: &[u8], tail: &str) -> Response {
+    const CHUNK: usize = 64 << 10;
+    let middle = size.saturating_sub(head.len() + tail.len());
+    let block = Bytes::from(fill.iter().copied().cycle().take(CHUNK).collect::<Vec<u8>>());
+    let chunks = std::iter::once(Bytes::from(head.to_string()))
+        .chain(std::iter::repeat_n(block.clone(), middle / CHUNK))
+        .chain(std::iter::once(block.slice(..middle % CHUNK)))
+        .chain(std::iter::once(Bytes::from(tail.to_string())))
+        .map(Ok::<Bytes, std::io::Error>);
+    Response::builder().status(status).header(header::CONTENT_TYPE, "application/json").body(Body::from_stream(futures_util::stream::iter(chunks))).unwrap()
+}
+
+/// A header's value as text (empty when absent).
+fn header_text(h: &HeaderMap, name: &str) -> String {
+    h.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).unwrap_or_default()
+}
+
+/// Applies the next queued fault to a token call (`mint`: the GraphQL generateOAuthToken mint),
+/// whose raw body was `raw`. `Some` short-circuits with that answer;
 /// `Err(fault)` asks the caller to process the grant and then break the answer.
-async fn take_fault(st: &Shared) -> Result<Option<Response>, Fault> {
+async fn take_fault(st: &Shared, raw: &[u8], mint: bool) -> Result<Option<Response>, Fault> {
     let fault = st.lock().unwrap().next_fault();
     let Some(f) = fault else { return Ok(None) };
     match f {
@@ -50,6 +70,22 @@ async fn take_fault(st: &Shared) -> Result<Option<Response>, Fault> {
         }
         Fault::Html => Ok(Some((StatusCode::OK, Html("<html><body>Gateway login page</body></html>")).into_response())),
         Fault::Malformed => Ok(Some((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"access_token\": \"x\", \"token_").into_response())),
+        Fault::Echo | Fault::EchoCut => {
+            let body = String::from_utf8_lossy(raw);
+            let cut = matches!(f, Fault::EchoCut);
+            Ok(Some(if mint {
+                let message = if cut { format!("{}{body}", "x".repeat(490)) } else { format!("cannot parse: {body}") };
+                json_resp(StatusCode::OK, json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] }))
+            } else {
+                let description = if cut { format!("{}{body}", "x".repeat(290)) } else { format!("cannot parse request: {body}") };
+                oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &description)
+            }))
+        }
+        Fault::Big { size } => Ok(Some(if mint {
+            streamed(StatusCode::OK, size, "{\"data\":{\"generateOAuthToken\":{\"accessToken\":\"", b"a", "\"}}}")
+        } else {
+            streamed(StatusCode::OK, size, "{\"access_token\":\"", b"a", "\"}")
+        })),
         f @ (Fault::Truncated | Fault::Drop | Fault::NoExpiry) => Err(f),
     }
 }
@@ -76,15 +112,33 @@ fn break_answer(fault: Option<Fault>, good: Value) -> Response {
     }
 }
 
-async fn token(AxState(st): AxState<Shared>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>) -> Response {
+/// The form of a token request, parsed by axum's `Form` (same checks and decoding as the
+/// extractor), from a body the caller also keeps raw.
+async fn parse_form(headers: &HeaderMap, raw: Bytes) -> Result<Vec<(String, String)>, Response> {
+    let mut req = Request::builder().method(Method::POST).body(Body::from(raw)).unwrap();
+    *req.headers_mut() = headers.clone();
+    Form::<Vec<(String, String)>>::from_request(req, &()).await.map(|Form(f)| f).map_err(IntoResponse::into_response)
+}
+
+async fn token(AxState(st): AxState<Shared>, headers: HeaderMap, raw: Bytes) -> Response {
+    let form = match parse_form(&headers, raw.clone()).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let grant = get("grant_type").unwrap_or("");
     st.lock().unwrap().count_token(grant);
-    let fault = match take_fault(&st).await {
+    let fault = match take_fault(&st, &raw, false).await {
         Ok(Some(r)) => return r,
         Ok(None) => None,
         Err(f) => Some(f),
     };
+    if grant == "refresh_token" {
+        let delay = st.lock().unwrap().take_refresh_delay();
+        if let Some(ms) = delay {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
     // client_secret_post or client_secret_basic.
     let (cid, secret) = match (get("client_id"), get("client_secret")) {
         (Some(c), Some(s)) => (c.to_string(), s.to_string()),
@@ -121,6 +175,9 @@ async fn token(AxState(st): AxState<Shared>, headers: HeaderMap, Form(form): For
         }
         Err((error, desc)) => {
             s.stats.token_errors += 1;
+            if error == "invalid_grant" {
+                s.stats.token_invalid_grant += 1;
+            }
             oauth_error(StatusCode::BAD_REQUEST, error, desc)
         }
     }
@@ -202,6 +259,14 @@ async fn gateway(AxState(st): AxState<Shared>, req: Request<Body>) -> Response {
         Ok(u) => u,
         Err(msg) => return json_resp(StatusCode::UNAUTHORIZED, json!({ "statusCode": 401, "message": msg })),
     };
+    match s.next_api_fault() {
+        Some(ApiFault::Echo403) => {
+            let message = format!("refused request with authorization {} and key {}", header_text(&parts.headers, "authorization"), header_text(&parts.headers, "ocp-apim-subscription-key"));
+            return json_resp(StatusCode::FORBIDDEN, json!({ "error": "forbidden", "message": message }));
+        }
+        Some(ApiFault::Big403 { size }) => return streamed(StatusCode::FORBIDDEN, size, "{\"error\":\"forbidden\",\"pad\":\"", b"x", "\"}"),
+        None => {}
+    }
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
     match (&parts.method, path) {
@@ -244,7 +309,7 @@ async fn graphql(AxState(st): AxState<Shared>, headers: HeaderMap, body: Bytes) 
     let query = req["query"].as_str().unwrap_or("").to_string();
     if query.contains("generateOAuthToken") {
         st.lock().unwrap().stats.qpien_mints += 1;
-        let fault = match take_fault(&st).await {
+        let fault = match take_fault(&st, &body, true).await {
             Ok(Some(r)) => return r,
             Ok(None) => None,
             Err(f) => Some(f),
@@ -269,6 +334,21 @@ async fn graphql(AxState(st): AxState<Shared>, headers: HeaderMap, body: Bytes) 
         Ok(scopes) => scopes,
         Err(code) => return s.gql_error(code, if code == "TOKEN_EXPIRED" { "The token has expired" } else { "Missing or invalid token" }),
     };
+    match s.next_gql_fault() {
+        Some(f @ (GqlFault::Echo | GqlFault::EchoCut)) => {
+            let pad = if matches!(f, GqlFault::EchoCut) { "x".repeat(490) } else { String::new() };
+            let message = format!("{pad}denied for {}", header_text(&headers, "authorization"));
+            return json_resp(StatusCode::OK, json!({ "errors": [{ "message": message, "extensions": { "code": "FORBIDDEN" } }] }));
+        }
+        Some(GqlFault::Big { size }) => {
+            // "1,1,…,1" has an odd length: one space before the `]` when the size asks for an even one.
+            let head = "{\"data\":{\"items\":[";
+            let tail = if size.saturating_sub(head.len() + 3) % 2 == 0 { " ]}}" } else { "]}}" };
+            return streamed(StatusCode::OK, size, head, b"1,", tail);
+        }
+        Some(GqlFault::DupData) => return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"data\":{\"viewer\":{\"id\":\"first\"}},\"data\":null}").into_response(),
+        None => {}
+    }
     if query.contains("createEvent") {
         if !scopes.iter().any(|x| x == "write") {
             return s.gql_error("INSUFFICIENT_SCOPES", "Missing scope: write");
@@ -289,11 +369,23 @@ async fn stats(AxState(st): AxState<Shared>) -> Response {
     json_resp(StatusCode::OK, st.lock().unwrap().stats_json())
 }
 
-async fn faults(AxState(st): AxState<Shared>, Json(v): Json<Value>) -> Response {
-    match st.lock().unwrap().set_faults(&v) {
+fn queued(r: Result<(), String>) -> Response {
+    match r {
         Ok(()) => json_resp(StatusCode::OK, json!({"ok": true})),
         Err(e) => json_resp(StatusCode::BAD_REQUEST, json!({"error": e})),
     }
+}
+
+async fn faults(AxState(st): AxState<Shared>, Json(v): Json<Value>) -> Response {
+    queued(st.lock().unwrap().set_faults(&v))
+}
+
+async fn api_faults(AxState(st): AxState<Shared>, Json(v): Json<Value>) -> Response {
+    queued(st.lock().unwrap().set_api_faults(&v))
+}
+
+async fn graphql_faults(AxState(st): AxState<Shared>, Json(v): Json<Value>) -> Response {
+    queued(st.lock().unwrap().set_gql_faults(&v))
 }
 
 async fn control(AxState(st): AxState<Shared>, axum::extract::Path(what): axum::extract::Path<String>, body: Bytes) -> Response {
@@ -354,6 +446,8 @@ fn main() {
         .route("/graphql", post(graphql))
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/faults", post(faults))
+        .route("/_emulator/api-faults", post(api_faults))
+        .route("/_emulator/graphql-faults", post(graphql_faults))
         .route("/_emulator/{what}", post(control))
         .route("/checkin/{*rest}", axum::routing::any(gateway))
         .route("/comms/{*rest}", axum::routing::any(gateway))
