@@ -8,3 +8,4 @@ initSync({ module: wasmModule });
 export { QflowAuth, QpienAuth } from "./fast.js";
 export { beginAuthorization, completeAuthorization } from "./qauth.js";
 export { AuthError } from "./errors.js";
+export { TokenBroker } from "./broker.js";

@@ -12,7 +12,7 @@ wasm-pack --log-level info build --no-pack $profile --target web --out-dir "$out
 rm -rf pkg && mkdir -p pkg
 cp "$out/qauth.js" "$out/qauth_bg.wasm" pkg/
 cp -r "$out/snippets" pkg/
-cp pkg-template/{package.json,qauth.d.ts,workerd.js,node.js,browser.js,fast.js,README.md,demo-signed-in.png,LICENSE} pkg/
+cp pkg-template/{package.json,qauth.d.ts,workerd.js,node.js,browser.js,fast.js,broker.js,README.md,demo-signed-in.png,LICENSE} pkg/
 # AuthError lives in a wasm-bindgen snippet whose folder name carries a hash: re-export it.
 glue=$(cd pkg && ls snippets/*/src/js/glue.js)
 printf 'export { AuthError } from "./%s";\n' "$glue" > pkg/errors.js

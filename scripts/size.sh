@@ -18,7 +18,7 @@ if [ "${1:-}" = "--top" ]; then
 fi
 [ -f pkg/qauth_bg.wasm ] || { echo "pkg/ not built: run scripts/build-pkg.sh" >&2; exit 1; }
 gz() { gzip -9 -c "$@" | wc -c; }
-glue=(pkg/qauth.js pkg/errors.js pkg/workerd.js pkg/fast.js pkg/snippets/*/src/js/glue.js)
+glue=(pkg/qauth.js pkg/errors.js pkg/workerd.js pkg/fast.js pkg/broker.js pkg/snippets/*/src/js/glue.js)
 w_raw=$(wc -c < pkg/qauth_bg.wasm); w_gz=$(gz pkg/qauth_bg.wasm)
 j_raw=$(cat "${glue[@]}" | wc -c); j_gz=$(cat "${glue[@]}" | gzip -9 | wc -c)
 printf '%-28s %9s %12s\n' "file" "raw B" "gzip -9 B"

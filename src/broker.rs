@@ -12,9 +12,10 @@ use crate::json::{self, write_str, Value};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 
-/// A field of the lease request's `options`.
-pub enum Field<'a> {
-    Str(&'a str),
+/// A field of the lease request's `options` (owned: the request is built while the client is
+/// borrowed and sent after the borrow ends).
+pub enum Field {
+    Str(String),
     Num(f64),
 }
 

@@ -56,6 +56,8 @@ pub struct QflowConfig {
     pub store_key: String,
     pub refresh_skew_s: f64,
     pub timeout_ms: f64,
+    /// Inside the token broker (see `QflowOptions::broker_side`).
+    pub broker_side: bool,
 }
 
 /// A grant to ask the token endpoint for.
@@ -158,6 +160,7 @@ impl QflowConfig {
             store_key,
             refresh_skew_s,
             timeout_ms,
+            broker_side: o.broker_side,
         };
         // A key that would carry a secret into a KV dashboard is refused. The default key is built
         // from non-secret parts only, so only a caller's key is checked.
@@ -209,16 +212,17 @@ impl QflowConfig {
 
     /// What the token broker gets to refresh with: no subscription key (it makes no API call),
     /// the password only if there is one.
-    pub fn broker_options(&self) -> Vec<(&'static str, crate::broker::Field<'_>)> {
-        use crate::broker::Field::{Num, Str};
-        let mut o = vec![("clientId", Str(&self.client_id)), ("clientSecret", Str(self.client_secret.expose())), ("scope", Str(&self.scope))];
-        o.push(("identityUrl", Str(&self.identity_url)));
-        o.push(("storeKey", Str(&self.store_key)));
+    pub fn broker_options(&self) -> Vec<(&'static str, crate::broker::Field)> {
+        use crate::broker::Field::Num;
+        let s = |v: &str| crate::broker::Field::Str(v.to_string());
+        let mut o = vec![("clientId", s(&self.client_id)), ("clientSecret", s(self.client_secret.expose())), ("scope", s(&self.scope))];
+        o.push(("identityUrl", s(&self.identity_url)));
+        o.push(("storeKey", s(&self.store_key)));
         o.push(("refreshSkewSeconds", Num(self.refresh_skew_s)));
         o.push(("timeoutMs", Num(self.timeout_ms)));
-        o.extend(self.username.as_deref().map(|u| ("username", Str(u))));
-        o.extend(self.password.as_ref().map(|p| ("password", Str(p.expose()))));
-        o.extend(self.initial_refresh.as_ref().map(|r| ("refreshToken", Str(r.expose()))));
+        o.extend(self.username.as_deref().map(|u| ("username", s(u))));
+        o.extend(self.password.as_ref().map(|p| ("password", s(p.expose()))));
+        o.extend(self.initial_refresh.as_ref().map(|r| ("refreshToken", s(r.expose()))));
         o
     }
 

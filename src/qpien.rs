@@ -154,12 +154,13 @@ impl QpienConfig {
     }
 
     /// What the token broker gets to mint with.
-    pub fn broker_options(&self) -> Vec<(&'static str, crate::broker::Field<'_>)> {
-        use crate::broker::Field::{Num, Str};
+    pub fn broker_options(&self) -> Vec<(&'static str, crate::broker::Field)> {
+        use crate::broker::Field::Num;
+        let s = |v: &str| crate::broker::Field::Str(v.to_string());
         vec![
-            ("clientId", Str(&self.client_id)),
-            ("clientSecret", Str(self.client_secret.expose())),
-            ("endpoint", Str(&self.endpoint)),
+            ("clientId", s(&self.client_id)),
+            ("clientSecret", s(self.client_secret.expose())),
+            ("endpoint", s(&self.endpoint)),
             ("refreshSkewSeconds", Num(self.refresh_skew_s)),
             ("timeoutMs", Num(self.timeout_ms)),
         ]

@@ -1,19 +1,26 @@
-//! Single-flight token acquisition around the core's `TokenCache`.
+//! Single-flight token acquisition around the core's `TokenCache`, shared by both providers.
 //!
-//! The first caller that finds no usable token starts the provider's `acquire` as a Promise and
-//! parks it in the `Slot`; every other caller awaits that same Promise and so shares its result or
-//! its error. A cache hit does no token work: it returns a frozen, prebuilt headers object.
+//! The first caller that finds no usable token starts one acquisition as a Promise and parks it
+//! in the `Slot`; every other caller awaits that same Promise and so shares its result or its
+//! error. An acquisition is, by configuration: a lease from the `TokenBroker` (`broker` option),
+//! the provider's own grants (`Source::acquire`), or, inside the broker, the same grants with the
+//! current access token kept in the object's storage (restored after a restart).
+//!
+//! No `RefCell` borrow is held across a call into JS: events, the `fast.js` mirror, the store and
+//! the broker are called after the borrow ends, so a callback may call any method of its client.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use super::host::{freeze_headers, now, Events};
+use super::host::{freeze_headers, now, Broker, Events, LeaseRequest, Store};
+use crate::broker::{decode_access, encode_access};
 use crate::cache::{Step, TokenCache};
 use crate::error::AuthError;
+use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 
 pub struct Slot {
@@ -27,13 +34,43 @@ pub struct Slot {
     /// The JS hit path (`fast.js`): told `(resolvedPromise, usableUntilMs)` on every change of
     /// the cached token, so a hit never enters wasm. It holds a small state object, not the
     /// client wrapper, so no reference cycle keeps a dropped client alive.
-    mirror: Option<Function>,
+    pub mirror: Option<Function>,
     pub events: Events,
+    /// Every live credential this client holds or has seen, for redacting server text.
+    pub redactor: Redactor,
+    /// With a broker: the broker's generation of the cached token, and one reported stale (by
+    /// `invalidate()` or a 401) to send with the next lease.
+    broker_gen: Option<u32>,
+    stale: Option<u32>,
+    /// Inside the broker: the stored access token was looked at.
+    access_loaded: bool,
+}
+
+/// What the mirror is told after a change, sent once the borrow has ended.
+pub struct Publish(Option<(Function, JsValue, f64)>);
+
+impl Publish {
+    pub fn send(self) {
+        if let Some((f, p, until)) = self.0 {
+            let _ = f.call2(&JsValue::UNDEFINED, &p, &until.into());
+        }
+    }
 }
 
 impl Slot {
-    pub fn new(refresh_skew_s: f64, events: Events) -> Self {
-        Slot { cache: TokenCache::new(refresh_skew_s), pending: None, headers: JsValue::UNDEFINED, resolved: None, mirror: None, events }
+    pub fn new(refresh_skew_s: f64, events: Events, redactor: Redactor) -> Self {
+        Slot {
+            cache: TokenCache::new(refresh_skew_s),
+            pending: None,
+            headers: JsValue::UNDEFINED,
+            resolved: None,
+            mirror: None,
+            events,
+            redactor,
+            broker_gen: None,
+            stale: None,
+            access_loaded: false,
+        }
     }
 
     /// The hot path of `headers()`: the prebuilt, resolved Promise if the token is fresh.
@@ -41,57 +78,139 @@ impl Slot {
         self.cache.fresh(now()).and(self.resolved.clone())
     }
 
-    pub fn headers(&self) -> JsValue {
-        self.headers.clone()
-    }
-
-    /// Installs a new token and its headers object.
-    pub fn install(&mut self, token: Token, pairs: &[(&'static str, String)]) {
+    /// Installs a token (with the broker's `generation` when restoring one) and its headers.
+    fn install(&mut self, token: Token, generation: Option<u32>, pairs: &[(&'static str, String)]) -> Publish {
         let a = Array::new();
         for (k, v) in pairs {
             a.push(&Array::of2(&JsValue::from_str(k), &JsValue::from_str(v)));
         }
+        self.redactor.add(&token.access);
         self.headers = freeze_headers(&a);
         self.resolved = Some(Promise::resolve(&self.headers));
-        self.cache.put(token);
-        self.publish();
+        match generation {
+            Some(g) => self.cache.restore(token, g),
+            None => self.cache.put(token),
+        }
+        self.publish()
     }
 
-    pub fn invalidate(&mut self) {
+    fn invalidate(&mut self) -> Publish {
         self.cache.invalidate();
         self.headers = JsValue::UNDEFINED;
         self.resolved = None;
-        self.publish();
+        self.stale = self.broker_gen.take().or(self.stale);
+        self.publish()
     }
 
-    /// Drops the token only if it is still the one of `generation` (a 401 answered to an old
-    /// token must not drop a newer one).
-    pub fn invalidate_if(&mut self, generation: u32) {
-        if self.cache.generation() == generation {
-            self.invalidate();
-        }
-    }
-
-    pub fn set_mirror(&mut self, f: Function) {
-        self.mirror = Some(f);
-        self.publish();
-    }
-
-    fn publish(&self) {
-        if let Some(f) = &self.mirror {
+    pub fn publish(&self) -> Publish {
+        Publish(self.mirror.clone().map(|f| {
             let until = self.cache.usable_until().filter(|_| self.resolved.is_some()).unwrap_or(0.0);
-            let p = self.resolved.as_ref().map_or(JsValue::UNDEFINED, |p| p.into());
-            let _ = f.call2(&JsValue::UNDEFINED, &p, &until.into());
-        }
+            (f, self.resolved.as_ref().map_or(JsValue::UNDEFINED, |p| p.into()), until)
+        }))
     }
+}
+
+/// With a `broker`: what to lease and from where.
+pub struct Lease {
+    pub broker: Rc<Broker>,
+    pub request: LeaseRequest,
+    pub timeout_ms: f64,
 }
 
 /// A provider that can get a new token.
 pub trait Source: Sized + 'static {
     fn slot(&mut self) -> &mut Slot;
-    /// All the network work for one new token; installs it with `Slot::install`.
-    /// Only ever running once at a time per client.
+    /// The auth headers for an access token.
+    fn headers_for(&self, access: &Secret) -> Vec<(&'static str, String)>;
+    /// With a `broker`: the lease request (a `stale` generation is added by `flight`).
+    fn lease(&self) -> Option<Lease>;
+    /// Inside the broker: its storage and the key of the stored access token.
+    fn broker_side(&self) -> Option<(Rc<Store>, String)>;
+    /// All the network work for one new token; installs it with `install`. Only ever running
+    /// once at a time per client.
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError>;
+}
+
+/// Installs `token` (the borrow ends before the mirror is told).
+pub fn install<S: Source>(rc: &Rc<RefCell<S>>, token: Token, generation: Option<u32>) {
+    let publish = {
+        let mut me = rc.borrow_mut();
+        let pairs = me.headers_for(&token.access);
+        me.slot().install(token, generation, &pairs)
+    };
+    publish.send();
+}
+
+pub fn invalidate<S: Source>(rc: &Rc<RefCell<S>>) {
+    let publish = rc.borrow_mut().slot().invalidate();
+    publish.send();
+}
+
+/// Drops the token only if it is still the one of `generation` (a 401 answered to an old
+/// token must not drop a newer one).
+pub fn invalidate_if<S: Source>(rc: &Rc<RefCell<S>>, generation: u32) {
+    if rc.borrow_mut().slot().cache.generation() == generation {
+        invalidate(rc);
+    }
+}
+
+pub fn events<S: Source>(rc: &Rc<RefCell<S>>) -> Events {
+    rc.borrow_mut().slot().events.clone()
+}
+
+/// Adds live credentials (a code, a verifier, a token read from a store) to the redaction set.
+pub fn remember<S: Source>(rc: &Rc<RefCell<S>>, secrets: &[&Secret]) {
+    let mut me = rc.borrow_mut();
+    for s in secrets {
+        me.slot().redactor.add(s);
+    }
+}
+
+/// One lease from the broker, installed (used by `obtain` and by `exchangeCode`).
+pub async fn lease_from<S: Source>(rc: &Rc<RefCell<S>>, lease: Lease) -> Result<(), AuthError> {
+    let started = now();
+    let redactor = rc.borrow_mut().slot().redactor.clone();
+    let (token, generation) = lease.broker.lease(lease.request, lease.timeout_ms, &redactor).await?;
+    let fields = [("grant", "broker".into()), ("ms", (now() - started).into()), ("expiresIn", (token.lifetime_ms / 1000.0).into())];
+    rc.borrow_mut().slot().broker_gen = Some(generation);
+    install(rc, token, None);
+    events(rc).emit("token_acquired", &fields);
+    Ok(())
+}
+
+/// One acquisition, whichever way this client gets tokens.
+async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
+    let lease = rc.borrow().lease();
+    if let Some(mut lease) = lease {
+        lease.request.stale = rc.borrow_mut().slot().stale.take();
+        return lease_from(rc, lease).await;
+    }
+    let side = rc.borrow().broker_side();
+    if let Some((store, key)) = &side {
+        let first = !std::mem::replace(&mut rc.borrow_mut().slot().access_loaded, true);
+        // After a restart: the stored access token, if still fresh, instead of a grant.
+        if let Some((token, generation)) = first.then_some(()).and(store.get(key).await.ok().flatten()).and_then(|t| decode_access(&t)) {
+            if rc.borrow_mut().slot().cache.usable_until().is_none() && token.expires_at_ms > now() {
+                install(rc, token, Some(generation));
+                if rc.borrow_mut().slot().cache.fresh(now()).is_some() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    S::acquire(rc.clone()).await?;
+    if let Some((store, key)) = side {
+        let record = {
+            let mut me = rc.borrow_mut();
+            let generation = me.slot().cache.generation();
+            me.slot().cache.token().map(|t| encode_access(t, generation))
+        };
+        // Only saves a restart a grant: a failure here costs nothing but that.
+        if let Some(r) = record {
+            let _ = store.put(&key, &r).await;
+        }
+    }
+    Ok(())
 }
 
 /// Makes sure a usable token is installed, starting or joining the single in-flight request.
@@ -107,7 +226,7 @@ pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<(), JsValue> {
         None => {
             let rc = this.clone();
             let p = future_to_promise(async move {
-                let r = S::acquire(rc.clone()).await;
+                let r = obtain(&rc).await;
                 let mut me = rc.borrow_mut();
                 let s = me.slot();
                 s.cache.finish(None);
@@ -129,7 +248,8 @@ pub fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
     let rc = this.clone();
     future_to_promise(async move {
         ensure(&rc).await?;
-        Ok(rc.borrow_mut().slot().headers())
+        let h = rc.borrow_mut().slot().headers.clone();
+        Ok(h)
     })
 }
 
@@ -143,9 +263,37 @@ pub fn access_token<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
     })
 }
 
+/// The token broker's side of a lease (`TokenBroker.lease` calls this on its own client): drops
+/// the token if `stale` names it (once, for every isolate), then the current token, single-flight.
+pub fn lease<S: Source>(this: &Rc<RefCell<S>>, stale: JsValue) -> Promise {
+    let rc = this.clone();
+    future_to_promise(async move {
+        if let Some(g) = stale.as_f64().filter(|g| g.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(g)) {
+            invalidate_if(&rc, g as u32);
+        }
+        ensure(&rc).await?;
+        let fields = {
+            let mut me = rc.borrow_mut();
+            let generation = me.slot().cache.generation();
+            let t = me.slot().cache.token().ok_or_else(|| AuthError::new(crate::error::ErrorCode::ServerError, "no token after acquisition"))?;
+            [
+                ("accessToken", JsValue::from_str(t.access.expose())),
+                ("expiresInMs", (t.expires_at_ms - now()).into()),
+                ("lifetimeMs", t.lifetime_ms.into()),
+                ("generation", generation.into()),
+            ]
+        };
+        let o = Object::new();
+        for (k, v) in fields {
+            let _ = Reflect::set(&o, &k.into(), &v);
+        }
+        Ok(o.into())
+    })
+}
+
 /// The methods both provider classes share, all served by their `Slot` (`headers()`,
-/// `accessToken()`, `invalidate()` and the internal `__mirror`): defined once here, so a class
-/// cannot miss one. Expects the class to hold `inner: Rc<RefCell<T>>` with a `slot` field.
+/// `accessToken()`, `invalidate()`, the internal `__mirror` and `__lease`): defined once here, so
+/// a class cannot miss one. Expects the class to hold `inner: Rc<RefCell<T>>`.
 macro_rules! slot_methods {
     ($class:ident) => {
         #[wasm_bindgen]
@@ -161,15 +309,26 @@ macro_rules! slot_methods {
             }
 
             /// Drops the cached token; the next call gets a new one (e.g. after changing a key's
-            /// scopes in the dashboard).
+            /// scopes in the dashboard). With a broker, the broker drops it too (once for all).
             pub fn invalidate(&self) {
-                self.inner.borrow_mut().slot.invalidate();
+                flight::invalidate(&self.inner);
             }
 
             /// Registers the package's JS hit path for `headers()` (pkg-template/fast.js); internal.
             #[wasm_bindgen(js_name = __mirror, skip_typescript)]
             pub fn mirror(&self, f: js_sys::Function) {
-                self.inner.borrow_mut().slot.set_mirror(f);
+                let publish = {
+                    let mut me = self.inner.borrow_mut();
+                    me.slot.mirror = Some(f);
+                    me.slot.publish()
+                };
+                publish.send();
+            }
+
+            /// The token broker's side of a lease (pkg-template/broker.js); internal.
+            #[wasm_bindgen(js_name = __lease, skip_typescript)]
+            pub fn lease(&self, stale: JsValue) -> js_sys::Promise {
+                flight::lease(&self.inner, stale)
             }
         }
     };

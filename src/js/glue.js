@@ -14,17 +14,13 @@ export class AuthError extends Error {
     if (messages !== undefined) this.messages = messages;
   }
   toJSON() {
-    const { name, code, message, hint, retryable, status, retryAfter, messages } = this;
-    return { name, code, message, hint, retryable, status, retryAfter, messages };
+    const { name, code, message, hint, retryable, status, retryAfter, messages, data } = this;
+    return { name, code, message, hint, retryable, status, retryAfter, messages, data };
   }
 }
 
 export function makeAuthError(code, message, hint, retryable, status, retryAfter, messages) {
   return new AuthError(code, message, hint, retryable, status, retryAfter, messages);
-}
-
-export function isAuthError(e) {
-  return e instanceof AuthError;
 }
 
 export function sleep(ms) {
@@ -37,14 +33,96 @@ export function timeoutSignal(ms, other) {
   return other && typeof AbortSignal.any === "function" ? AbortSignal.any([other, t]) : t;
 }
 
-/** "timeout" | "abort" | "network": what a rejected fetch or body read means. */
+/**
+ * "timeout" | "abort" | "refused" | "network": what a rejected fetch or body read means.
+ * "refused" only where the runtime proves nothing was sent (Node's ECONNREFUSED).
+ */
 export function failureKind(e) {
-  const name = e && e.name;
-  return name === "TimeoutError" ? "timeout" : name === "AbortError" ? "abort" : "network";
+  try {
+    const name = e && e.name;
+    if (name === "TimeoutError") return "timeout";
+    if (name === "AbortError") return "abort";
+    return e && e.cause && e.cause.code === "ECONNREFUSED" ? "refused" : "network";
+  } catch {
+    return "network";
+  }
 }
 
 export function hostFetch(request) {
-  return fetch(request);
+  try {
+    return fetch(request);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * The body as text, read chunk by chunk and abandoned past `cap` bytes (resolves `null`), so an
+ * oversized answer is never held whole, here or in wasm memory.
+ */
+export async function readCapped(response, cap) {
+  const declared = Number(response.headers.get("content-length"));
+  if (declared > cap || !response.body) {
+    if (response.body) await response.body.cancel().catch(() => {});
+    return declared > cap ? null : "";
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/** An object's own string keys, or null when reading them throws (a hostile Proxy). */
+export function ownKeys(o) {
+  try {
+    return Object.keys(o);
+  } catch {
+    return null;
+  }
+}
+
+/** A string, or a URL object's href; undefined for anything else (never calls user code). */
+export function urlInput(v) {
+  if (typeof v === "string") return v;
+  try {
+    return typeof URL === "function" && v instanceof URL ? v.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Asks the TokenBroker Durable Object named `name` for a token. Never rejects: resolves the
+ * object's answer (`{ token }` or `{ error }`), or `{ failed: "timeout" | "threw" | "invalid" }`.
+ */
+export async function brokerLease(ns, name, request, ms) {
+  let timer;
+  try {
+    const stub = ns.get(ns.idFromName(name));
+    const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve({ failed: "timeout" }), ms)));
+    const answer = await Promise.race([stub.lease(request), timeout]);
+    return answer && typeof answer === "object" ? answer : { failed: "threw" };
+  } catch (e) {
+    return { failed: e instanceof TypeError && !e.remote ? "invalid" : "threw" };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Calls a user's `onEvent`; a throwing callback never breaks token work. */

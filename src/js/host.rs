@@ -1,21 +1,25 @@
-//! Host services for the core: HTTP over the global `fetch`, timers, JSON decoding, option
-//! reading, events, the caller's `store`, and `AuthError` → JS.
+//! Host services for the core: HTTP over the global `fetch` (capped body reads), timers, option
+//! and argument reading at the boundary, events, the caller's `store` and `broker`, and
+//! `AuthError` → JS.
+//!
+//! Every value from JS is checked here before the core sees it, and every call into JS that can
+//! throw goes through an import that catches (or a glue function that cannot throw): an exception
+//! unwinding through wasm would leave the client's state half-updated for the isolate's life.
 
-use js_sys::{Array, Function, Object, Promise, Reflect, JSON};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestInit, RequestRedirect, Response};
 
+use crate::config::known_option;
 use crate::error::{AuthError, ErrorCode};
-use crate::http::{HttpRequest, HttpResponse};
+use crate::http::{bad_response, HttpRequest, HttpResponse};
 use crate::retry;
 
 #[wasm_bindgen(module = "/src/js/glue.js")]
 extern "C" {
     #[wasm_bindgen(js_name = makeAuthError)]
     fn make_auth_error(code: &str, message: &str, hint: &str, retryable: bool, status: JsValue, retry_after: JsValue, messages: JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = isAuthError)]
-    pub fn is_auth_error(e: &JsValue) -> bool;
     fn sleep(ms: f64) -> Promise;
     #[wasm_bindgen(js_name = timeoutSignal)]
     fn timeout_signal(ms: f64, other: Option<web_sys::AbortSignal>) -> web_sys::AbortSignal;
@@ -23,6 +27,8 @@ extern "C" {
     fn failure_kind(e: &JsValue) -> String;
     #[wasm_bindgen(js_name = hostFetch)]
     fn host_fetch(r: &Request) -> Promise;
+    #[wasm_bindgen(js_name = readCapped)]
+    fn read_capped(r: &Response, cap: f64) -> Promise;
     #[wasm_bindgen(js_name = emit)]
     fn emit_js(callback: &Function, event: &Object);
     #[wasm_bindgen(js_name = randomBytes)]
@@ -31,6 +37,12 @@ extern "C" {
     pub fn sha256(text: &str) -> Promise;
     #[wasm_bindgen(js_name = freezeHeaders)]
     pub fn freeze_headers(pairs: &Array) -> JsValue;
+    #[wasm_bindgen(js_name = ownKeys)]
+    fn own_keys(o: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = urlInput)]
+    pub fn url_input(v: &JsValue) -> Option<String>;
+    #[wasm_bindgen(js_name = brokerLease)]
+    fn broker_lease(ns: &JsValue, name: &str, request: &Object, ms: f64) -> Promise;
 }
 
 impl From<AuthError> for JsValue {
@@ -53,19 +65,24 @@ pub async fn wait(ms: f64) {
     let _ = JsFuture::from(sleep(ms)).await;
 }
 
-pub fn parse_json(text: &str) -> Option<JsValue> {
-    JSON::parse(text).ok()
+/// A method argument that is not what the method takes: `invalid_request`, nothing sent.
+pub fn bad_arg(what: &str) -> AuthError {
+    AuthError::new(ErrorCode::InvalidRequest, what)
 }
 
 /// A fetch rejection or aborted body read as an `AuthError`. The host's message is not kept:
 /// it can echo a URL, and we do not put URLs into errors.
 fn transport_error(e: &JsValue, what: &str) -> AuthError {
-    let (code, text) = match failure_kind(e).as_str() {
+    let kind = failure_kind(e);
+    let (code, text) = match kind.as_str() {
         "timeout" => (ErrorCode::Timeout, " did not answer within timeoutMs"),
         "abort" => (ErrorCode::Network, " request was aborted"),
+        "refused" => (ErrorCode::Network, " refused the connection"),
         _ => (ErrorCode::Network, " could not be reached"),
     };
-    AuthError::new(code, crate::http::cat(what, text))
+    let mut err = AuthError::new(code, crate::http::cat(what, text));
+    err.unsent = kind == "refused";
+    err
 }
 
 pub fn headers_from(pairs: &[(&'static str, String)]) -> Result<Headers, AuthError> {
@@ -79,13 +96,13 @@ pub fn headers_from(pairs: &[(&'static str, String)]) -> Result<Headers, AuthErr
 /// Sends a request; its `init` carries the timeout signal, which also covers reading the body.
 pub async fn send_raw(req: &Request, what: &str) -> Result<Response, AuthError> {
     let resp = JsFuture::from(host_fetch(req)).await.map_err(|e| transport_error(&e, what))?;
-    Ok(resp.unchecked_into())
+    resp.dyn_into::<Response>().map_err(|_| AuthError::new(ErrorCode::BadResponse, crate::http::cat(what, " answered with something that is not a Response")))
 }
 
-pub async fn read_text(resp: &Response, what: &str) -> Result<String, AuthError> {
-    let p = resp.text().map_err(|e| transport_error(&e, what))?;
-    let t = JsFuture::from(p).await.map_err(|e| transport_error(&e, what))?;
-    Ok(t.as_string().unwrap_or_default())
+/// The body as text, read no further than `cap` bytes: past it, `bad_response` with the status.
+pub async fn read_text(resp: &Response, cap: usize, what: &str) -> Result<String, AuthError> {
+    let t = JsFuture::from(read_capped(resp, cap as f64)).await.map_err(|e| transport_error(&e, what))?;
+    t.as_string().ok_or_else(|| bad_response(what, resp.status(), "a body larger than qauth reads (see the README's limits)"))
 }
 
 pub fn init(method: &str, headers: &Headers, timeout_ms: f64, user_signal: Option<web_sys::AbortSignal>) -> RequestInit {
@@ -98,25 +115,28 @@ pub fn init(method: &str, headers: &Headers, timeout_ms: f64, user_signal: Optio
     i
 }
 
-/// One HTTP exchange for the core.
-pub async fn send(r: &HttpRequest, timeout_ms: f64, what: &str) -> Result<HttpResponse, AuthError> {
+/// One HTTP exchange for the core; the body is read up to `cap` bytes.
+pub async fn send(r: &HttpRequest, timeout_ms: f64, cap: usize, what: &str) -> Result<HttpResponse, AuthError> {
     let i = init(r.method, &headers_from(&r.headers)?, timeout_ms, None);
     i.set_body(&JsValue::from_str(&r.body));
     let req = Request::new_with_str_and_init(&r.url, &i).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "the endpoint URL is not valid for fetch"))?;
     let resp = send_raw(&req, what).await?;
     let status = resp.status();
     let retry_after = resp.headers().get("retry-after").ok().flatten();
-    let body = read_text(&resp, what).await?;
+    let body = read_text(&resp, cap, what).await?;
     Ok(HttpResponse { status, retry_after, body })
 }
 
 /// Sends `request` until `parse` accepts the answer, retrying what `retry::delay_ms` allows
-/// inside a `timeout_ms` deadline. Emits a `retry` event before each wait.
+/// inside a `timeout_ms` deadline (`single_use`: the request carries a credential the server
+/// consumes). Emits a `retry` event before each wait.
 pub async fn send_with_retries<T>(
     request: &HttpRequest,
     timeout_ms: f64,
+    cap: usize,
     what: &str,
     events: &Events,
+    single_use: bool,
     mut parse: impl FnMut(&HttpResponse) -> Result<T, AuthError>,
 ) -> Result<T, AuthError> {
     let deadline = now() + timeout_ms;
@@ -124,7 +144,7 @@ pub async fn send_with_retries<T>(
     loop {
         attempts += 1;
         let remaining = deadline - now();
-        let result = match send(request, remaining.max(1.0), what).await {
+        let result = match send(request, remaining.max(1.0), cap, what).await {
             Ok(resp) => parse(&resp),
             Err(e) => Err(e),
         };
@@ -132,21 +152,18 @@ pub async fn send_with_retries<T>(
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let Some(delay) = retry::delay_ms(attempts, &err, deadline - now()) else { return Err(err) };
+        let Some(delay) = retry::delay_ms(attempts, &err, deadline - now(), single_use) else { return Err(err) };
         events.emit("retry", &[("attempt", attempts.into()), ("delayMs", delay.into()), ("code", err.code.as_str().into())]);
         wait(delay).await;
     }
 }
 
-/// The caller's `onEvent`. Events carry names, timings and codes, never a secret.
-#[derive(Default)]
+/// The caller's `onEvent`. Events carry names, timings and codes, never a secret. Cloned out of
+/// the client before emitting, so a callback can call any method of its client.
+#[derive(Clone, Default)]
 pub struct Events(Option<Function>);
 
 impl Events {
-    pub fn new(f: Option<Function>) -> Self {
-        Events(f)
-    }
-
     pub fn emit(&self, kind: &str, fields: &[(&str, JsValue)]) {
         let Some(f) = &self.0 else { return };
         let o = Object::new();
@@ -158,47 +175,85 @@ impl Events {
     }
 }
 
-/// Reads options from a plain JS object; a wrong type is `invalid_config` naming the option.
-pub struct Options<'a>(pub &'a JsValue);
+/// Reads an options object from JS. A missing or wrong value, an unknown name (with the closest
+/// known one) or an object that throws when read is an error naming the option: `invalid_config`
+/// for a constructor, `invalid_request` for a method's argument.
+pub struct Options<'a> {
+    v: &'a JsValue,
+    code: ErrorCode,
+}
 
-impl Options<'_> {
-    pub fn check(v: &JsValue, what: &str) -> Result<(), AuthError> {
-        if v.is_object() {
-            Ok(())
-        } else {
-            Err(AuthError::config(what, "must be an object"))
+impl<'a> Options<'a> {
+    /// `v` must be an object whose own keys are all in `known`. `what` names it in errors.
+    pub fn new(v: &'a JsValue, what: &str, known: &[&str], code: ErrorCode) -> Result<Options<'a>, AuthError> {
+        let o = Options { v, code };
+        if !v.is_object() || Array::is_array(v) {
+            return Err(o.err(what, "must be an object"));
         }
+        let keys = own_keys(v);
+        let keys = keys.dyn_ref::<Array>().ok_or_else(|| o.err(what, "could not be read"))?;
+        for k in keys.iter() {
+            let k = k.as_string().unwrap_or_default();
+            known_option(&k, known, what).map_err(|mut e| {
+                e.code = code;
+                e
+            })?;
+        }
+        Ok(o)
     }
 
-    fn get(&self, name: &str) -> Option<JsValue> {
-        let v = Reflect::get(self.0, &JsValue::from_str(name)).ok()?;
-        (!v.is_undefined() && !v.is_null()).then_some(v)
+    fn err(&self, name: &str, problem: &str) -> AuthError {
+        let mut e = AuthError::config(name, problem);
+        e.code = self.code;
+        e
+    }
+
+    fn get(&self, name: &str) -> Result<Option<JsValue>, AuthError> {
+        let v = Reflect::get(self.v, &JsValue::from_str(name)).map_err(|_| self.err(name, "could not be read"))?;
+        Ok((!v.is_undefined() && !v.is_null()).then_some(v))
     }
 
     pub fn str(&self, name: &str) -> Result<Option<String>, AuthError> {
-        self.get(name).map(|v| v.as_string().ok_or_else(|| AuthError::config(name, "must be a string"))).transpose()
+        self.get(name)?.map(|v| v.as_string().ok_or_else(|| self.err(name, "must be a string"))).transpose()
     }
 
     pub fn num(&self, name: &str) -> Result<Option<f64>, AuthError> {
-        self.get(name).map(|v| v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| AuthError::config(name, "must be a finite number"))).transpose()
+        self.get(name)?.map(|v| v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| self.err(name, "must be a finite number"))).transpose()
+    }
+
+    pub fn flag(&self, name: &str) -> Result<bool, AuthError> {
+        Ok(self.get(name)?.map(|v| v.as_bool().ok_or_else(|| self.err(name, "must be true or false"))).transpose()?.unwrap_or(false))
     }
 
     pub fn func(&self, name: &str) -> Result<Option<Function>, AuthError> {
-        self.get(name).map(|v| v.dyn_into::<Function>().map_err(|_| AuthError::config(name, "must be a function"))).transpose()
+        self.get(name)?.map(|v| v.dyn_into::<Function>().map_err(|_| self.err(name, "must be a function"))).transpose()
     }
 
     pub fn events(&self) -> Result<Events, AuthError> {
-        Ok(Events::new(self.func("onEvent")?))
+        Ok(Events(self.func("onEvent")?))
+    }
+
+    fn methods(&self, name: &str, methods: &[&str], problem: &str) -> Result<Option<(JsValue, Vec<Function>)>, AuthError> {
+        let Some(obj) = self.get(name)? else { return Ok(None) };
+        let mut fs = Vec::new();
+        for m in methods {
+            let f = Reflect::get(&obj, &JsValue::from_str(m)).ok().and_then(|f| f.dyn_into::<Function>().ok());
+            fs.push(f.ok_or_else(|| self.err(name, problem))?);
+        }
+        Ok(Some((obj, fs)))
     }
 
     /// `store`: any object with `get(key)` and `put(key, value)` (a KV namespace, DO storage).
     pub fn store(&self) -> Result<Option<Store>, AuthError> {
-        let Some(obj) = self.get("store") else { return Ok(None) };
-        let method = |m: &str| Reflect::get(&obj, &JsValue::from_str(m)).ok().and_then(|f| f.dyn_into::<Function>().ok());
-        match (method("get"), method("put")) {
-            (Some(get), Some(put)) => Ok(Some(Store { obj, get, put })),
-            _ => Err(AuthError::config("store", "must have get(key) and put(key, value) methods")),
-        }
+        let Some((obj, mut fs)) = self.methods("store", &["get", "put"], "must have get(key) and put(key, value) methods")? else { return Ok(None) };
+        let (put, get) = (fs.pop(), fs.pop());
+        Ok(get.zip(put).map(|(get, put)| Store { obj, get, put }))
+    }
+
+    /// `broker`: a Durable Object namespace bound to `TokenBroker` (`idFromName` and `get`).
+    pub fn broker(&self) -> Result<Option<Broker>, AuthError> {
+        let problem = "must be a Durable Object namespace bound to the `TokenBroker` class (env.TOKEN_BROKER)";
+        Ok(self.methods("broker", &["idFromName", "get"], problem)?.map(|(ns, _)| Broker { ns }))
     }
 }
 
@@ -214,18 +269,13 @@ fn store_error(op: &str) -> AuthError {
 }
 
 impl Store {
-    async fn call(&self, f: &Function, args: &[&JsValue], op: &str) -> Result<JsValue, AuthError> {
-        let r = match args {
-            [k] => f.call1(&self.obj, k),
-            [k, v] => f.call2(&self.obj, k, v),
-            _ => unreachable_store(),
-        }
-        .map_err(|_| store_error(op))?;
+    async fn call(&self, f: &Function, args: &Array, op: &str) -> Result<JsValue, AuthError> {
+        let r = Reflect::apply(f, &self.obj, args).map_err(|_| store_error(op))?;
         JsFuture::from(Promise::resolve(&r)).await.map_err(|_| store_error(op))
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<String>, AuthError> {
-        let v = self.call(&self.get, &[&key.into()], "get(key) failed").await?;
+        let v = self.call(&self.get, &Array::of1(&key.into()), "get(key) failed").await?;
         if v.is_null() || v.is_undefined() {
             return Ok(None);
         }
@@ -233,10 +283,66 @@ impl Store {
     }
 
     pub async fn put(&self, key: &str, value: &str) -> Result<(), AuthError> {
-        self.call(&self.put, &[&key.into(), &value.into()], "put(key, value) failed").await.map(|_| ())
+        self.call(&self.put, &Array::of2(&key.into(), &value.into()), "put(key, value) failed").await.map(|_| ())
     }
 }
 
-fn unreachable_store() -> Result<JsValue, JsValue> {
-    Err(JsValue::UNDEFINED)
+/// The `TokenBroker` namespace: one object per credential, asked over Durable Object RPC.
+pub struct Broker {
+    ns: JsValue,
+}
+
+/// What a lease request carries (built by the core: `broker_options`).
+pub struct LeaseRequest {
+    pub provider: &'static str,
+    /// The object's name: the store key (never a secret).
+    pub name: String,
+    pub options: Vec<(&'static str, crate::broker::Field)>,
+    pub stale: Option<u32>,
+    /// An authorization code to exchange first: `(code, codeVerifier, redirectUri)`.
+    pub exchange: Option<(String, String, String)>,
+}
+
+fn obj_of(pairs: &[(&str, JsValue)]) -> Object {
+    let o = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o
+}
+
+impl Broker {
+    /// One lease: the object's answer as the token (and its generation) or the typed error.
+    pub async fn lease(&self, r: LeaseRequest, timeout_ms: f64, redactor: &crate::secret::Redactor) -> Result<(crate::token::Token, u32), AuthError> {
+        use crate::broker::{lease_error, lease_failed, lease_token, Field};
+        let opts: Vec<(&str, JsValue)> = r
+            .options
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Field::Str(s) => JsValue::from_str(s),
+                    Field::Num(n) => JsValue::from_f64(*n),
+                };
+                (*k, v)
+            })
+            .collect();
+        let mut fields = vec![("provider", JsValue::from_str(r.provider)), ("options", obj_of(&opts).into())];
+        fields.extend(r.stale.map(|g| ("stale", JsValue::from(g))));
+        if let Some((code, verifier, redirect)) = &r.exchange {
+            let x = obj_of(&[("code", code.into()), ("codeVerifier", verifier.into()), ("redirectUri", redirect.into())]);
+            fields.push(("exchange", x.into()));
+        }
+        let answer = JsFuture::from(broker_lease(&self.ns, &r.name, &obj_of(&fields), timeout_ms)).await.unwrap_or(JsValue::NULL);
+        let field = |o: &JsValue, k: &str| Reflect::get(o, &JsValue::from_str(k)).ok().filter(|v| !v.is_undefined() && !v.is_null());
+        if let Some(t) = field(&answer, "token") {
+            let num = |k: &str| field(&t, k).and_then(|v| v.as_f64());
+            return lease_token(field(&t, "accessToken").and_then(|v| v.as_string()), num("expiresInMs"), num("lifetimeMs"), num("generation"), now());
+        }
+        if let Some(e) = field(&answer, "error") {
+            let s = |k: &str| field(&e, k).and_then(|v| v.as_string());
+            let n = |k: &str| field(&e, k).and_then(|v| v.as_f64());
+            return Err(lease_error(s("code"), s("message"), n("status"), n("retryAfter"), redactor));
+        }
+        Err(lease_failed(&field(&answer, "failed").and_then(|v| v.as_string()).unwrap_or_default()))
+    }
 }

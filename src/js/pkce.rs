@@ -5,8 +5,8 @@ use js_sys::{Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use super::host::{random_bytes, sha256, Options};
-use crate::error::AuthError;
+use super::host::{bad_arg, random_bytes, sha256, url_input, Options};
+use crate::error::{AuthError, ErrorCode};
 use crate::http::{base_url, cat};
 use crate::pkce::{authorize_url, base64url, parse_callback};
 use crate::qflow::{AUTHORIZE_PATH, DEFAULT_IDENTITY_URL, DEFAULT_SCOPE};
@@ -19,8 +19,7 @@ fn set(o: &Object, k: &str, v: &str) {
 #[wasm_bindgen(js_name = beginAuthorization)]
 pub fn begin_authorization(options: JsValue) -> Promise {
     future_to_promise(async move {
-        Options::check(&options, "options")?;
-        let o = Options(&options);
+        let o = Options::new(&options, "beginAuthorization options", &["clientId", "redirectUri", "authorizeUrl", "identityUrl", "scope"], ErrorCode::InvalidConfig)?;
         let client_id = crate::config::required("clientId", o.str("clientId")?)?;
         let redirect_uri = crate::config::required("redirectUri", o.str("redirectUri")?)?;
         base_url("redirectUri", redirect_uri.split('?').next().unwrap_or(""))?;
@@ -44,9 +43,10 @@ pub fn begin_authorization(options: JsValue) -> Promise {
 
 /// `{ code }` from the callback URL, if its `state` is the expected one.
 #[wasm_bindgen(js_name = completeAuthorization)]
-pub fn complete_authorization(callback_url: String, options: JsValue) -> Result<JsValue, JsValue> {
-    let state = if options.is_object() { Options(&options).str("state")? } else { None };
-    let code = parse_callback(&callback_url, state.as_deref())?;
+pub fn complete_authorization(callback_url: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+    let callback_url = url_input(&callback_url).ok_or_else(|| bad_arg("completeAuthorization(callbackUrl, { state }) takes the callback URL as a string or URL"))?;
+    let o = Options::new(&options, "completeAuthorization options", &["state"], ErrorCode::InvalidRequest)?;
+    let code = parse_callback(&callback_url, o.str("state")?.as_deref())?;
     let out = Object::new();
     set(&out, "code", code.expose());
     Ok(out.into())

@@ -6,23 +6,31 @@ use std::rc::Rc;
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
-use web_sys::{Headers, Request, Response};
+use web_sys::{Headers, Request, RequestInit, Response};
 
-use super::flight::{self, ensure, Slot, Source};
-use super::host::{self, now, send_with_retries, Options, Store};
+use super::flight::{self, ensure, Lease, Slot, Source};
+use super::host::{self, bad_arg, now, send_with_retries, url_input, Broker, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
+use crate::http::MAX_BODY_BYTES;
 use crate::pkce::valid_verifier;
-use crate::qflow::{api_gate, After, Grant, QflowConfig, QflowOptions, Session};
-use crate::secret::Secret;
+use crate::qflow::{api_gate, After, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES};
+use crate::secret::{Redactor, Secret};
 use crate::token::{parse_token_response, Token};
 
 const WHAT: &str = "the Qflow identity server";
 const API: &str = "the Qflow API";
 
+/// Every option `new QflowAuth({...})` reads; anything else is an error naming the closest.
+const OPTIONS: &[&str] = &[
+    "clientId", "clientSecret", "subscriptionKey", "username", "password", "refreshToken", "scope", "identityUrl", "apiUrl", "store", "storeKey", "broker",
+    "refreshSkewSeconds", "timeoutMs", "onEvent", "__brokerSide",
+];
+
 struct Inner {
     cfg: QflowConfig,
     session: Session,
     store: Option<Rc<Store>>,
+    broker: Option<Rc<Broker>>,
     slot: Slot,
     /// A token whose rotated refresh token could not be saved yet: held back until it is.
     held: Option<Token>,
@@ -33,52 +41,64 @@ impl Source for Inner {
         &mut self.slot
     }
 
+    fn headers_for(&self, access: &Secret) -> Vec<(&'static str, String)> {
+        self.cfg.api_headers(access)
+    }
+
+    fn lease(&self) -> Option<Lease> {
+        let request = LeaseRequest { provider: "qflow", name: self.cfg.store_key.clone(), options: self.cfg.broker_options(), stale: None, exchange: None };
+        self.broker.clone().map(|broker| Lease { broker, request, timeout_ms: self.cfg.timeout_ms })
+    }
+
+    fn broker_side(&self) -> Option<(Rc<Store>, String)> {
+        self.store.clone().filter(|_| self.cfg.broker_side).map(|s| (s, crate::broker::access_key(&self.cfg.store_key)))
+    }
+
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError> {
         let store = this.borrow().store.clone();
         if let Some(store) = &store {
-            let load = !this.borrow().session.store_loaded;
-            if load {
-                let key = this.borrow().cfg.store_key.clone();
-                let saved = store.get(&key).await?;
-                this.borrow_mut().session.loaded(saved);
-            }
             // A rotation whose save failed earlier: save it now, then use the held token.
             let held = this.borrow_mut().held.take();
             if let Some(t) = held {
                 persist(&this, store, &t).await.inspect_err(|_| this.borrow_mut().held = Some(t.clone()))?;
                 if t.expires_at_ms > now() {
-                    install(&this, t);
+                    flight::install(&this, t, None);
                     return Ok(());
                 }
             }
         }
-        let mut grant = {
-            let me = this.borrow();
-            me.session.next_grant(&me.cfg)?
-        };
+        this.borrow_mut().session.begin();
         loop {
+            if let Some(store) = store.as_ref().filter(|_| this.borrow().session.wants_store_read()) {
+                let key = this.borrow().cfg.store_key.clone();
+                match store.get(&key).await {
+                    Ok(saved) => {
+                        let mut me = this.borrow_mut();
+                        let me = &mut *me;
+                        if let Some(adopted) = me.session.store_read(saved) {
+                            me.slot.redactor.add(adopted);
+                        }
+                    }
+                    Err(e) => this.borrow_mut().session.store_read_failed(e)?,
+                }
+            }
+            let (grant, fallback) = {
+                let mut me = this.borrow_mut();
+                let me = &mut *me;
+                me.session.next_grant(&me.cfg)?
+            };
+            if fallback {
+                flight::events(&this).emit("fallback_to_password", &[]);
+            }
             match run_grant(&this, &grant).await {
                 Ok(()) => return Ok(()),
-                Err(e) => {
-                    let mut me = this.borrow_mut();
-                    let me = &mut *me;
-                    match me.session.after_failure(&me.cfg, &grant, e) {
-                        After::Fallback(g) => {
-                            me.slot.events.emit("fallback_to_password", &[]);
-                            grant = g;
-                        }
-                        After::Fail(e) => return Err(e),
-                    }
-                }
+                Err(e) => match this.borrow_mut().session.after_failure(&grant, e) {
+                    After::Again => {}
+                    After::Fail(e) => return Err(e),
+                },
             }
         }
     }
-}
-
-fn install(this: &Rc<RefCell<Inner>>, t: Token) {
-    let mut me = this.borrow_mut();
-    let pairs = me.cfg.api_headers(&t.access);
-    me.slot.install(t, &pairs);
 }
 
 /// Saves the token's refresh token; the caller hands out the access token only after this.
@@ -86,33 +106,26 @@ async fn persist(this: &Rc<RefCell<Inner>>, store: &Store, t: &Token) -> Result<
     let Some(rt) = &t.refresh else { return Ok(()) };
     let key = this.borrow().cfg.store_key.clone();
     store.put(&key, rt.expose()).await?;
-    let mut me = this.borrow_mut();
-    me.session.unsaved = false;
-    me.slot.events.emit("refresh_token_rotated", &[]);
+    this.borrow_mut().session.saved();
+    flight::events(this).emit("refresh_token_rotated", &[]);
     Ok(())
 }
 
 /// One grant with retries, then rotation-safe installation of the new token.
 async fn run_grant(this: &Rc<RefCell<Inner>>, grant: &Grant) -> Result<(), AuthError> {
     let started = now();
-    let (req, timeout) = {
+    let (req, timeout, events) = {
         let me = this.borrow();
-        (me.cfg.token_request(grant), me.cfg.timeout_ms)
+        (me.cfg.token_request(grant), me.cfg.timeout_ms, me.slot.events.clone())
     };
-    let token = {
-        let events = std::mem::take(&mut this.borrow_mut().slot.events);
-        let r = send_with_retries(&req, timeout, WHAT, &events, |resp| {
-            let me = this.borrow();
-            parse_token_response(resp, now(), &me.cfg.secrets())
-        })
-        .await;
-        this.borrow_mut().slot.events = events;
-        r?
-    };
+    let single_use = !matches!(grant, Grant::Password);
+    let token = send_with_retries(&req, timeout, MAX_BODY_BYTES, WHAT, &events, single_use, |resp| parse_token_response(resp, now(), &this.borrow().slot.redactor)).await?;
     let (must_save, store) = {
         let mut me = this.borrow_mut();
-        let has_store = me.store.is_some();
-        (me.session.on_token(&token, has_store), me.store.clone())
+        for s in [Some(&token.access), token.refresh.as_ref()].into_iter().flatten() {
+            me.slot.redactor.add(s);
+        }
+        (me.session.on_token(&token), me.store.clone())
     };
     if let (true, Some(store)) = (must_save, store) {
         if let Err(e) = persist(this, &store, &token).await {
@@ -121,8 +134,9 @@ async fn run_grant(this: &Rc<RefCell<Inner>>, grant: &Grant) -> Result<(), AuthE
         }
     }
     let kind = if matches!(grant, Grant::Refresh(_)) { "token_refreshed" } else { "token_acquired" };
-    this.borrow().slot.events.emit(kind, &[("grant", grant.name().into()), ("ms", (now() - started).into()), ("expiresIn", (token.lifetime_ms / 1000.0).into())]);
-    install(this, token);
+    let fields = [("grant", grant.name().into()), ("ms", (now() - started).into()), ("expiresIn", (token.lifetime_ms / 1000.0).into())];
+    flight::install(this, token, None);
+    events.emit(kind, &fields);
     Ok(())
 }
 
@@ -138,8 +152,13 @@ flight::slot_methods!(QflowAuth);
 impl QflowAuth {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<QflowAuth, JsValue> {
-        Options::check(&options, "options")?;
-        let o = Options(&options);
+        let o = Options::new(&options, "QflowAuth options", OPTIONS, ErrorCode::InvalidConfig)?;
+        let store = o.store()?.map(Rc::new);
+        let broker = o.broker()?.map(Rc::new);
+        let broker_side = o.flag("__brokerSide")?;
+        if broker.is_some() && (store.is_some() || broker_side) {
+            return Err(AuthError::config("broker", "replaces `store`: the broker keeps the refresh token in its own storage").into());
+        }
         let cfg = QflowConfig::new(QflowOptions {
             client_id: o.str("clientId")?,
             client_secret: o.str("clientSecret")?,
@@ -153,11 +172,12 @@ impl QflowAuth {
             store_key: o.str("storeKey")?,
             refresh_skew_seconds: o.num("refreshSkewSeconds")?,
             timeout_ms: o.num("timeoutMs")?,
+            has_store: store.is_some() || broker.is_some(),
+            broker_side,
         })?;
-        let slot = Slot::new(cfg.refresh_skew_s, o.events()?);
-        let store = o.store()?.map(Rc::new);
-        let session = Session::new(&cfg);
-        Ok(QflowAuth { inner: Rc::new(RefCell::new(Inner { cfg, session, store, slot, held: None })) })
+        let slot = Slot::new(cfg.refresh_skew_s, o.events()?, Redactor::new(&cfg.secrets()));
+        let session = Session::new(&cfg, store.is_some());
+        Ok(QflowAuth { inner: Rc::new(RefCell::new(Inner { cfg, session, store, broker, slot, held: None })) })
     }
 
     /// `fetch()` against `apiUrl` with both headers, `redirect: "manual"`, a timeout, and one
@@ -165,69 +185,86 @@ impl QflowAuth {
     pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
         let rc = self.inner.clone();
         future_to_promise(async move {
-            let base = base_request(&rc, &input, &init)?;
-            Ok(api_fetch(&rc, &base).await?.into())
+            let base = base_request(&rc, &input, &init, "fetch()")?;
+            match api_fetch(&rc, &base).await? {
+                Answer::Response(r) => Ok(r.into()),
+                Answer::Gate(e) => Err(e.into()),
+            }
         })
     }
 
     /// `{ enabled: true }` or `{ enabled: false, reason: "comms_api_not_enabled" }`.
     #[wasm_bindgen(js_name = commsAccess)]
-    pub fn comms_access(&self, event_id: String) -> Promise {
+    pub fn comms_access(&self, event_id: JsValue) -> Promise {
         let rc = self.inner.clone();
         future_to_promise(async move {
-            let url = rc.borrow().cfg.resolve(&QflowConfig::comms_probe_path(&event_id))?;
-            let base = Request::new_with_str(&url).map_err(|_| AuthError::new(ErrorCode::InvalidRequest, "bad eventId"))?;
+            let event_id = event_id.as_string().filter(|e| !e.trim().is_empty()).ok_or_else(|| bad_arg("commsAccess(eventId) takes a non-empty event ID string"))?;
+            let url = rc.borrow().cfg.target(&QflowConfig::comms_probe_path(&event_id));
+            let base = Request::new_with_str(&url).map_err(|_| bad_arg("the eventId does not make a valid URL"))?;
             let o = Object::new();
-            match api_fetch(&rc, &base).await {
-                Ok(resp) if resp.ok() => {
+            match api_fetch(&rc, &base).await? {
+                Answer::Response(resp) if resp.ok() => {
                     let _ = Reflect::set(&o, &"enabled".into(), &true.into());
                 }
-                Ok(resp) => return Err(api_status_error(resp.status()).into()),
-                Err(e) if Reflect::get(&e, &"code".into()).ok().and_then(|c| c.as_string()).as_deref() == Some("comms_api_not_enabled") => {
+                Answer::Response(resp) => return Err(api_status_error(resp.status()).into()),
+                Answer::Gate(e) if e.code == ErrorCode::CommsApiNotEnabled => {
                     let _ = Reflect::set(&o, &"enabled".into(), &false.into());
                     let _ = Reflect::set(&o, &"reason".into(), &"comms_api_not_enabled".into());
                 }
-                Err(e) => return Err(e),
+                Answer::Gate(e) => return Err(e.into()),
             }
             Ok(o.into())
         })
     }
 
-    /// A copy of `request` (same method, URL, body, other headers) with both headers set, for
-    /// middleware that forwards requests. The URL must be on `apiUrl`'s origin.
+    /// A copy of the request (same method, URL, body, other headers) with both headers set, for
+    /// middleware that forwards requests. Takes what `fetch()` takes; the URL of the copy must be
+    /// on `apiUrl`'s origin.
     #[wasm_bindgen(js_name = authorizeRequest)]
-    pub fn authorize_request(&self, request: Request) -> Promise {
+    pub fn authorize_request(&self, input: JsValue, init: JsValue) -> Promise {
         let rc = self.inner.clone();
         future_to_promise(async move {
-            rc.borrow().cfg.resolve(&request.url())?;
+            let base = base_request(&rc, &input, &init, "authorizeRequest()")?;
             ensure(&rc).await?;
-            let h = Headers::new_with_headers(&request.headers()).map_err(|_| bad_request())?;
+            let h = Headers::new_with_headers(&base.headers()).map_err(|_| bad_request())?;
             set_auth_headers(&rc, &h)?;
-            let i = web_sys::RequestInit::new();
+            let i = RequestInit::new();
             i.set_headers(&h);
             i.set_redirect(web_sys::RequestRedirect::Manual);
-            Ok(Request::new_with_request_and_init(&request, &i).map_err(|_| bad_request())?.into())
+            let out = Request::new_with_request_and_init(&base, &i).map_err(|_| bad_request())?;
+            rc.borrow().cfg.check_sent(&out.url())?;
+            Ok(out.into())
         })
     }
 
     /// Exchanges an authorization code (with its PKCE verifier) for tokens; afterwards the client
-    /// refreshes, rotates and stores like any other.
+    /// refreshes, rotates and stores like any other. With a broker, the broker exchanges it.
     #[wasm_bindgen(js_name = exchangeCode)]
     pub fn exchange_code(&self, args: JsValue) -> Promise {
         let rc = self.inner.clone();
         future_to_promise(async move {
-            Options::check(&args, "exchangeCode argument")?;
-            let o = Options(&args);
-            let code = o.str("code")?.filter(|c| !c.is_empty()).ok_or_else(|| AuthError::config("code", "is required"))?;
-            let verifier = o.str("codeVerifier")?.ok_or_else(|| AuthError::config("codeVerifier", "is required"))?;
+            let o = Options::new(&args, "exchangeCode argument", &["code", "codeVerifier", "redirectUri"], ErrorCode::InvalidRequest)?;
+            let missing = |name: &str| bad_arg(&crate::http::cat(name, " is required: exchangeCode({ code, codeVerifier, redirectUri })"));
+            let code = o.str("code")?.filter(|c| !c.is_empty()).ok_or_else(|| missing("code"))?;
+            let verifier = o.str("codeVerifier")?.ok_or_else(|| missing("codeVerifier"))?;
             if !valid_verifier(&verifier) {
-                return Err(AuthError::config("codeVerifier", "must be 43-128 characters of A-Z a-z 0-9 - . _ ~").into());
+                return Err(bad_arg("codeVerifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~").into());
             }
-            let redirect_uri = o.str("redirectUri")?.ok_or_else(|| AuthError::config("redirectUri", "is required"))?;
-            crate::http::base_url("redirectUri", redirect_uri.split('?').next().unwrap_or(""))?;
-            let grant = Grant::Code { code: Secret::new(code), verifier: Secret::new(verifier), redirect_uri };
-            rc.borrow_mut().session.store_loaded = true;
-            run_grant(&rc, &grant).await?;
+            let redirect_uri = o.str("redirectUri")?.ok_or_else(|| missing("redirectUri"))?;
+            crate::http::base_url("redirectUri", redirect_uri.split('?').next().unwrap_or("")).map_err(|mut e| {
+                e.code = ErrorCode::InvalidRequest;
+                e
+            })?;
+            let (code, verifier) = (Secret::new(code), Secret::new(verifier));
+            flight::remember(&rc, &[&code, &verifier]);
+            let lease = rc.borrow().lease();
+            if let Some(mut lease) = lease {
+                lease.request.exchange = Some((code.expose().to_string(), verifier.expose().to_string(), redirect_uri));
+                flight::lease_from(&rc, lease).await?;
+                return Ok(JsValue::UNDEFINED);
+            }
+            rc.borrow_mut().session.exchange_started();
+            run_grant(&rc, &Grant::Code { code, verifier, redirect_uri }).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -237,29 +274,39 @@ fn bad_request() -> AuthError {
     AuthError::new(ErrorCode::InvalidRequest, "the request could not be copied")
 }
 
-fn set_auth_headers(rc: &Rc<RefCell<Inner>>, h: &Headers) -> Result<u32, JsValue> {
-    let me = rc.borrow();
-    let t = me.slot.cache.token().ok_or_else(|| AuthError::new(ErrorCode::Unauthorized, "no token"))?;
-    for (k, v) in me.cfg.api_headers(&t.access) {
+fn set_auth_headers(rc: &Rc<RefCell<Inner>>, h: &Headers) -> Result<u32, AuthError> {
+    let pairs = {
+        let me = rc.borrow();
+        let t = me.slot.cache.token().ok_or_else(|| AuthError::new(ErrorCode::Unauthorized, "no token"))?;
+        (me.cfg.api_headers(&t.access), me.slot.cache.generation())
+    };
+    for (k, v) in pairs.0 {
         h.set(k, &v).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "a credential contains characters not allowed in an HTTP header"))?;
     }
-    Ok(me.slot.cache.generation())
+    Ok(pairs.1)
 }
 
-/// The caller's input as a `Request` on `apiUrl` (not sent yet, no credentials yet).
-fn base_request(rc: &Rc<RefCell<Inner>>, input: &JsValue, init: &JsValue) -> Result<Request, JsValue> {
-    let init: web_sys::RequestInit = if init.is_undefined() || init.is_null() { web_sys::RequestInit::new() } else { init.clone().unchecked_into() };
-    let req = if let Some(r) = input.dyn_ref::<Request>() {
-        rc.borrow().cfg.resolve(&r.url())?;
-        Request::new_with_request_and_init(r, &init)
-    } else {
-        // A string, or a URL object (its toString() is the href).
-        let s = input.as_string().or_else(|| input.dyn_ref::<Object>().map(|o| String::from(o.to_string())));
-        let s = s.ok_or_else(|| AuthError::new(ErrorCode::InvalidRequest, "fetch() takes a path, a URL or a Request"))?;
-        let url = rc.borrow().cfg.resolve(&s)?;
-        Request::new_with_str_and_init(&url, &init)
+/// The caller's input (a path, a URL string or object, or a `Request`, plus an optional init) as
+/// a `Request` of our own making, checked to be on `apiUrl`'s origin. The URL checked is the one
+/// the platform wrote into that request, not a property of the caller's object (which a
+/// subclass or a Proxy can fake).
+fn base_request(rc: &Rc<RefCell<Inner>>, input: &JsValue, init: &JsValue, what: &str) -> Result<Request, AuthError> {
+    let init: RequestInit = match init {
+        v if v.is_undefined() || v.is_null() => RequestInit::new(),
+        v if v.is_object() => v.clone().unchecked_into(),
+        _ => return Err(bad_arg(&crate::http::cat(what, " takes an init object (or nothing) as its second argument"))),
     };
-    req.map_err(|_| AuthError::new(ErrorCode::InvalidRequest, "fetch() arguments do not make a valid Request").into())
+    let req = if let Some(r) = input.dyn_ref::<Request>() {
+        Request::new_with_request_and_init(r, &init)
+    } else if let Some(s) = url_input(input) {
+        let url = rc.borrow().cfg.target(&s);
+        Request::new_with_str_and_init(&url, &init)
+    } else {
+        return Err(bad_arg(&crate::http::cat(what, " takes a path, a URL or a Request")));
+    };
+    let req = req.map_err(|_| bad_arg(&crate::http::cat(what, " arguments do not make a valid Request")))?;
+    rc.borrow().cfg.check_sent(&req.url())?;
+    Ok(req)
 }
 
 fn api_status_error(status: u16) -> AuthError {
@@ -269,9 +316,16 @@ fn api_status_error(status: u16) -> AuthError {
     AuthError::new(code, m).with_status(status)
 }
 
+/// What the API answered: a response to hand back, or a documented 403 gate.
+enum Answer {
+    Response(Response),
+    Gate(AuthError),
+}
+
 /// Sends `base` with both headers; on 401 forces one refresh (shared with concurrent callers)
-/// and retries once. A documented 403 gate becomes its typed error.
-async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Response, JsValue> {
+/// and retries once. A documented 403 gate becomes its typed error. (Errors are `JsValue`
+/// because a shared acquisition's error is already one: it is handed to every waiting caller.)
+async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, JsValue> {
     let timeout = rc.borrow().cfg.timeout_ms;
     for attempt in 0..2 {
         ensure(rc).await?;
@@ -280,24 +334,24 @@ async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Response, 
         let copy = base.clone().map_err(|_| AuthError::new(ErrorCode::InvalidRequest, "the request body was already used"))?;
         let i = host::init(&base.method(), &h, timeout, Some(base.signal()));
         let req = Request::new_with_request_and_init(&copy, &i).map_err(|_| bad_request())?;
+        rc.borrow().cfg.check_sent(&req.url())?;
         let resp = host::send_raw(&req, API).await?;
         match resp.status() {
-            401 if attempt == 0 => {
-                rc.borrow_mut().slot.invalidate_if(generation);
-                continue;
-            }
-            401 => return Err(AuthError::new(ErrorCode::Unauthorized, "the Qflow API refused a freshly refreshed token (HTTP 401 twice)").with_status(401).into()),
+            401 if attempt == 0 => flight::invalidate_if(rc, generation),
+            401 => break,
             403 => {
                 let probe = resp.clone().map_err(|_| bad_request())?;
-                let body = host::read_text(&probe, API).await?;
-                if let Some(e) = api_gate(403, &body) {
-                    return Err(e.into());
+                // Only a small body can be a gate answer; a larger one is passed on untouched.
+                if let Ok(body) = host::read_text(&probe, MAX_GATE_BODY_BYTES, API).await {
+                    if let Some(e) = api_gate(403, &body) {
+                        return Ok(Answer::Gate(e));
+                    }
                 }
-                return Ok(resp);
+                return Ok(Answer::Response(resp));
             }
-            _ => return Ok(resp),
+            _ => return Ok(Answer::Response(resp)),
         }
     }
-    Err(AuthError::new(ErrorCode::Unauthorized, "unreachable").into())
+    Err(AuthError::new(ErrorCode::Unauthorized, "the Qflow API refused a freshly refreshed token (HTTP 401 twice)").with_status(401).into())
 }
 

@@ -3,21 +3,29 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Object, Promise, Reflect, JSON};
+use js_sys::{Array, Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::Request;
 
-use super::flight::{self, ensure, Slot, Source};
-use super::host::{self, headers_from, now, parse_json, send_with_retries, Options};
+use super::flight::{self, ensure, Lease, Slot, Source};
+use super::host::{self, bad_arg, headers_from, now, send_with_retries, Broker, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
-use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Next, QpienConfig, QpienOptions};
+use crate::http::MAX_BODY_BYTES;
+use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
+use crate::secret::{Redactor, Secret};
 
 const WHAT: &str = "the Qpien GraphQL endpoint";
+
+/// Every option `new QpienAuth({...})` reads (`store` only inside the token broker).
+const OPTIONS: &[&str] = &["clientId", "clientSecret", "endpoint", "broker", "refreshSkewSeconds", "timeoutMs", "onEvent", "store", "__brokerSide"];
 
 struct Inner {
     cfg: QpienConfig,
     slot: Slot,
+    broker: Option<Rc<Broker>>,
+    /// Inside the broker: the object's storage (for the current access token).
+    store: Option<Rc<Store>>,
 }
 
 impl Source for Inner {
@@ -25,24 +33,37 @@ impl Source for Inner {
         &mut self.slot
     }
 
+    fn headers_for(&self, access: &Secret) -> Vec<(&'static str, String)> {
+        vec![("Authorization", crate::http::cat("Bearer ", access.expose()))]
+    }
+
+    fn lease(&self) -> Option<Lease> {
+        let request = LeaseRequest { provider: "qpien", name: self.cfg.store_key(), options: self.cfg.broker_options(), stale: None, exchange: None };
+        self.broker.clone().map(|broker| Lease { broker, request, timeout_ms: self.cfg.timeout_ms })
+    }
+
+    fn broker_side(&self) -> Option<(Rc<Store>, String)> {
+        self.store.clone().map(|s| (s, crate::broker::access_key(&self.cfg.store_key())))
+    }
+
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError> {
         let started = now();
-        let (req, timeout) = {
+        let (req, timeout, events) = {
             let me = this.borrow();
-            (me.cfg.mint_request(), me.cfg.timeout_ms)
+            (me.cfg.mint_request(), me.cfg.timeout_ms, me.slot.events.clone())
         };
-        let events = std::mem::take(&mut this.borrow_mut().slot.events);
-        let r = send_with_retries(&req, timeout, WHAT, &events, |resp| this.borrow().cfg.parse_mint(resp, now()));
-        let r = r.await;
-        let mut me = this.borrow_mut();
-        me.slot.events = events;
-        let token = r?;
-        if token.expiry_assumed {
-            me.slot.events.emit("expiry_assumed", &[("expiresIn", (token.lifetime_ms / 1000.0).into())]);
+        let token = send_with_retries(&req, timeout, MAX_BODY_BYTES, WHAT, &events, false, |resp| {
+            let me = this.borrow();
+            me.cfg.parse_mint(resp, now(), &me.slot.redactor)
+        })
+        .await?;
+        let assumed = token.expiry_assumed.then_some(token.lifetime_ms / 1000.0);
+        let fields = [("grant", "generateOAuthToken".into()), ("ms", (now() - started).into()), ("expiresIn", (token.lifetime_ms / 1000.0).into())];
+        flight::install(&this, token, None);
+        if let Some(s) = assumed {
+            events.emit("expiry_assumed", &[("expiresIn", s.into())]);
         }
-        me.slot.events.emit("token_acquired", &[("grant", "generateOAuthToken".into()), ("ms", (now() - started).into()), ("expiresIn", (token.lifetime_ms / 1000.0).into())]);
-        let pair = [("Authorization", crate::http::cat("Bearer ", token.access.expose()))];
-        me.slot.install(token, &pair);
+        events.emit("token_acquired", &fields);
         Ok(())
     }
 }
@@ -64,12 +85,40 @@ fn operation_name(query: &str) -> String {
     }
 }
 
+/// The request body of one `graphql()` call, from checked arguments.
+fn graphql_body(query: &JsValue, variables: &JsValue, options: &JsValue) -> Result<(String, String), AuthError> {
+    let query = query.as_string().filter(|q| !q.trim().is_empty()).ok_or_else(|| bad_arg("graphql(query) takes the GraphQL document as a non-empty string"))?;
+    let vars_given = !variables.is_undefined() && !variables.is_null();
+    if vars_given && (!variables.is_object() || Array::is_array(variables)) {
+        return Err(bad_arg("graphql(query, variables) takes the variables as an object"));
+    }
+    let op_opt = match options {
+        v if v.is_undefined() || v.is_null() => None,
+        v => Options::new(v, "graphql() options", &["operationName"], ErrorCode::InvalidRequest)?.str("operationName")?,
+    };
+    let op = op_opt.clone().unwrap_or_else(|| operation_name(&query));
+    let body = Object::new();
+    let _ = Reflect::set(&body, &"query".into(), &query.into());
+    if vars_given {
+        let _ = Reflect::set(&body, &"variables".into(), variables);
+    }
+    if let Some(n) = &op_opt {
+        let _ = Reflect::set(&body, &"operationName".into(), &n.into());
+    }
+    let body = JSON::stringify(&body).ok().and_then(|s| s.as_string()).ok_or_else(|| bad_arg("the variables are not JSON-serialisable"))?;
+    Ok((body, op))
+}
+
 #[wasm_bindgen]
 impl QpienAuth {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<QpienAuth, JsValue> {
-        Options::check(&options, "options")?;
-        let o = Options(&options);
+        let o = Options::new(&options, "QpienAuth options", OPTIONS, ErrorCode::InvalidConfig)?;
+        let broker = o.broker()?.map(Rc::new);
+        let store = o.store()?.map(Rc::new);
+        if store.is_some() != o.flag("__brokerSide")? || store.is_some() && broker.is_some() {
+            return Err(AuthError::config("store", "is not a QpienAuth option: to share one token across isolates, use `broker`").into());
+        }
         let cfg = QpienConfig::new(QpienOptions {
             client_id: o.str("clientId")?,
             client_secret: o.str("clientSecret")?,
@@ -77,27 +126,17 @@ impl QpienAuth {
             refresh_skew_seconds: o.num("refreshSkewSeconds")?,
             timeout_ms: o.num("timeoutMs")?,
         })?;
-        let slot = Slot::new(cfg.refresh_skew_s, o.events()?);
-        Ok(QpienAuth { inner: Rc::new(RefCell::new(Inner { cfg, slot })) })
+        let slot = Slot::new(cfg.refresh_skew_s, o.events()?, Redactor::new(&cfg.secrets()));
+        Ok(QpienAuth { inner: Rc::new(RefCell::new(Inner { cfg, slot, broker, store })) })
     }
 
     /// Runs one operation and resolves to its `data`. Re-mints once on TOKEN_EXPIRED /
     /// UNAUTHORIZED, once on INSUFFICIENT_SCOPES; never retries the operation otherwise (a
     /// mutation is not idempotent).
-    pub fn graphql(&self, query: String, variables: JsValue, options: JsValue) -> Promise {
+    pub fn graphql(&self, query: JsValue, variables: JsValue, options: JsValue) -> Promise {
         let rc = self.inner.clone();
         future_to_promise(async move {
-            let op_opt = if options.is_object() { Options(&options).str("operationName")? } else { None };
-            let op = op_opt.clone().unwrap_or_else(|| operation_name(&query));
-            let body = Object::new();
-            let _ = Reflect::set(&body, &"query".into(), &query.into());
-            if !variables.is_undefined() && !variables.is_null() {
-                let _ = Reflect::set(&body, &"variables".into(), &variables);
-            }
-            if let Some(n) = &op_opt {
-                let _ = Reflect::set(&body, &"operationName".into(), &n.into());
-            }
-            let body = JSON::stringify(&body).map_err(|_| AuthError::new(ErrorCode::InvalidRequest, "variables are not JSON-serialisable"))?;
+            let (body, op) = graphql_body(&query, &variables, &options)?;
             let (endpoint, timeout) = {
                 let me = rc.borrow();
                 (me.cfg.endpoint.clone(), me.cfg.timeout_ms)
@@ -113,21 +152,18 @@ impl QpienAuth {
                 let mut pairs = graphql_headers();
                 pairs.push(("Authorization", auth));
                 let i = host::init("POST", &headers_from(&pairs)?, timeout, None);
-                i.set_body(&body);
+                i.set_body(&JsValue::from_str(&body));
                 let req = Request::new_with_str_and_init(&endpoint, &i).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "endpoint"))?;
                 let resp = host::send_raw(&req, WHAT).await?;
                 let status = resp.status();
-                let text = host::read_text(&resp, WHAT).await?;
+                let text = host::read_text(&resp, MAX_GRAPHQL_BYTES, WHAT).await?;
                 let env = Envelope::parse(&text);
                 // The caller gets `data` as a JS object: parsed by the host, only when there is one.
-                let data = env.as_ref().filter(|e| e.data.is_some()).and_then(|_| parse_json(&text)).and_then(|p| Reflect::get(&p, &"data".into()).ok());
-                let verdict = {
-                    let me = rc.borrow();
-                    classify(status, env.as_ref(), &op, &me.cfg.secrets())
-                };
+                let data = env.as_ref().filter(|e| e.has_data).and_then(|_| JSON::parse(&text).ok()).and_then(|p| Reflect::get(&p, &"data".into()).ok());
+                let verdict = classify(status, env.as_ref(), &op, &rc.borrow().slot.redactor);
                 match attempts.next(verdict, &op) {
                     Next::Done => return Ok(data.unwrap_or(JsValue::NULL)),
-                    Next::Remint => rc.borrow_mut().slot.invalidate_if(generation),
+                    Next::Remint => flight::invalidate_if(&rc, generation),
                     Next::Fail(e) => {
                         let err: JsValue = e.into();
                         if let Some(d) = data {

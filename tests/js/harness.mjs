@@ -52,7 +52,7 @@ export async function bundleWorker(entry, outdir) {
     platform: "neutral",
     conditions: ["workerd", "worker"],
     mainFields: ["module", "main"],
-    external: ["node:*"],
+    external: ["node:*", "cloudflare:*"],
     loader: { ".wasm": "copy" },
     logLevel: "error",
   });
