@@ -1,0 +1,236 @@
+// The TokenBroker Durable Object in real workerd (Miniflare): K separate Worker scripts (separate
+// isolates) bound to one broker namespace hosted by another script, against the emulator, whose
+// identity server revokes a whole token family when a used refresh token comes back (RFC 9700
+// §4.14.2), so a race shows up as it would on a real server.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Miniflare } from "miniflare";
+import { startEmulator, bundleWorker, CREDS, ROOT, sleep, assertNoCanary } from "./helpers.mjs";
+
+const K = 4;
+let emu, dir, brokerScript, appScript;
+
+before(async () => {
+  emu = await startEmulator();
+  dir = mkdtempSync(join(tmpdir(), "qauth-broker-"));
+  brokerScript = await bundleWorker(join(ROOT, "tests/workers/broker.js"), join(dir, "broker"));
+  appScript = await bundleWorker(join(ROOT, "tests/workers/broker-app.js"), join(dir, "app"));
+});
+
+after(async () => {
+  await emu?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const rules = [
+  { type: "CompiledWasm", include: ["**/*.wasm"] },
+  { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+];
+const common = { modules: true, modulesRules: rules, compatibilityDate: "2026-04-01", compatibilityFlags: ["nodejs_compat"] };
+
+/** One Miniflare: the broker host + K app Workers. `persist`: a directory for DO storage. */
+async function start({ persist } = {}) {
+  const dos = { TOKEN_BROKER: "TokenBroker", THROWING: "ThrowingBroker", FAILING_STORAGE: "FailingStorageBroker", SILENT: "SilentBroker" };
+  const bindings = {
+    QFLOW_CLIENT_ID: CREDS.clientId,
+    QFLOW_CLIENT_SECRET: CREDS.clientSecret,
+    QFLOW_SUBSCRIPTION_KEY: CREDS.subscriptionKey,
+    QFLOW_USERNAME: CREDS.joe.username,
+    QFLOW_PASSWORD: CREDS.joe.password,
+    QPIEN_CLIENT_ID: CREDS.qpien.clientId,
+    QPIEN_CLIENT_SECRET: CREDS.qpien.clientSecret,
+    EMULATOR: emu.url,
+    DOWN_URL: "http://127.0.0.1:9",
+  };
+  const mf = new Miniflare({
+    cf: false,
+    durableObjectsPersist: persist ?? false,
+    workers: [
+      {
+        name: "broker",
+        ...common,
+        scriptPath: brokerScript,
+        modulesRoot: join(dir, "broker"),
+        durableObjects: Object.fromEntries(Object.entries(dos).map(([k, c]) => [k, { className: c, useSQLite: true }])),
+      },
+      ...Array.from({ length: K }, (_, i) => ({
+        name: `app${i + 1}`,
+        ...common,
+        scriptPath: appScript,
+        modulesRoot: join(dir, "app"),
+        bindings,
+        kvNamespaces: { TOKENS: "shared-tokens" },
+        durableObjects: Object.fromEntries(Object.entries(dos).map(([k, c]) => [k, { className: c, scriptName: "broker", useSQLite: true }])),
+      })),
+    ],
+  });
+  await mf.ready;
+  const apps = await Promise.all(Array.from({ length: K }, (_, i) => mf.getWorker(`app${i + 1}`)));
+  const call = async (i, path) => {
+    const r = await apps[i].fetch("http://app.test" + path);
+    const text = await r.text();
+    assert.equal(r.status, 200, text);
+    return JSON.parse(text);
+  };
+  return { mf, call };
+}
+
+/** K isolates coming up one after another under load, for about `seconds`. */
+async function staggeredLoad(w, mode, seconds) {
+  const stagger = 1000;
+  const results = await Promise.all(
+    Array.from({ length: K }, async (_, i) => {
+      await sleep(i * stagger);
+      return w.call(i, `/load?mode=${mode}&ms=${seconds * 1000 - i * stagger}&concurrency=4`);
+    }),
+  );
+  const sum = (f) => results.reduce((n, r) => n + f(r), 0);
+  return {
+    calls: sum((r) => r.calls),
+    ok: sum((r) => r.statuses[200] ?? 0),
+    refused: sum((r) => r.statuses[401] ?? 0),
+    errors: results.reduce((all, r) => {
+      for (const [k, v] of Object.entries(r.errors)) all[k] = (all[k] ?? 0) + v;
+      return all;
+    }, {}),
+  };
+}
+
+test(`${K} isolates on one broker, token TTL 2 s, 10 s of load: one chain, 1 password grant, 0 invalid_grant, 0 expired`, async () => {
+  await emu.control("reset");
+  await emu.control("ttl", { token: 2 });
+  const w = await start();
+  try {
+    const t0 = Date.now();
+    const load = await staggeredLoad(w, "broker", 10);
+    const elapsed = (Date.now() - t0) / 1000;
+    const s = await emu.stats();
+    console.log(`with broker: ${JSON.stringify({ ...load, elapsedS: elapsed, token: s.token, api: { calls: s.api.calls, rejects: s.api.rejects, rejectsExpired: s.api.rejectsExpired } })}`);
+    assert.equal(s.token.password, 1, "one password grant for the whole chain");
+    assert.equal(s.token.invalidGrant, 0);
+    assert.equal(s.token.reuseDetected, 0);
+    assert.equal(s.api.rejectsExpired, 0, "no call with an expired token");
+    assert.equal(s.api.rejects, 0);
+    assert.equal(load.ok, load.calls, JSON.stringify(load));
+    // Skew is capped at half the 2 s lifetime: one refresh about every second, for all isolates.
+    assert.ok(s.token.refresh_token >= 3 && s.token.refresh_token <= Math.ceil(elapsed) + 2, `refreshes ${s.token.refresh_token} in ${elapsed} s`);
+  } finally {
+    await w.mf.dispose();
+    await emu.control("reset");
+  }
+});
+
+test(`the same load with a shared KV store and no broker (a figure, not an assertion)`, async () => {
+  await emu.control("reset");
+  await emu.control("ttl", { token: 2 });
+  const w = await start();
+  try {
+    const load = await staggeredLoad(w, "kv", 10);
+    const s = await emu.stats();
+    console.log(
+      `KV only, no broker: ${JSON.stringify({ ...load, token: s.token, api: { calls: s.api.calls, rejects: s.api.rejects, rejectsExpired: s.api.rejectsExpired, rejectsRevoked: s.api.rejectsRevoked } })}`,
+    );
+  } finally {
+    await w.mf.dispose();
+    await emu.control("reset");
+  }
+});
+
+test(`Qpien: ${K} isolates x 50 concurrent graphql() through the broker -> 1 mint`, async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const r = await Promise.all(Array.from({ length: K }, (_, i) => w.call(i, "/qpien?n=50")));
+    assert.ok(r.every((x) => x.ok));
+    assert.equal((await emu.stats()).qpien.mints, 1);
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("invalidate() reaches the broker: a stale token is dropped once for everyone", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    for (let i = 0; i < K; i++) assert.deepEqual(await w.call(i, "/headers"), { bearer: true, key: true });
+    assert.equal((await emu.stats()).token.total, 1);
+    // Every isolate reports the same token stale: one refresh, not K.
+    for (let i = 0; i < K; i++) await w.call(i, "/invalidate");
+    await Promise.all(Array.from({ length: K }, (_, i) => w.call(i, "/headers")));
+    const s = await emu.stats();
+    assert.equal(s.token.password, 1);
+    assert.equal(s.token.refresh_token, 1);
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("restart: the broker's storage survives; one refresh from the stored token, 0 password grants", async () => {
+  const persist = mkdtempSync(join(tmpdir(), "qauth-do-"));
+  try {
+    await emu.control("reset");
+    await emu.control("ttl", { token: 2 });
+    let w = await start({ persist });
+    await w.call(0, "/headers");
+    assert.equal((await emu.stats()).token.password, 1);
+    await w.mf.dispose();
+    await sleep(2500); // past the access token's lifetime
+    await emu.control("reset");
+    w = await start({ persist });
+    try {
+      assert.deepEqual(await w.call(1, "/headers"), { bearer: true, key: true });
+      const s = await emu.stats();
+      assert.equal(s.token.password, 0, "no password grant while the stored refresh token is alive");
+      assert.equal(s.token.refresh_token, 1);
+      assert.equal(s.token.invalidGrant, 0);
+    } finally {
+      await w.mf.dispose();
+    }
+  } finally {
+    rmSync(persist, { recursive: true, force: true });
+  }
+});
+
+test("restart within the access token's lifetime: the stored access token, no grant at all", async () => {
+  const persist = mkdtempSync(join(tmpdir(), "qauth-do-"));
+  try {
+    await emu.control("reset");
+    let w = await start({ persist });
+    await w.call(0, "/headers");
+    await w.mf.dispose();
+    await emu.control("reset");
+    w = await start({ persist });
+    try {
+      await w.call(2, "/headers");
+      assert.equal((await emu.stats()).token.total, 0);
+    } finally {
+      await w.mf.dispose();
+    }
+  } finally {
+    rmSync(persist, { recursive: true, force: true });
+  }
+});
+
+for (const [kind, code] of [
+  ["down", "network"],
+  ["throwing", "server_error"],
+  ["storage", "store_failed"],
+  ["silent", "timeout"],
+]) {
+  test(`broker failure (${kind}): a typed ${code} within timeoutMs, no secret in it`, async () => {
+    await emu.control("reset");
+    const w = await start();
+    try {
+      const r = await w.call(0, `/failure?kind=${kind}`);
+      assert.equal(r.isAuthError, true, JSON.stringify(r));
+      assert.equal(r.code, code, JSON.stringify(r));
+      assert.ok(r.ms < 1000 + 1500, `took ${r.ms} ms`);
+      assertNoCanary(assert, JSON.stringify(r), `${kind} error`);
+    } finally {
+      await w.mf.dispose();
+    }
+  });
+}

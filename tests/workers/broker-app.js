@@ -1,0 +1,91 @@
+// One user Worker of several (each Miniflare worker is its own isolate), all bound to one
+// TokenBroker namespace. Module-level clients are per isolate, as in production.
+import { QflowAuth, QpienAuth, AuthError } from "qauth";
+
+let qflow, qflowKv, qpien;
+
+const qflowOptions = (env, extra) => ({
+  clientId: env.QFLOW_CLIENT_ID,
+  clientSecret: env.QFLOW_CLIENT_SECRET,
+  subscriptionKey: env.QFLOW_SUBSCRIPTION_KEY,
+  username: env.QFLOW_USERNAME,
+  password: env.QFLOW_PASSWORD,
+  identityUrl: env.IDENTITY_URL ?? env.EMULATOR,
+  apiUrl: env.EMULATOR,
+  ...extra,
+});
+
+function client(env, mode) {
+  if (mode === "kv") return (qflowKv ??= new QflowAuth(qflowOptions(env, { store: env.TOKENS, storeKey: "kv-only" })));
+  return (qflow ??= new QflowAuth(qflowOptions(env, { broker: env.TOKEN_BROKER })));
+}
+
+const describe = (e) => (e instanceof AuthError ? { code: e.code, message: e.message, retryable: e.retryable, isAuthError: true } : { code: "not_auth_error", message: String(e) });
+
+/** API calls in `concurrency` loops for `ms`: counts of statuses and error codes. */
+async function load(env, mode, ms, concurrency) {
+  const c = client(env, mode);
+  const statuses = {};
+  const errors = {};
+  let calls = 0;
+  const end = Date.now() + ms;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        calls++;
+        try {
+          const r = await c.fetch("/checkin/v1/api/events");
+          await r.arrayBuffer();
+          statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+        } catch (e) {
+          const code = describe(e).code;
+          errors[code] = (errors[code] ?? 0) + 1;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }),
+  );
+  return { calls, statuses, errors };
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const q = (k) => url.searchParams.get(k);
+    try {
+      switch (url.pathname) {
+        case "/load":
+          return Response.json(await load(env, q("mode"), Number(q("ms")), Number(q("concurrency"))));
+        case "/headers": {
+          const h = await client(env, "broker").headers();
+          return Response.json({ bearer: h.Authorization.startsWith("Bearer "), key: h["Ocp-Apim-Subscription-Key"] === env.QFLOW_SUBSCRIPTION_KEY });
+        }
+        case "/invalidate":
+          client(env, "broker").invalidate();
+          return Response.json({ ok: true });
+        case "/qpien": {
+          qpien ??= new QpienAuth({ clientId: env.QPIEN_CLIENT_ID, clientSecret: env.QPIEN_CLIENT_SECRET, endpoint: env.EMULATOR + "/graphql", broker: env.TOKEN_BROKER });
+          const n = Number(q("n"));
+          const all = await Promise.all(Array.from({ length: n }, () => qpien.graphql("query Viewer { viewer { id } }")));
+          return Response.json({ ok: all.every((d) => d.viewer.id === "viewer-1") });
+        }
+        case "/failure": {
+          // A fresh client on a broken broker: the typed error and how long it took.
+          const ns = { throwing: env.THROWING, storage: env.FAILING_STORAGE, silent: env.SILENT, down: env.TOKEN_BROKER }[q("kind")];
+          const extra = q("kind") === "down" ? { identityUrl: env.DOWN_URL, storeKey: "down-" + Date.now() } : {};
+          const c = new QflowAuth(qflowOptions(env, { broker: ns, timeoutMs: 1000, ...extra }));
+          const t0 = Date.now();
+          try {
+            await c.headers();
+            return Response.json({ ok: true });
+          } catch (e) {
+            return Response.json({ ...describe(e), ms: Date.now() - t0, json: JSON.stringify(e) });
+          }
+        }
+      }
+      return new Response("not found", { status: 404 });
+    } catch (e) {
+      return Response.json({ crashed: true, ...describe(e) }, { status: 500 });
+    }
+  },
+};
