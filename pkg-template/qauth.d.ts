@@ -1,11 +1,20 @@
 /** Events passed to `onEvent`. They carry names, timings and codes, never a secret. */
 export type QauthEvent =
-  | { type: "token_acquired"; grant: "password" | "authorization_code" | "generateOAuthToken"; ms: number; expiresIn: number }
+  | { type: "token_acquired"; grant: "password" | "authorization_code" | "generateOAuthToken" | "broker"; ms: number; expiresIn: number }
   | { type: "token_refreshed"; grant: "refresh_token"; ms: number; expiresIn: number }
   | { type: "refresh_token_rotated" }
   | { type: "fallback_to_password" }
   | { type: "retry"; attempt: number; delayMs: number; code: string }
   | { type: "expiry_assumed"; expiresIn: number };
+
+/**
+ * A Durable Object namespace bound to the package's `TokenBroker` class (`env.TOKEN_BROKER`).
+ * Structural, so `@cloudflare/workers-types` is not required.
+ */
+export interface TokenBrokerNamespace {
+  idFromName(name: string): unknown;
+  get(id: any): unknown;
+}
 
 /** Where refresh tokens persist. A Workers KV namespace or Durable Object storage fits as is. */
 export interface TokenStore {
@@ -17,7 +26,11 @@ export interface QflowAuthOptions {
   clientId: string;
   clientSecret: string;
   subscriptionKey: string;
-  /** `<enterprise pin>/<email>` or an email; with `password` enables the password grant. */
+  /**
+   * `<enterprise pin>/<email>` or an email; with `password` enables the password grant. Without a
+   * password (a refresh-only deployment) a `store`, `broker` or `refreshToken` must provide the
+   * refresh token.
+   */
   username?: string;
   password?: string;
   /** Start from a saved refresh token (a token in `store` is preferred: it is newer). */
@@ -28,7 +41,13 @@ export interface QflowAuthOptions {
   identityUrl?: string;
   /** Default `https://api.qflowhub.io`. */
   apiUrl?: string;
+  /** Where the refresh token persists (one isolate, or a credential used rarely). */
   store?: TokenStore;
+  /**
+   * The `TokenBroker` Durable Object namespace: every isolate shares one refresh chain through
+   * one object per credential (named by `storeKey`). Replaces `store`.
+   */
+  broker?: TokenBrokerNamespace;
   /** Default derived from identityUrl + clientId + username; never contains a secret. */
   storeKey?: string;
   /** Default 60, capped at half the token's lifetime. */
@@ -52,8 +71,8 @@ export class QflowAuth {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   commsAccess(eventId: string): Promise<{ enabled: true } | { enabled: false; reason: "comms_api_not_enabled" }>;
   invalidate(): void;
-  /** A copy of `request` with both headers set; its URL must be on `apiUrl`'s origin. */
-  authorizeRequest(request: Request): Promise<Request>;
+  /** A copy of the request with both headers set; its URL must be on `apiUrl`'s origin. */
+  authorizeRequest(input: string | URL | Request, init?: RequestInit): Promise<Request>;
   exchangeCode(args: { code: string; codeVerifier: string; redirectUri: string }): Promise<void>;
   free(): void;
 }
@@ -62,6 +81,8 @@ export interface QpienAuthOptions {
   clientId: string;
   clientSecret: string;
   endpoint: string;
+  /** The `TokenBroker` namespace: one mint for all isolates. */
+  broker?: TokenBrokerNamespace;
   refreshSkewSeconds?: number;
   timeoutMs?: number;
   onEvent?: (event: QauthEvent) => void;
@@ -84,7 +105,17 @@ export function beginAuthorization(options: {
   scope?: string;
 }): Promise<{ url: string; state: string; codeVerifier: string }>;
 
-export function completeAuthorization(callbackUrl: string, options: { state: string | null | undefined }): { code: string };
+export function completeAuthorization(callbackUrl: string | URL, options: { state: string | null | undefined }): { code: string };
+
+/**
+ * The token broker Durable Object (workerd entry only). Re-export it from your Worker
+ * (`export { TokenBroker } from "qauth"`) and bind it with a `new_sqlite_classes` migration.
+ */
+export class TokenBroker {
+  constructor(ctx: unknown, env: unknown);
+  /** Where tokens are kept: the object's storage. Override to wrap it. */
+  get store(): TokenStore;
+}
 
 export type AuthErrorCode =
   | "invalid_config" | "invalid_request" | "invalid_client" | "invalid_grant" | "invalid_scope"

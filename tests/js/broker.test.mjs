@@ -214,6 +214,31 @@ test("restart within the access token's lifetime: the stored access token, no gr
   }
 });
 
+test("exchangeCode through the broker seeds a refresh-only chain every isolate then uses", async () => {
+  await emu.control("reset");
+  const { beginAuthorization } = await import("qauth");
+  const redirectUri = "http://127.0.0.1:1/callback";
+  const { url, state, codeVerifier } = await beginAuthorization({ clientId: CREDS.clientId, redirectUri, identityUrl: emu.url });
+  const q = new URL(url).searchParams;
+  const form = new URLSearchParams({ client_id: CREDS.clientId, redirect_uri: redirectUri, scope: q.get("scope"), state, code_challenge: q.get("code_challenge"), ...CREDS.joe, action: "allow" });
+  const r = await fetch(emu.url + "/core/connect/authorize", { method: "POST", body: form, redirect: "manual" });
+  const code = new URL(r.headers.get("location")).searchParams.get("code");
+  assert.ok(code);
+  const w = await start();
+  try {
+    const params = new URLSearchParams({ code, verifier: codeVerifier, redirect: redirectUri });
+    assert.deepEqual(await w.call(0, `/exchange?${params}`), { ok: true });
+    // Another isolate, no password: the broker refreshes from the chain the code started.
+    assert.deepEqual(await w.call(3, "/signed-in"), { status: 200, user: CREDS.joe.username });
+    const s = await emu.stats();
+    assert.equal(s.token.authorization_code, 1);
+    assert.equal(s.token.password, 0);
+    assert.equal(s.token.refresh_token, 1);
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
 for (const [kind, code] of [
   ["down", "network"],
   ["throwing", "server_error"],

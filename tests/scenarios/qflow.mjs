@@ -285,3 +285,61 @@ scenario("token TTL 2 s: a 10 s loop of API calls never sends an expired token",
   const expected = Math.round((Date.now() - t0) / 1000) - 1; // the first token came from the password grant
   assert.ok(Math.abs(s.token.refresh_token - expected) <= 1, `refreshes ${s.token.refresh_token}, expected ~${expected}, calls ${calls}`);
 });
+
+scenario("rotation without a broker: a second client on the same store uses the newer refresh token (0 invalid_grant)", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  const store = memoryStore();
+  const a = new QflowAuth(qflowOptions(emu, { store }));
+  await a.headers();
+  a.invalidate();
+  await a.headers(); // rt1 -> rt2, saved
+  // Started after the first rotated: it reads rt2 from the store, not an older one.
+  const b = new QflowAuth(qflowOptions(emu, { store, refreshToken: store.puts[0] }));
+  await b.headers();
+  // The first client refreshes again: it re-reads the store and uses b's rotation, not its own rt2.
+  a.invalidate();
+  await a.headers();
+  const s = await emu.stats();
+  assert.equal(s.token.password, 1);
+  assert.equal(s.token.refresh_token, 3);
+  assert.equal(s.token.invalidGrant, 0);
+  assert.equal(s.token.reuseDetected, 0);
+  assert.equal(new Set(store.puts).size, store.puts.length);
+});
+
+scenario("a refresh whose answer is lost is never sent again (no reuse), then the password", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  const store = memoryStore();
+  const events = [];
+  const q = new QflowAuth(qflowOptions(emu, { store, onEvent: (e) => events.push(e.type), timeoutMs: 3000 }));
+  await q.headers();
+  q.invalidate();
+  await emu.faults({ kind: "drop" }); // the server rotates, then the connection drops
+  const h = await q.headers();
+  assert.match(h.Authorization, /^Bearer /);
+  const s = await emu.stats();
+  assert.equal(s.token.refresh_token, 1, "the possibly-consumed refresh token was sent once");
+  assert.equal(s.token.reuseDetected, 0);
+  assert.equal(s.token.password, 2);
+  assert.ok(events.includes("fallback_to_password"), events.join());
+});
+
+scenario("a refresh-only deployment: username + store, no password, starts from the saved refresh token", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const store = memoryStore();
+  const seed = new QflowAuth(qflowOptions(emu, { store, storeKey: "refresh-only" }));
+  await seed.headers();
+  const q = new QflowAuth({ ...qflowOptions(emu, { store, storeKey: "refresh-only" }), password: undefined });
+  await q.headers();
+  q.invalidate();
+  await q.headers();
+  const s = await emu.stats();
+  assert.equal(s.token.password, 1, "only the seeding client used the password");
+  assert.equal(s.token.refresh_token, 2);
+  // Nothing saved and no password: invalid_grant telling the user to sign in, nothing sent.
+  const empty = new QflowAuth({ ...qflowOptions(emu, { store: memoryStore(), storeKey: "none" }), password: undefined });
+  await assert.rejects(empty.headers(), (e) => e instanceof AuthError && e.code === "invalid_grant" && /sign in/i.test(e.message));
+  // Neither store nor refresh token: a configuration error.
+  assert.throws(() => new QflowAuth({ ...qflowOptions(emu), password: undefined }), (e) => e.code === "invalid_config" && /password/.test(e.message));
+  assert.equal((await emu.stats()).token.total, 3);
+});

@@ -60,6 +60,19 @@ export default {
           const h = await client(env, "broker").headers();
           return Response.json({ bearer: h.Authorization.startsWith("Bearer "), key: h["Ocp-Apim-Subscription-Key"] === env.QFLOW_SUBSCRIPTION_KEY });
         }
+        case "/exchange": {
+          // A refresh-only client (no password) seeded by an authorization code, through the broker.
+          const c = new QflowAuth(qflowOptions(env, { password: undefined, broker: env.TOKEN_BROKER, storeKey: "signed-in" }));
+          await c.exchangeCode({ code: q("code"), codeVerifier: q("verifier"), redirectUri: q("redirect") });
+          return Response.json({ ok: (await c.headers()).Authorization.startsWith("Bearer ") });
+        }
+        case "/signed-in": {
+          const c = new QflowAuth(qflowOptions(env, { password: undefined, broker: env.TOKEN_BROKER, storeKey: "signed-in" }));
+          await c.headers();
+          c.invalidate(); // reported stale to the broker: it refreshes from the chain the code started
+          const r = await c.fetch("/checkin/v1/api/events");
+          return Response.json({ status: r.status, user: (await r.json()).user });
+        }
         case "/invalidate":
           client(env, "broker").invalidate();
           return Response.json({ ok: true });
