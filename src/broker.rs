@@ -84,7 +84,7 @@ pub fn decode_access(text: &str) -> Option<(Token, u32)> {
 
 /// A non-negative whole number below 2^53 in decimal (timestamps in ms), without `core::fmt`.
 fn push_u53(out: &mut String, v: f64) {
-    let v = v.max(0.0).min(9_007_199_254_740_991.0).trunc();
+    let v = v.clamp(0.0, 9_007_199_254_740_991.0).trunc();
     let high = (v / 1e9).trunc();
     let low = (v - high * 1e9) as u32;
     if high > 0.0 {

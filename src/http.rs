@@ -133,12 +133,13 @@ pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
         _ => return Err(bad("must be an absolute https:// URL (http:// only for loopback)")),
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let cut = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = (rest.get(..cut).unwrap_or_default(), rest.get(cut..).unwrap_or_default());
     if authority.contains('@') {
         return Err(bad("must not contain credentials"));
     }
-    let (host, port) = match authority.rfind(':').filter(|&i| !authority[i..].contains(']')) {
-        Some(i) => (&authority[..i], Some(&authority[i + 1..])),
+    let (host, port) = match authority.rsplit_once(':').filter(|(_, p)| !p.contains(']')) {
+        Some((h, p)) => (h, Some(p)),
         None => (authority, None),
     };
     let host = host.to_ascii_lowercase();
@@ -194,16 +195,9 @@ fn ipv4(h: &str) -> bool {
 /// Meant for URLs the platform has already parsed (`Request.url`) and for `base_url` output,
 /// which are written the same way.
 pub fn origin(url: &str) -> Option<&str> {
-    let scheme_end = if url.starts_with("https://") {
-        8
-    } else if url.starts_with("http://") {
-        7
-    } else {
-        return None;
-    };
-    let rest = &url[scheme_end..];
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    Some(&url[..scheme_end + end])
+    url.get(..url.len() - rest.len() + end)
 }
 
 #[cfg(test)]

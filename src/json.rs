@@ -391,11 +391,13 @@ impl Parser<'_> {
     }
 }
 
-/// Whether no key repeats (sorted, so a hostile object of many keys stays O(n log n)).
-fn unique<'k>(keys: impl Iterator<Item = &'k str>) -> bool {
-    let mut k: Vec<&str> = keys.collect();
-    k.sort_unstable();
-    k.windows(2).all(|w| w.first() != w.get(1))
+/// Objects with more members than this are refused where they are built or walked (token
+/// answers, GraphQL envelopes and errors have a handful); it keeps the repeat check cheap.
+const MAX_MEMBERS: usize = 256;
+
+/// Whether the keys are few enough and none repeats.
+fn unique<'k>(keys: impl Iterator<Item = &'k str> + Clone) -> bool {
+    keys.clone().count() <= MAX_MEMBERS && keys.clone().enumerate().all(|(i, k)| !keys.clone().skip(i + 1).any(|o| o == k))
 }
 
 fn pow10(e: i32) -> f64 {

@@ -237,7 +237,7 @@ impl QflowConfig {
     /// `apiUrl`; anything with a scheme or starting `//` is left for the platform to parse, and
     /// `check_sent` then decides on the URL the platform actually made of it.
     pub fn target(&self, input: &str) -> String {
-        let scheme = input.find(':').is_some_and(|i| !input[..i].contains('/'));
+        let scheme = input.split_once(':').is_some_and(|(s, _)| !s.contains('/'));
         if scheme || input.starts_with("//") {
             return input.to_string();
         }

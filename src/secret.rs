@@ -124,10 +124,10 @@ pub fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> S
         let mut from = 0;
         while let Some(i) = text.get(from..).and_then(|t| t.find(s)) {
             let at = from + i;
-            covered[at..at + s.len()].iter_mut().for_each(|c| *c = true);
+            covered.iter_mut().skip(at).take(s.len()).for_each(|c| *c = true);
             any = true;
             // Next search one character on, so overlapping occurrences are found too.
-            from = at + text[at..].chars().next().map_or(1, char::len_utf8);
+            from = at + text.get(at..).and_then(|t| t.chars().next()).map_or(1, char::len_utf8);
         }
     }
     if !any {
@@ -136,7 +136,7 @@ pub fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> S
     let mut out = String::with_capacity(text.len());
     let mut in_run = false;
     for (i, c) in text.char_indices() {
-        if covered[i] {
+        if covered.get(i) == Some(&true) {
             if !in_run {
                 out.push_str(MASK);
             }

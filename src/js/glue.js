@@ -88,10 +88,10 @@ export async function readCapped(response, cap) {
   return new TextDecoder().decode(all);
 }
 
-/** An object's own string keys, or null when reading them throws (a hostile Proxy). */
+/** A non-array object's own string keys; null for anything else, or when reading throws (a revoked Proxy). */
 export function ownKeys(o) {
   try {
-    return Object.keys(o);
+    return o !== null && typeof o === "object" && !Array.isArray(o) ? Object.keys(o) : null;
   } catch {
     return null;
   }

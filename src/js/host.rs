@@ -70,6 +70,11 @@ pub fn bad_arg(what: &str) -> AuthError {
     AuthError::new(ErrorCode::InvalidRequest, what)
 }
 
+/// A plain object argument (not an array, not a revoked Proxy), checked without user code.
+pub fn is_record(v: &JsValue) -> bool {
+    own_keys(v).is_object()
+}
+
 /// A fetch rejection or aborted body read as an `AuthError`. The host's message is not kept:
 /// it can echo a URL, and we do not put URLs into errors.
 fn transport_error(e: &JsValue, what: &str) -> AuthError {
@@ -187,11 +192,8 @@ impl<'a> Options<'a> {
     /// `v` must be an object whose own keys are all in `known`. `what` names it in errors.
     pub fn new(v: &'a JsValue, what: &str, known: &[&str], code: ErrorCode) -> Result<Options<'a>, AuthError> {
         let o = Options { v, code };
-        if !v.is_object() || Array::is_array(v) {
-            return Err(o.err(what, "must be an object"));
-        }
         let keys = own_keys(v);
-        let keys = keys.dyn_ref::<Array>().ok_or_else(|| o.err(what, "could not be read"))?;
+        let keys = keys.dyn_ref::<Array>().ok_or_else(|| o.err(what, "must be an object"))?;
         for k in keys.iter() {
             let k = k.as_string().unwrap_or_default();
             known_option(&k, known, what).map_err(|mut e| {

@@ -3,13 +3,13 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Object, Promise, Reflect, JSON};
+use js_sys::{Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::Request;
 
 use super::flight::{self, ensure, Lease, Slot, Source};
-use super::host::{self, bad_arg, headers_from, now, send_with_retries, Broker, LeaseRequest, Options, Store};
+use super::host::{self, bad_arg, headers_from, is_record, now, send_with_retries, Broker, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::MAX_BODY_BYTES;
 use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
@@ -89,7 +89,7 @@ fn operation_name(query: &str) -> String {
 fn graphql_body(query: &JsValue, variables: &JsValue, options: &JsValue) -> Result<(String, String), AuthError> {
     let query = query.as_string().filter(|q| !q.trim().is_empty()).ok_or_else(|| bad_arg("graphql(query) takes the GraphQL document as a non-empty string"))?;
     let vars_given = !variables.is_undefined() && !variables.is_null();
-    if vars_given && (!variables.is_object() || Array::is_array(variables)) {
+    if vars_given && !is_record(variables) {
         return Err(bad_arg("graphql(query, variables) takes the variables as an object"));
     }
     let op_opt = match options {

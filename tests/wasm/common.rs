@@ -69,8 +69,8 @@ async fn pkce_begin_and_complete() {
     assert!(url.contains("code_challenge_method=S256"));
     assert!(url.contains(&format!("state={state}")));
     let cb = format!("http://127.0.0.1:1/cb?code=abc&state={state}");
-    let done = complete_authorization(cb, obj(&[("state", &state)])).unwrap();
+    let done = complete_authorization(cb.into(), obj(&[("state", &state)])).unwrap();
     assert_eq!(get(&done, "code"), "abc");
-    let e = complete_authorization("http://127.0.0.1:1/cb?code=abc&state=other".into(), obj(&[("state", &state)])).unwrap_err();
+    let e = complete_authorization(JsValue::from_str("http://127.0.0.1:1/cb?code=abc&state=other"), obj(&[("state", &state)])).unwrap_err();
     assert_eq!(get(&e, "code"), "state_mismatch");
 }
