@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
-import { startEmulator, bundleWorker, CREDS, ROOT, sleep, assertNoCanary } from "./helpers.mjs";
+import { startEmulator, bundleWorker, workerBindings, CREDS, ROOT, sleep, assertNoCanary } from "./helpers.mjs";
 
 const K = 4;
 let emu, dir, brokerScript, appScript;
@@ -34,17 +34,7 @@ const common = { modules: true, modulesRules: rules, compatibilityDate: "2026-04
 /** One Miniflare: the broker host + K app Workers. `persist`: a directory for DO storage. */
 async function start({ persist } = {}) {
   const dos = { TOKEN_BROKER: "TokenBroker", THROWING: "ThrowingBroker", FAILING_STORAGE: "FailingStorageBroker", SILENT: "SilentBroker" };
-  const bindings = {
-    QFLOW_CLIENT_ID: CREDS.clientId,
-    QFLOW_CLIENT_SECRET: CREDS.clientSecret,
-    QFLOW_SUBSCRIPTION_KEY: CREDS.subscriptionKey,
-    QFLOW_USERNAME: CREDS.joe.username,
-    QFLOW_PASSWORD: CREDS.joe.password,
-    QPIEN_CLIENT_ID: CREDS.qpien.clientId,
-    QPIEN_CLIENT_SECRET: CREDS.qpien.clientSecret,
-    EMULATOR: emu.url,
-    DOWN_URL: "http://127.0.0.1:9",
-  };
+  const bindings = { ...workerBindings(emu.url), DOWN_URL: "http://127.0.0.1:9" };
   const mf = new Miniflare({
     cf: false,
     durableObjectsPersist: persist ?? false,

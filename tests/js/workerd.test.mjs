@@ -3,23 +3,14 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startEmulator, startWorker, CREDS, ROOT } from "./helpers.mjs";
+import { startEmulator, startWorker, workerBindings, CREDS, ROOT } from "./helpers.mjs";
 
 let emu, worker;
 
 before(async () => {
   emu = await startEmulator();
   worker = await startWorker(join(ROOT, "tests/workers/worker.js"), {
-    bindings: {
-      QFLOW_CLIENT_ID: CREDS.clientId,
-      QFLOW_CLIENT_SECRET: CREDS.clientSecret,
-      QFLOW_SUBSCRIPTION_KEY: CREDS.subscriptionKey,
-      QFLOW_USERNAME: CREDS.joe.username,
-      QFLOW_PASSWORD: CREDS.joe.password,
-      QPIEN_CLIENT_ID: CREDS.qpien.clientId,
-      QPIEN_CLIENT_SECRET: CREDS.qpien.clientSecret,
-      EMULATOR: emu.url,
-    },
+    bindings: workerBindings(emu.url),
   });
 });
 

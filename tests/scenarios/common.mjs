@@ -12,6 +12,20 @@ export const CREDS = {
   qpien: { clientId: "qpien-demo", clientSecret: "CANARY-qpien-secret-0e9d41" },
 };
 
+/** The emulator's credentials as a Worker's environment (the names the test workers read). */
+export function workerBindings(url) {
+  return {
+    QFLOW_CLIENT_ID: CREDS.clientId,
+    QFLOW_CLIENT_SECRET: CREDS.clientSecret,
+    QFLOW_SUBSCRIPTION_KEY: CREDS.subscriptionKey,
+    QFLOW_USERNAME: CREDS.joe.username,
+    QFLOW_PASSWORD: CREDS.joe.password,
+    QPIEN_CLIENT_ID: CREDS.qpien.clientId,
+    QPIEN_CLIENT_SECRET: CREDS.qpien.clientSecret,
+    EMULATOR: url,
+  };
+}
+
 /** The emulator's counters and switches, over HTTP (so a worker can drive it too). */
 export function emulatorClient(url) {
   const post = (path, body) =>
