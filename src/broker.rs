@@ -21,7 +21,13 @@ pub enum Field {
 
 /// One token handed out by the broker: the token as the isolate caches it and the broker's
 /// generation for it (sent back as `stale` to drop that token once, for every isolate).
-pub fn lease_token(access: Option<String>, expires_in_ms: Option<f64>, lifetime_ms: Option<f64>, generation: Option<f64>, now_ms: f64) -> Result<(Token, u32), AuthError> {
+pub fn lease_token(
+    access: Option<String>,
+    expires_in_ms: Option<f64>,
+    lifetime_ms: Option<f64>,
+    generation: Option<f64>,
+    now_ms: f64,
+) -> Result<(Token, u32), AuthError> {
     let bad = || AuthError::new(ErrorCode::BadResponse, "the token broker answered with something that is not a token");
     let access = access.filter(|a| !a.is_empty()).ok_or_else(bad)?;
     let ok = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
@@ -78,7 +84,13 @@ pub fn decode_access(text: &str) -> Option<(Token, u32)> {
         _ => None,
     };
     let g = num("g").filter(|g| *g <= f64::from(u32::MAX))? as u32;
-    let token = Token { access: Secret::new(v.get_str("t").filter(|t| !t.is_empty())?), refresh: None, expires_at_ms: num("e")?, lifetime_ms: num("l").filter(|l| *l > 0.0)?, expiry_assumed: false };
+    let token = Token {
+        access: Secret::new(v.get_str("t").filter(|t| !t.is_empty())?),
+        refresh: None,
+        expires_at_ms: num("e")?,
+        lifetime_ms: num("l").filter(|l| *l > 0.0)?,
+        expiry_assumed: false,
+    };
     Some((token, g))
 }
 
@@ -120,7 +132,9 @@ mod tests {
     fn lease_answers_are_checked() {
         let (t, g) = lease_token(Some("a".into()), Some(1000.0), Some(2000.0), Some(3.0), 10.0).unwrap();
         assert_eq!((t.expires_at_ms, t.lifetime_ms, g), (1010.0, 2000.0, 3));
-        for (a, e, l, g) in [(None, Some(1.0), Some(1.0), Some(1.0)), (Some("a"), Some(-1.0), Some(1.0), Some(1.0)), (Some("a"), Some(1.0), Some(1.0), Some(1.5))] {
+        for (a, e, l, g) in
+            [(None, Some(1.0), Some(1.0), Some(1.0)), (Some("a"), Some(-1.0), Some(1.0), Some(1.0)), (Some("a"), Some(1.0), Some(1.0), Some(1.5))]
+        {
             assert_eq!(lease_token(a.map(String::from), e, l, g, 0.0).unwrap_err().code, ErrorCode::BadResponse);
         }
     }

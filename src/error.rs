@@ -97,9 +97,27 @@ impl ErrorCode {
     pub const ALL: [ErrorCode; 21] = {
         use ErrorCode::*;
         [
-            InvalidConfig, InvalidRequest, InvalidClient, InvalidGrant, InvalidScope, UnauthorizedClient, UnsupportedGrantType, Unauthorized,
-            CommsApiNotEnabled, TrustRequired, InsufficientScopes, GraphqlError, RateLimited, ServerError, Network, Timeout, BadResponse,
-            StoreFailed, StateMismatch, AccessDenied, AuthorizationError,
+            InvalidConfig,
+            InvalidRequest,
+            InvalidClient,
+            InvalidGrant,
+            InvalidScope,
+            UnauthorizedClient,
+            UnsupportedGrantType,
+            Unauthorized,
+            CommsApiNotEnabled,
+            TrustRequired,
+            InsufficientScopes,
+            GraphqlError,
+            RateLimited,
+            ServerError,
+            Network,
+            Timeout,
+            BadResponse,
+            StoreFailed,
+            StateMismatch,
+            AccessDenied,
+            AuthorizationError,
         ]
     };
 

@@ -188,7 +188,14 @@ fn valid_host(h: &str) -> bool {
 /// Exactly four decimal octets without leading zeros (the form WHATWG writes IPv4 in).
 fn ipv4(h: &str) -> bool {
     let parts: Vec<&str> = h.split('.').collect();
-    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0')) && p.parse::<u16>().is_ok_and(|n| n <= 255))
+    parts.len() == 4
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+                && p.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
 }
 
 /// `scheme://authority` of a URL (no path), for same-origin checks. `None` if not absolute http(s).
@@ -231,9 +238,25 @@ mod tests {
         assert_eq!(base_url("x", "https://h.io:0443").unwrap(), "https://h.io");
         assert_eq!(base_url("x", "http://[::1]:9/").unwrap(), "http://[::1]:9");
         for bad in [
-            "identity.qflowhub.io", "ftp://x", "https://", "https://u:p@host", "https://h/ x", "https://h?x=1", "https://h:99999",
-            "http://api.example.com", "http://127.1", "https://0x7f.0.0.1", "https://1.2.3", "https://h/a/../b", "https://h/%2E%2e/b",
-            "https://h\\x", "https://a..b", "https://xn--zz.com", "https://[::2]", "https://h:+1", "https://h:1x",
+            "identity.qflowhub.io",
+            "ftp://x",
+            "https://",
+            "https://u:p@host",
+            "https://h/ x",
+            "https://h?x=1",
+            "https://h:99999",
+            "http://api.example.com",
+            "http://127.1",
+            "https://0x7f.0.0.1",
+            "https://1.2.3",
+            "https://h/a/../b",
+            "https://h/%2E%2e/b",
+            "https://h\\x",
+            "https://a..b",
+            "https://xn--zz.com",
+            "https://[::2]",
+            "https://h:+1",
+            "https://h:1x",
         ] {
             let e = base_url("identityUrl", bad).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidConfig, "{bad}");

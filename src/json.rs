@@ -484,8 +484,29 @@ mod tests {
     #[test]
     fn refuses_what_is_not_json() {
         for t in [
-            "", "<html>", "{", "{\"a\":1", "{\"a\" 1}", "{a:1}", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "-", "1e", "tru", "nul",
-            "\"unterminated", "\"bad \\x escape\"", "\"raw \u{1} control\"", "\"\\ud800 lone\"", "\"\\ud800\\u0041\"", "\"\\u+123\"", "1 2", "{} x",
+            "",
+            "<html>",
+            "{",
+            "{\"a\":1",
+            "{\"a\" 1}",
+            "{a:1}",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "tru",
+            "nul",
+            "\"unterminated",
+            "\"bad \\x escape\"",
+            "\"raw \u{1} control\"",
+            "\"\\ud800 lone\"",
+            "\"\\ud800\\u0041\"",
+            "\"\\u+123\"",
+            "1 2",
+            "{} x",
         ] {
             assert_eq!(parse(t), None, "{t:?}");
         }
@@ -526,7 +547,24 @@ mod tests {
             match k {
                 "data" => data_null = Some(c.skip()?),
                 "errors" => {
-                    c.each(|e| e.members(|k, c| if k == "extensions" { c.members(|k, c| { if k == "code" { code = c.string()?; } else { c.skip()?; } Some(()) }).map(|_| ()) } else { c.skip().map(|_| ()) }).map(|_| ()))?;
+                    c.each(|e| {
+                        e.members(|k, c| {
+                            if k == "extensions" {
+                                c.members(|k, c| {
+                                    if k == "code" {
+                                        code = c.string()?;
+                                    } else {
+                                        c.skip()?;
+                                    }
+                                    Some(())
+                                })
+                                .map(|_| ())
+                            } else {
+                                c.skip().map(|_| ())
+                            }
+                        })
+                        .map(|_| ())
+                    })?;
                 }
                 _ => {
                     c.skip()?;

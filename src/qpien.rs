@@ -371,7 +371,9 @@ mod tests {
     #[test]
     fn classify_each_code_both_http_styles() {
         for status in [200, 400] {
-            let v = |code: &str| classify(status, env(&format!(r#"{{"errors":[{{"message":"m","extensions":{{"code":"{code}"}}}}]}}"#)).as_ref(), "Op", &Redactor::default());
+            let v = |code: &str| {
+                classify(status, env(&format!(r#"{{"errors":[{{"message":"m","extensions":{{"code":"{code}"}}}}]}}"#)).as_ref(), "Op", &Redactor::default())
+            };
             assert_eq!(v("TOKEN_EXPIRED"), Verdict::Remint);
             assert_eq!(v("UNAUTHORIZED"), Verdict::Remint);
             assert_eq!(v("INSUFFICIENT_SCOPES"), Verdict::RemintForScopes);

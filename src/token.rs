@@ -71,7 +71,8 @@ pub fn parse_token_response(resp: &HttpResponse, now_ms: f64, redactor: &Redacto
             Some(_) => return Err(bad_response(WHAT, resp.status, "a token_type other than Bearer")),
             None => return Err(bad_response(WHAT, resp.status, "no token_type")),
         }
-        let refresh = b.get("refresh_token").map(|r| r.str().ok_or_else(|| bad_response(WHAT, resp.status, "a refresh_token that is not a string"))).transpose()?;
+        let refresh =
+            b.get("refresh_token").map(|r| r.str().ok_or_else(|| bad_response(WHAT, resp.status, "a refresh_token that is not a string"))).transpose()?;
         return Token::new(access.into(), refresh.map(String::from), b.get("expires_in"), now_ms, WHAT, resp.status);
     }
     if let Some(e) = resp.transient_error(WHAT) {
@@ -80,7 +81,9 @@ pub fn parse_token_response(resp: &HttpResponse, now_ms: f64, redactor: &Redacto
     match body.as_ref().and_then(|b| Some((b.get_str("error")?, b.get_str("error_description")))) {
         Some((error, description)) => Err(oauth_error(error, description, resp.status, redactor)),
         // RFC 6749 §5.2: 401 is how a server says client authentication failed.
-        None if resp.status == 401 => Err(AuthError::new(ErrorCode::InvalidClient, "the token endpoint refused the client credentials (HTTP 401)").with_status(401)),
+        None if resp.status == 401 => {
+            Err(AuthError::new(ErrorCode::InvalidClient, "the token endpoint refused the client credentials (HTTP 401)").with_status(401))
+        }
         None => Err(bad_response(WHAT, resp.status, "an error that is not an OAuth error body")),
     }
 }

@@ -48,11 +48,7 @@ extern "C" {
 impl From<AuthError> for JsValue {
     fn from(e: AuthError) -> JsValue {
         let opt = |v: Option<u32>| v.map_or(JsValue::UNDEFINED, JsValue::from);
-        let messages = if e.messages.is_empty() {
-            JsValue::UNDEFINED
-        } else {
-            e.messages.iter().map(|m| JsValue::from_str(m)).collect::<Array>().into()
-        };
+        let messages = if e.messages.is_empty() { JsValue::UNDEFINED } else { e.messages.iter().map(|m| JsValue::from_str(m)).collect::<Array>().into() };
         make_auth_error(e.code.as_str(), &e.message, e.code.hint(), e.retryable(), opt(e.status.map(u32::from)), opt(e.retry_after), messages)
     }
 }

@@ -19,7 +19,12 @@ fn set(o: &Object, k: &str, v: &str) {
 #[wasm_bindgen(js_name = beginAuthorization)]
 pub fn begin_authorization(options: JsValue) -> Promise {
     future_to_promise(async move {
-        let o = Options::new(&options, "beginAuthorization options", &["clientId", "redirectUri", "authorizeUrl", "identityUrl", "scope"], ErrorCode::InvalidConfig)?;
+        let o = Options::new(
+            &options,
+            "beginAuthorization options",
+            &["clientId", "redirectUri", "authorizeUrl", "identityUrl", "scope"],
+            ErrorCode::InvalidConfig,
+        )?;
         let client_id = crate::config::required("clientId", o.str("clientId")?)?;
         let redirect_uri = crate::config::required("redirectUri", o.str("redirectUri")?)?;
         base_url("redirectUri", redirect_uri.split('?').next().unwrap_or(""))?;
@@ -44,7 +49,8 @@ pub fn begin_authorization(options: JsValue) -> Promise {
 /// `{ code }` from the callback URL, if its `state` is the expected one.
 #[wasm_bindgen(js_name = completeAuthorization)]
 pub fn complete_authorization(callback_url: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
-    let callback_url = url_input(&callback_url).ok_or_else(|| bad_arg("completeAuthorization(callbackUrl, { state }) takes the callback URL as a string or URL"))?;
+    let callback_url =
+        url_input(&callback_url).ok_or_else(|| bad_arg("completeAuthorization(callbackUrl, { state }) takes the callback URL as a string or URL"))?;
     let o = Options::new(&options, "completeAuthorization options", &["state"], ErrorCode::InvalidRequest)?;
     let code = parse_callback(&callback_url, o.str("state")?.as_deref())?;
     let out = Object::new();

@@ -22,8 +22,22 @@ const API: &str = "the Qflow API";
 
 /// Every option `new QflowAuth({...})` reads; anything else is an error naming the closest.
 const OPTIONS: &[&str] = &[
-    "clientId", "clientSecret", "subscriptionKey", "username", "password", "refreshToken", "scope", "identityUrl", "apiUrl", "store", "storeKey", "broker",
-    "refreshSkewSeconds", "timeoutMs", "onEvent", "__brokerSide",
+    "clientId",
+    "clientSecret",
+    "subscriptionKey",
+    "username",
+    "password",
+    "refreshToken",
+    "scope",
+    "identityUrl",
+    "apiUrl",
+    "store",
+    "storeKey",
+    "broker",
+    "refreshSkewSeconds",
+    "timeoutMs",
+    "onEvent",
+    "__brokerSide",
 ];
 
 struct Inner {
@@ -119,7 +133,9 @@ async fn run_grant(this: &Rc<RefCell<Inner>>, grant: &Grant) -> Result<(), AuthE
         (me.cfg.token_request(grant), me.cfg.timeout_ms, me.slot.events.clone())
     };
     let single_use = !matches!(grant, Grant::Password);
-    let token = send_with_retries(&req, timeout, MAX_BODY_BYTES, WHAT, &events, single_use, |resp| parse_token_response(resp, now(), &this.borrow().slot.redactor)).await?;
+    let token =
+        send_with_retries(&req, timeout, MAX_BODY_BYTES, WHAT, &events, single_use, |resp| parse_token_response(resp, now(), &this.borrow().slot.redactor))
+            .await?;
     let (must_save, store) = {
         let mut me = this.borrow_mut();
         for s in [Some(&token.access), token.refresh.as_ref()].into_iter().flatten() {
@@ -198,7 +214,8 @@ impl QflowAuth {
     pub fn comms_access(&self, event_id: JsValue) -> Promise {
         let rc = self.inner.clone();
         future_to_promise(async move {
-            let event_id = event_id.as_string().filter(|e| !e.trim().is_empty()).ok_or_else(|| bad_arg("commsAccess(eventId) takes a non-empty event ID string"))?;
+            let event_id =
+                event_id.as_string().filter(|e| !e.trim().is_empty()).ok_or_else(|| bad_arg("commsAccess(eventId) takes a non-empty event ID string"))?;
             let url = rc.borrow().cfg.target(&QflowConfig::comms_probe_path(&event_id));
             let base = Request::new_with_str(&url).map_err(|_| bad_arg("the eventId does not make a valid URL"))?;
             let o = Object::new();
@@ -310,7 +327,13 @@ fn base_request(rc: &Rc<RefCell<Inner>>, input: &JsValue, init: &JsValue, what: 
 }
 
 fn api_status_error(status: u16) -> AuthError {
-    let code = if status >= 500 { ErrorCode::ServerError } else if status == 429 { ErrorCode::RateLimited } else { ErrorCode::BadResponse };
+    let code = if status >= 500 {
+        ErrorCode::ServerError
+    } else if status == 429 {
+        ErrorCode::RateLimited
+    } else {
+        ErrorCode::BadResponse
+    };
     let mut m = String::from("the Qflow API answered HTTP ");
     crate::http::push_num(&mut m, status.into());
     AuthError::new(code, m).with_status(status)
@@ -354,4 +377,3 @@ async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, Js
     }
     Err(AuthError::new(ErrorCode::Unauthorized, "the Qflow API refused a freshly refreshed token (HTTP 401 twice)").with_status(401).into())
 }
-

@@ -245,7 +245,9 @@ async fn authorize_submit(AxState(st): AxState<Shared>, Form(form): Form<Vec<(St
     let mut s = st.lock().unwrap();
     match s.issue_code(&get("client_id"), &get("username"), &get("password"), &redirect, &get("code_challenge")) {
         Some(code) => Redirect::to(&format!("{redirect}{sep}code={code}&state={st_param}")).into_response(),
-        None => (StatusCode::UNAUTHORIZED, Html("<h1>Wrong username or password</h1><p><a href=\"javascript:history.back()\">Try again</a></p>")).into_response(),
+        None => {
+            (StatusCode::UNAUTHORIZED, Html("<h1>Wrong username or password</h1><p><a href=\"javascript:history.back()\">Try again</a></p>")).into_response()
+        }
     }
 }
 
@@ -261,7 +263,11 @@ async fn gateway(AxState(st): AxState<Shared>, req: Request<Body>) -> Response {
     };
     match s.next_api_fault() {
         Some(ApiFault::Echo403) => {
-            let message = format!("refused request with authorization {} and key {}", header_text(&parts.headers, "authorization"), header_text(&parts.headers, "ocp-apim-subscription-key"));
+            let message = format!(
+                "refused request with authorization {} and key {}",
+                header_text(&parts.headers, "authorization"),
+                header_text(&parts.headers, "ocp-apim-subscription-key")
+            );
             return json_resp(StatusCode::FORBIDDEN, json!({ "error": "forbidden", "message": message }));
         }
         Some(ApiFault::Big403 { size }) => return streamed(StatusCode::FORBIDDEN, size, "{\"error\":\"forbidden\",\"pad\":\"", b"x", "\"}"),
@@ -273,9 +279,15 @@ async fn gateway(AxState(st): AxState<Shared>, req: Request<Body>) -> Response {
         (&Method::GET, "/comms/v1/api/comms/templates") => {
             let event = state::query_param(query, "eventId").unwrap_or_default();
             if !s.users[user].comms_allowed {
-                return json_resp(StatusCode::FORBIDDEN, json!({"error": "comms_api_not_enabled", "message": "Comms API access is not enabled for this account. Contact support."}));
+                return json_resp(
+                    StatusCode::FORBIDDEN,
+                    json!({"error": "comms_api_not_enabled", "message": "Comms API access is not enabled for this account. Contact support."}),
+                );
             }
-            json_resp(StatusCode::OK, json!({ "eventId": event, "templates": [{"id": "tpl-welcome", "name": "Welcome"}, {"id": "tpl-reminder", "name": "Reminder"}] }))
+            json_resp(
+                StatusCode::OK,
+                json!({ "eventId": event, "templates": [{"id": "tpl-welcome", "name": "Welcome"}, {"id": "tpl-reminder", "name": "Reminder"}] }),
+            )
         }
         (&Method::POST, "/comms/v1/api/comms/send") => {
             if !s.users[user].verified {
@@ -346,7 +358,9 @@ async fn graphql(AxState(st): AxState<Shared>, headers: HeaderMap, body: Bytes) 
             let tail = if size.saturating_sub(head.len() + 3) % 2 == 0 { " ]}}" } else { "]}}" };
             return streamed(StatusCode::OK, size, head, b"1,", tail);
         }
-        Some(GqlFault::DupData) => return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"data\":{\"viewer\":{\"id\":\"first\"}},\"data\":null}").into_response(),
+        Some(GqlFault::DupData) => {
+            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"data\":{\"viewer\":{\"id\":\"first\"}},\"data\":null}").into_response()
+        }
         None => {}
     }
     if query.contains("createEvent") {
@@ -357,7 +371,10 @@ async fn graphql(AxState(st): AxState<Shared>, headers: HeaderMap, body: Bytes) 
         return json_resp(StatusCode::OK, json!({ "data": { "createEvent": { "id": "q-evt-1", "name": name } } }));
     }
     if query.contains("brokenField") {
-        return json_resp(StatusCode::OK, json!({ "data": { "viewer": { "id": "viewer-1" }, "brokenField": null }, "errors": [{ "message": "brokenField failed", "path": ["brokenField"], "extensions": { "code": "INTERNAL" } }] }));
+        return json_resp(
+            StatusCode::OK,
+            json!({ "data": { "viewer": { "id": "viewer-1" }, "brokenField": null }, "errors": [{ "message": "brokenField failed", "path": ["brokenField"], "extensions": { "code": "INTERNAL" } }] }),
+        );
     }
     if query.contains("viewer") {
         return json_resp(StatusCode::OK, json!({ "data": { "viewer": { "id": "viewer-1", "scopes": scopes } } }));
@@ -461,6 +478,11 @@ fn main() {
         println!("qauth-emulator listening on http://{addr}");
         use std::io::Write;
         std::io::stdout().flush().ok();
-        axum::serve(listener, app).with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; }).await.expect("serve");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .expect("serve");
     });
 }

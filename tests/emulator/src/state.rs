@@ -27,8 +27,13 @@ pub struct User {
 
 #[derive(Clone, Debug)]
 pub enum Fault {
-    Status { status: u16, retry_after: Option<u64> },
-    Delay { ms: u64 },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    Delay {
+        ms: u64,
+    },
     Html,
     Malformed,
     Truncated,
@@ -39,7 +44,9 @@ pub enum Fault {
     /// Like `Echo`, after 290 'x' (490 at the GraphQL mint), so a secret straddles a 300-character cut.
     EchoCut,
     /// 200 with a streamed body of `size` bytes (the grant is not processed).
-    Big { size: usize },
+    Big {
+        size: usize,
+    },
 }
 
 /// Faults of the API gateway, served after authentication succeeded.
@@ -408,7 +415,10 @@ impl State {
     pub fn issue_code(&mut self, client_id: &str, username: &str, password: &str, redirect_uri: &str, challenge: &str) -> Option<String> {
         let user = self.find_user(username, password)?;
         let code = random("code-");
-        self.codes.insert(code.clone(), Code { user, client_id: client_id.into(), redirect_uri: redirect_uri.into(), challenge: challenge.into(), issued: Instant::now() });
+        self.codes.insert(
+            code.clone(),
+            Code { user, client_id: client_id.into(), redirect_uri: redirect_uri.into(), challenge: challenge.into(), issued: Instant::now() },
+        );
         Some(code)
     }
 
