@@ -70,7 +70,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidConfig => "Fix the named option and construct the client again.",
-            InvalidRequest => "Check the arguments of the call; the request was not sent.",
+            InvalidRequest => "Check the call's arguments: when qauth refuses them nothing is sent; when the server does, the message says so.",
             InvalidClient => "Check the client ID and client secret (Qpien: the API key in the dashboard).",
             InvalidGrant => "The refresh token or password was refused: sign in again (password or authorization code).",
             InvalidScope => "Ask for scopes the client is allowed, e.g. the default `qflowapi openid offline_access`.",

@@ -44,6 +44,20 @@ pub struct Slot {
     stale: Option<u32>,
     /// Inside the broker: the stored access token was looked at.
     access_loaded: bool,
+    /// What the last install handed out, for the callers waiting on that acquisition: an
+    /// `onEvent` callback may `invalidate()` before they resume, and they still get this token.
+    last: Option<Got>,
+}
+
+/// A token as callers use it: the frozen headers, the access token, the cache generation (for a
+/// 401 to drop exactly this one), and its expiry.
+#[derive(Clone)]
+pub struct Got {
+    pub headers: JsValue,
+    pub access: Secret,
+    pub generation: u32,
+    pub expires_at_ms: f64,
+    pub lifetime_ms: f64,
 }
 
 /// What the mirror is told after a change, sent once the borrow has ended.
@@ -70,7 +84,14 @@ impl Slot {
             broker_gen: None,
             stale: None,
             access_loaded: false,
+            last: None,
         }
+    }
+
+    /// The cached token as a `Got`, if there is one.
+    fn got(&self) -> Option<Got> {
+        let t = self.cache.token()?;
+        Some(Got { headers: self.headers.clone(), access: t.access.clone(), generation: self.cache.generation(), expires_at_ms: t.expires_at_ms, lifetime_ms: t.lifetime_ms })
     }
 
     /// The hot path of `headers()`: the prebuilt, resolved Promise if the token is fresh.
@@ -91,6 +112,7 @@ impl Slot {
             Some(g) => self.cache.restore(token, g),
             None => self.cache.put(token),
         }
+        self.last = self.got();
         self.publish()
     }
 
@@ -213,11 +235,18 @@ async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// Makes sure a usable token is installed, starting or joining the single in-flight request.
-pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<(), JsValue> {
+/// A usable token: the cached one, or the one the single in-flight acquisition (started here or
+/// joined) installed. Callers use what this returns, never a second read of the cache.
+pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, JsValue> {
     let step = this.borrow_mut().slot().cache.step(now());
     let pending = match step {
-        Step::Ready => return Ok(()),
+        Step::Ready => {
+            let got = this.borrow_mut().slot().got();
+            if let Some(got) = got {
+                return Ok(got);
+            }
+            None
+        }
         Step::Join => this.borrow_mut().slot().pending.clone(),
         Step::Start => None,
     };
@@ -237,7 +266,9 @@ pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<(), JsValue> {
             p
         }
     };
-    JsFuture::from(p).await.map(|_| ())
+    JsFuture::from(p).await?;
+    let last = this.borrow_mut().slot().last.clone();
+    last.ok_or_else(|| AuthError::new(crate::error::ErrorCode::ServerError, "no token after acquisition").into())
 }
 
 /// `headers()`: a resolved Promise of the cached object on a hit, else after `ensure`.
@@ -246,21 +277,13 @@ pub fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
         return p;
     }
     let rc = this.clone();
-    future_to_promise(async move {
-        ensure(&rc).await?;
-        let h = rc.borrow_mut().slot().headers.clone();
-        Ok(h)
-    })
+    future_to_promise(async move { Ok(ensure(&rc).await?.headers) })
 }
 
 /// `accessToken()`: the token string, after `ensure`.
 pub fn access_token<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
     let rc = this.clone();
-    future_to_promise(async move {
-        ensure(&rc).await?;
-        let mut me = rc.borrow_mut();
-        Ok(me.slot().cache.token().map_or(JsValue::UNDEFINED, |t| t.access.expose().into()))
-    })
+    future_to_promise(async move { Ok(ensure(&rc).await?.access.expose().into()) })
 }
 
 /// The token broker's side of a lease (`TokenBroker.lease` calls this on its own client): drops
@@ -271,18 +294,13 @@ pub fn lease<S: Source>(this: &Rc<RefCell<S>>, stale: JsValue) -> Promise {
         if let Some(g) = stale.as_f64().filter(|g| g.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(g)) {
             invalidate_if(&rc, g as u32);
         }
-        ensure(&rc).await?;
-        let fields = {
-            let mut me = rc.borrow_mut();
-            let generation = me.slot().cache.generation();
-            let t = me.slot().cache.token().ok_or_else(|| AuthError::new(crate::error::ErrorCode::ServerError, "no token after acquisition"))?;
-            [
-                ("accessToken", JsValue::from_str(t.access.expose())),
-                ("expiresInMs", (t.expires_at_ms - now()).into()),
-                ("lifetimeMs", t.lifetime_ms.into()),
-                ("generation", generation.into()),
-            ]
-        };
+        let t = ensure(&rc).await?;
+        let fields = [
+            ("accessToken", JsValue::from_str(t.access.expose())),
+            ("expiresInMs", (t.expires_at_ms - now()).into()),
+            ("lifetimeMs", t.lifetime_ms.into()),
+            ("generation", t.generation.into()),
+        ];
         let o = Object::new();
         for (k, v) in fields {
             let _ = Reflect::set(&o, &k.into(), &v);

@@ -61,9 +61,11 @@ export function hostFetch(request) {
  * oversized answer is never held whole, here or in wasm memory.
  */
 export async function readCapped(response, cap) {
+  // Cancels are not awaited: on a clone (the 403 probe), cancelling one branch of a tee settles
+  // only when the other branch is read, which is the caller's business.
   const declared = Number(response.headers.get("content-length"));
   if (declared > cap || !response.body) {
-    if (response.body) await response.body.cancel().catch(() => {});
+    if (response.body) response.body.cancel().catch(() => {});
     return declared > cap ? null : "";
   }
   const reader = response.body.getReader();
@@ -74,7 +76,7 @@ export async function readCapped(response, cap) {
     if (done) break;
     size += value.byteLength;
     if (size > cap) {
-      await reader.cancel().catch(() => {});
+      reader.cancel().catch(() => {});
       return null;
     }
     chunks.push(value);

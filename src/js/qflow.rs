@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::{Headers, Request, RequestInit, Response};
 
-use super::flight::{self, ensure, Lease, Slot, Source};
+use super::flight::{self, ensure, Got, Lease, Slot, Source};
 use super::host::{self, bad_arg, now, send_with_retries, url_input, Broker, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::MAX_BODY_BYTES;
@@ -242,9 +242,9 @@ impl QflowAuth {
         let rc = self.inner.clone();
         future_to_promise(async move {
             let base = base_request(&rc, &input, &init, "authorizeRequest()")?;
-            ensure(&rc).await?;
+            let got = ensure(&rc).await?;
             let h = Headers::new_with_headers(&base.headers()).map_err(|_| bad_request())?;
-            set_auth_headers(&rc, &h)?;
+            set_auth_headers(&rc, &h, &got)?;
             let i = RequestInit::new();
             i.set_headers(&h);
             i.set_redirect(web_sys::RequestRedirect::Manual);
@@ -291,16 +291,12 @@ fn bad_request() -> AuthError {
     AuthError::new(ErrorCode::InvalidRequest, "the request could not be copied")
 }
 
-fn set_auth_headers(rc: &Rc<RefCell<Inner>>, h: &Headers) -> Result<u32, AuthError> {
-    let pairs = {
-        let me = rc.borrow();
-        let t = me.slot.cache.token().ok_or_else(|| AuthError::new(ErrorCode::Unauthorized, "no token"))?;
-        (me.cfg.api_headers(&t.access), me.slot.cache.generation())
-    };
-    for (k, v) in pairs.0 {
+fn set_auth_headers(rc: &Rc<RefCell<Inner>>, h: &Headers, got: &Got) -> Result<(), AuthError> {
+    let pairs = rc.borrow().cfg.api_headers(&got.access);
+    for (k, v) in pairs {
         h.set(k, &v).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "a credential contains characters not allowed in an HTTP header"))?;
     }
-    Ok(pairs.1)
+    Ok(())
 }
 
 /// The caller's input (a path, a URL string or object, or a `Request`, plus an optional init) as
@@ -351,16 +347,16 @@ enum Answer {
 async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, JsValue> {
     let timeout = rc.borrow().cfg.timeout_ms;
     for attempt in 0..2 {
-        ensure(rc).await?;
+        let got = ensure(rc).await?;
         let h = Headers::new_with_headers(&base.headers()).map_err(|_| bad_request())?;
-        let generation = set_auth_headers(rc, &h)?;
+        set_auth_headers(rc, &h, &got)?;
         let copy = base.clone().map_err(|_| AuthError::new(ErrorCode::InvalidRequest, "the request body was already used"))?;
         let i = host::init(&base.method(), &h, timeout, Some(base.signal()));
         let req = Request::new_with_request_and_init(&copy, &i).map_err(|_| bad_request())?;
         rc.borrow().cfg.check_sent(&req.url())?;
         let resp = host::send_raw(&req, API).await?;
         match resp.status() {
-            401 if attempt == 0 => flight::invalidate_if(rc, generation),
+            401 if attempt == 0 => flight::invalidate_if(rc, got.generation),
             401 => break,
             403 => {
                 let probe = resp.clone().map_err(|_| bad_request())?;

@@ -143,14 +143,9 @@ impl QpienAuth {
             };
             let mut attempts = Attempts::default();
             loop {
-                ensure(&rc).await?;
-                let (auth, generation) = {
-                    let me = rc.borrow();
-                    let t = me.slot.cache.token().ok_or_else(|| AuthError::new(ErrorCode::Unauthorized, "no token"))?;
-                    (crate::http::cat("Bearer ", t.access.expose()), me.slot.cache.generation())
-                };
+                let got = ensure(&rc).await?;
                 let mut pairs = graphql_headers();
-                pairs.push(("Authorization", auth));
+                pairs.push(("Authorization", crate::http::cat("Bearer ", got.access.expose())));
                 let i = host::init("POST", &headers_from(&pairs)?, timeout, None);
                 i.set_body(&JsValue::from_str(&body));
                 let req = Request::new_with_str_and_init(&endpoint, &i).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "endpoint"))?;
@@ -163,7 +158,7 @@ impl QpienAuth {
                 let verdict = classify(status, env.as_ref(), &op, &rc.borrow().slot.redactor);
                 match attempts.next(verdict, &op) {
                     Next::Done => return Ok(data.unwrap_or(JsValue::NULL)),
-                    Next::Remint => flight::invalidate_if(&rc, generation),
+                    Next::Remint => flight::invalidate_if(&rc, got.generation),
                     Next::Fail(e) => {
                         let err: JsValue = e.into();
                         if let Some(d) = data {

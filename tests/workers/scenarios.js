@@ -4,9 +4,10 @@ import assert from "node:assert/strict";
 import * as qauth from "qauth";
 import qflow from "../scenarios/qflow.mjs";
 import qpien from "../scenarios/qpien.mjs";
+import hardening from "../scenarios/hardening.mjs";
 import { emulatorClient } from "../scenarios/common.mjs";
 
-const suites = { qflow, qpien };
+const suites = { qflow, qpien, hardening };
 
 export default {
   async fetch(request, env) {
@@ -14,8 +15,8 @@ export default {
     const scenario = run === "run" && suites[suite]?.[Number(index)];
     if (!scenario) return new Response("no such scenario", { status: 404 });
     try {
-      await scenario.run({ qauth, emu: emulatorClient(env.EMULATOR), assert });
-      return Response.json({ ok: true });
+      const result = await scenario.run({ qauth, emu: emulatorClient(env.EMULATOR), assert });
+      return Response.json({ ok: true, result });
     } catch (e) {
       return Response.json({ ok: false, error: String(e?.stack ?? e) });
     }

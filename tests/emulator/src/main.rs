@@ -73,11 +73,15 @@ async fn take_fault(st: &Shared, raw: &[u8], mint: bool) -> Result<Option<Respon
         Fault::Echo | Fault::EchoCut => {
             let body = String::from_utf8_lossy(raw);
             let cut = matches!(f, Fault::EchoCut);
+            // `echo_cut`: padded so the first credential in the body starts 5 characters before the
+            // client's cut (300 for an OAuth description, 500 for a GraphQL message).
+            let at = ["refresh_token=", "code=", "password=", "clientSecret\":\"", "client_secret="].iter().find_map(|k| body.find(k).map(|i| i + k.len())).unwrap_or(0);
+            let pad = |cut_at: usize| "x".repeat(cut_at.saturating_sub(5 + at));
             Ok(Some(if mint {
-                let message = if cut { format!("{}{body}", "x".repeat(490)) } else { format!("cannot parse: {body}") };
+                let message = if cut { format!("{}{body}", pad(500)) } else { format!("cannot parse: {body}") };
                 json_resp(StatusCode::OK, json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }] }))
             } else {
-                let description = if cut { format!("{}{body}", "x".repeat(290)) } else { format!("cannot parse request: {body}") };
+                let description = if cut { format!("{}{body}", pad(300)) } else { format!("cannot parse request: {body}") };
                 oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &description)
             }))
         }
@@ -348,7 +352,8 @@ async fn graphql(AxState(st): AxState<Shared>, headers: HeaderMap, body: Bytes) 
     };
     match s.next_gql_fault() {
         Some(f @ (GqlFault::Echo | GqlFault::EchoCut)) => {
-            let pad = if matches!(f, GqlFault::EchoCut) { "x".repeat(490) } else { String::new() };
+            // `echo_cut`: the token starts 5 characters before the client's 500-character cut.
+            let pad = if matches!(f, GqlFault::EchoCut) { "x".repeat(500 - 5 - "denied for Bearer ".len()) } else { String::new() };
             let message = format!("{pad}denied for {}", header_text(&headers, "authorization"));
             return json_resp(StatusCode::OK, json!({ "errors": [{ "message": message, "extensions": { "code": "FORBIDDEN" } }] }));
         }
