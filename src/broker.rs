@@ -16,7 +16,19 @@ use crate::token::Token;
 /// borrowed and sent after the borrow ends).
 pub enum Field {
     Str(String),
+    Secret(Secret),
     Num(f64),
+}
+
+/// The broker's own deadline, a little inside the isolate's (`timeoutMs`), so an isolate hears
+/// the broker's real error (the identity server is slow, say) rather than its own timeout.
+pub fn broker_timeout_ms(timeout_ms: f64) -> f64 {
+    (timeout_ms - (timeout_ms / 5.0).min(1000.0)).max(100.0)
+}
+
+/// A generation number from JS (a whole number in `u32`), or `None`.
+pub fn generation(v: f64) -> Option<u32> {
+    (v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v)).then_some(v as u32)
 }
 
 /// One token handed out by the broker: the token as the isolate caches it and the broker's
@@ -32,7 +44,7 @@ pub fn lease_token(
     let access = access.filter(|a| !a.is_empty()).ok_or_else(bad)?;
     let ok = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
     let (left, lifetime) = ok(expires_in_ms).zip(ok(lifetime_ms)).ok_or_else(bad)?;
-    let generation = generation.filter(|g| g.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(g)).ok_or_else(bad)? as u32;
+    let generation = generation.and_then(self::generation).ok_or_else(bad)?;
     let token = Token { access: Secret::new(access), refresh: None, expires_at_ms: now_ms + left, lifetime_ms: lifetime.max(left), expiry_assumed: false };
     Ok((token, generation))
 }

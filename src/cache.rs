@@ -55,6 +55,12 @@ impl TokenCache {
         }
     }
 
+    /// Marks a request in flight that did not come from `step` (an authorization-code exchange,
+    /// run as the single flight so a refresh cannot finish after it and overwrite its chain).
+    pub fn force_start(&mut self) {
+        self.in_flight = true;
+    }
+
     /// Ends the in-flight request; a new token replaces the old one, a failure keeps nothing new.
     pub fn finish(&mut self, token: Option<Token>) {
         self.in_flight = false;
@@ -90,10 +96,12 @@ impl TokenCache {
 
     /// Drops the token only if it is still the one of `generation` (the one an API refused).
     /// Many concurrent 401s for the same token thus cause one refresh, not one each.
-    pub fn invalidate_if(&mut self, generation: u32) {
-        if self.generation == generation {
+    pub fn invalidate_if(&mut self, generation: u32) -> bool {
+        let hit = self.generation == generation && self.token.is_some();
+        if hit {
             self.token = None;
         }
+        hit
     }
 }
 

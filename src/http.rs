@@ -30,11 +30,18 @@ impl core::fmt::Debug for HttpRequest {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct HttpResponse {
     pub status: u16,
     pub retry_after: Option<String>,
     pub body: String,
+}
+
+/// Answers carry tokens: `Debug` never prints the body.
+impl core::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HttpResponse").field("status", &self.status).field("retry_after", &self.retry_after).field("body", &"***").finish()
+    }
 }
 
 impl HttpResponse {
@@ -47,6 +54,9 @@ impl HttpResponse {
         };
         let mut e = AuthError::new(code, cat(what, text)).with_status(self.status);
         e.retry_after = self.retry_after.as_deref().and_then(parse_retry_after);
+        // The one place that decides a request provably was not processed (RFC 9110 §15.5.30,
+        // §15.6.4): a single-use credential in it may be sent again (`retry`, `qflow::Session`).
+        e.unsent = self.status == 429 || self.status == 503 && e.retry_after.is_some();
         Some(e)
     }
 

@@ -34,8 +34,8 @@ pub struct QflowOptions {
     pub store_key: Option<String>,
     pub refresh_skew_seconds: Option<f64>,
     pub timeout_ms: Option<f64>,
-    /// A `store` or a `broker` is configured: a saved refresh token can stand in for the password.
-    pub has_store: bool,
+    /// A `store` or a `broker` keeps the refresh token: a saved one can stand in for the password.
+    pub persisted: bool,
     /// The client runs inside the token broker: it only gets tokens (no API calls, so no
     /// subscription key is given to it).
     pub broker_side: bool,
@@ -124,7 +124,7 @@ impl QflowConfig {
         match (&username, &password) {
             // A refresh-only deployment: the password never has to live in the Worker's
             // environment; the chain starts from the saved (or given) refresh token.
-            (Some(_), None) if !o.has_store && initial_refresh.is_none() => {
+            (Some(_), None) if !o.persisted && initial_refresh.is_none() => {
                 return Err(AuthError::config("password", "is required with `username` unless a `store`, `broker` or `refreshToken` provides a refresh token"))
             }
             (None, Some(_)) => return Err(AuthError::config("username", "is required with `password`")),
@@ -165,6 +165,10 @@ impl QflowConfig {
         // A key that would carry a secret into a KV dashboard is refused. The default key is built
         // from non-secret parts only, so only a caller's key is checked.
         let leaks = |k: &str| cfg.secrets().iter().any(|s| s.expose().len() >= MIN_REDACT_LEN && k.contains(s.expose()));
+        // Without a username the default key would be the same for every signed-in user.
+        if o.persisted && cfg.username.is_none() && explicit_key.is_none() {
+            return Err(AuthError::config("storeKey", "is required with `store` or `broker` when there is no `username`: each signed-in user needs a key of their own"));
+        }
         if explicit_key.is_some_and(|k| leaks(&k)) {
             return Err(AuthError::config("storeKey", "must not contain a secret"));
         }
@@ -213,17 +217,29 @@ impl QflowConfig {
     /// What the token broker gets to refresh with: no subscription key (it makes no API call),
     /// the password only if there is one.
     pub fn broker_options(&self) -> Vec<(&'static str, crate::broker::Field)> {
-        use crate::broker::Field::Num;
+        use crate::broker::Field::{Num, Secret as Hidden};
         let s = |v: &str| crate::broker::Field::Str(v.to_string());
-        let mut o = vec![("clientId", s(&self.client_id)), ("clientSecret", s(self.client_secret.expose())), ("scope", s(&self.scope))];
+        let mut o = vec![("clientId", s(&self.client_id)), ("clientSecret", Hidden(self.client_secret.clone())), ("scope", s(&self.scope))];
         o.push(("identityUrl", s(&self.identity_url)));
         o.push(("storeKey", s(&self.store_key)));
         o.push(("refreshSkewSeconds", Num(self.refresh_skew_s)));
-        o.push(("timeoutMs", Num(self.timeout_ms)));
+        o.push(("timeoutMs", Num(crate::broker::broker_timeout_ms(self.timeout_ms))));
         o.extend(self.username.as_deref().map(|u| ("username", s(u))));
-        o.extend(self.password.as_ref().map(|p| ("password", s(p.expose()))));
-        o.extend(self.initial_refresh.as_ref().map(|r| ("refreshToken", s(r.expose()))));
+        o.extend(self.password.clone().map(|p| ("password", Hidden(p))));
+        o.extend(self.initial_refresh.clone().map(|r| ("refreshToken", Hidden(r))));
         o
+    }
+
+    /// The broker object for this credential: provider, identity server and client as well as
+    /// the store key, so no other configuration (another identity server, a Qpien client with a
+    /// look-alike key) can ever be handed this chain's tokens.
+    pub fn broker_name(&self) -> String {
+        let mut n = String::from("qflow|");
+        for part in [&self.identity_url, &self.client_id, &self.store_key] {
+            n.push_str(part);
+            n.push('|');
+        }
+        n
     }
 
     /// Both API headers for an access token (only the bearer inside the broker).
@@ -399,6 +415,10 @@ impl Session {
         if err.unsent {
             // Never reached the server: the token is still good, and still ours.
             self.spent.retain(|s| s != rt);
+            return After::Fail(err);
+        }
+        if err.code == ErrorCode::StoreFailed {
+            // The server took it and answered; its successor is held until it is saved.
             return After::Fail(err);
         }
         let consumed = matches!(err.code, ErrorCode::InvalidGrant | ErrorCode::Network | ErrorCode::Timeout | ErrorCode::ServerError | ErrorCode::BadResponse);
@@ -657,7 +677,7 @@ mod tests {
     fn refresh_only_deployments_need_no_password() {
         let with_store = cfg_with(|o| {
             o.password = None;
-            o.has_store = true;
+            o.persisted = true;
         });
         assert!(!with_store.has_password());
         let mut o = opts();

@@ -153,16 +153,20 @@ impl QpienConfig {
         k
     }
 
+    /// The broker object for this credential (see `QflowConfig::broker_name`).
+    pub fn broker_name(&self) -> String {
+        crate::http::cat("qpien|", &self.store_key())
+    }
+
     /// What the token broker gets to mint with.
     pub fn broker_options(&self) -> Vec<(&'static str, crate::broker::Field)> {
-        use crate::broker::Field::Num;
-        let s = |v: &str| crate::broker::Field::Str(v.to_string());
+        use crate::broker::Field::{Num, Secret as Hidden, Str};
         vec![
-            ("clientId", s(&self.client_id)),
-            ("clientSecret", s(self.client_secret.expose())),
-            ("endpoint", s(&self.endpoint)),
+            ("clientId", Str(self.client_id.clone())),
+            ("clientSecret", Hidden(self.client_secret.clone())),
+            ("endpoint", Str(self.endpoint.clone())),
             ("refreshSkewSeconds", Num(self.refresh_skew_s)),
-            ("timeoutMs", Num(self.timeout_ms)),
+            ("timeoutMs", Num(crate::broker::broker_timeout_ms(self.timeout_ms))),
         ]
     }
 

@@ -93,8 +93,9 @@ pub fn oauth_error(error: &str, description: Option<&str>, status: u16, redactor
     let code = ErrorCode::from_oauth(error);
     let mut m = String::from("the identity server answered `");
     // The error code is a short server token; keep it only if it looks like one.
+    // Redacted too: a server may echo an (alphanumeric) credential in `error` itself.
     if error.len() <= 64 && error.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        m.push_str(error);
+        m.push_str(&redactor.clean(error, 64));
     } else {
         m.push('?');
     }

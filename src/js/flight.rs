@@ -118,6 +118,14 @@ impl Slot {
 
     fn invalidate(&mut self) -> Publish {
         self.cache.invalidate();
+        self.drop_headers()
+    }
+
+    fn invalidate_if(&mut self, generation: u32) -> Option<Publish> {
+        self.cache.invalidate_if(generation).then(|| self.drop_headers())
+    }
+
+    fn drop_headers(&mut self) -> Publish {
         self.headers = JsValue::UNDEFINED;
         self.resolved = None;
         self.stale = self.broker_gen.take().or(self.stale);
@@ -171,8 +179,9 @@ pub fn invalidate<S: Source>(rc: &Rc<RefCell<S>>) {
 /// Drops the token only if it is still the one of `generation` (a 401 answered to an old
 /// token must not drop a newer one).
 pub fn invalidate_if<S: Source>(rc: &Rc<RefCell<S>>, generation: u32) {
-    if rc.borrow_mut().slot().cache.generation() == generation {
-        invalidate(rc);
+    let publish = rc.borrow_mut().slot().invalidate_if(generation);
+    if let Some(p) = publish {
+        p.send();
     }
 }
 
@@ -200,27 +209,33 @@ pub async fn lease_from<S: Source>(rc: &Rc<RefCell<S>>, lease: Lease) -> Result<
     Ok(())
 }
 
+/// Inside the broker, once: the access token kept in storage (with its generation, so a `stale`
+/// report from before a restart still names it), installed whether or not it is still fresh.
+async fn restore_access<S: Source>(rc: &Rc<RefCell<S>>) {
+    let Some((store, key)) = rc.borrow().broker_side() else { return };
+    if std::mem::replace(&mut rc.borrow_mut().slot().access_loaded, true) {
+        return;
+    }
+    if let Some((token, generation)) = store.get(&key).await.ok().flatten().and_then(|t| decode_access(&t)) {
+        install(rc, token, Some(generation));
+    }
+}
+
 /// One acquisition, whichever way this client gets tokens.
 async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
     let lease = rc.borrow().lease();
     if let Some(mut lease) = lease {
-        lease.request.stale = rc.borrow_mut().slot().stale.take();
-        return lease_from(rc, lease).await;
+        let stale = rc.borrow_mut().slot().stale.take();
+        lease.request.stale = stale;
+        // A failed lease keeps the stale report for the next one.
+        return lease_from(rc, lease).await.inspect_err(|_| rc.borrow_mut().slot().stale = stale);
     }
-    let side = rc.borrow().broker_side();
-    if let Some((store, key)) = &side {
-        let first = !std::mem::replace(&mut rc.borrow_mut().slot().access_loaded, true);
-        // After a restart: the stored access token, if still fresh, instead of a grant.
-        if let Some((token, generation)) = first.then_some(()).and(store.get(key).await.ok().flatten()).and_then(|t| decode_access(&t)) {
-            if rc.borrow_mut().slot().cache.usable_until().is_none() && token.expires_at_ms > now() {
-                install(rc, token, Some(generation));
-                if rc.borrow_mut().slot().cache.fresh(now()).is_some() {
-                    return Ok(());
-                }
-            }
-        }
+    restore_access(rc).await;
+    if rc.borrow_mut().slot().cache.fresh(now()).is_some() {
+        return Ok(());
     }
     S::acquire(rc.clone()).await?;
+    let side = rc.borrow().broker_side();
     if let Some((store, key)) = side {
         let record = {
             let mut me = rc.borrow_mut();
@@ -235,40 +250,69 @@ async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Starts `work` as the client's one acquisition: parked in the slot for joiners, and the cache
+/// told when it ends. The error is turned into JS after the borrow ends.
+fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: impl std::future::Future<Output = Result<(), AuthError>> + 'static) -> Promise {
+    let done = rc.clone();
+    let p = future_to_promise(async move {
+        let r = work.await;
+        {
+            let mut me = done.borrow_mut();
+            let s = me.slot();
+            s.cache.finish(None);
+            s.pending = None;
+        }
+        r.map(|_| JsValue::UNDEFINED).map_err(JsValue::from)
+    });
+    rc.borrow_mut().slot().pending = Some(p.clone());
+    p
+}
+
+/// What the acquisition behind `p` installed.
+async fn settled<S: Source>(rc: &Rc<RefCell<S>>, p: Promise) -> Result<Got, JsValue> {
+    JsFuture::from(p).await?;
+    let last = rc.borrow_mut().slot().last.clone();
+    last.ok_or_else(|| AuthError::new(crate::error::ErrorCode::ServerError, "no token after acquisition").into())
+}
+
+/// Runs `work` (an authorization-code exchange) as the client's single flight: after any
+/// acquisition in progress has settled, with callers arriving meanwhile joining it, so a refresh
+/// cannot finish after the exchange and overwrite the new chain.
+pub async fn exclusive<S: Source>(rc: &Rc<RefCell<S>>, work: impl std::future::Future<Output = Result<(), AuthError>> + 'static) -> Result<Got, JsValue> {
+    loop {
+        let pending = rc.borrow_mut().slot().pending.clone();
+        match pending {
+            Some(p) => {
+                let _ = JsFuture::from(p).await;
+            }
+            None => break,
+        }
+    }
+    rc.borrow_mut().slot().cache.force_start();
+    let p = spawn(rc, work);
+    settled(rc, p).await
+}
+
 /// A usable token: the cached one, or the one the single in-flight acquisition (started here or
 /// joined) installed. Callers use what this returns, never a second read of the cache.
 pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, JsValue> {
     let step = this.borrow_mut().slot().cache.step(now());
-    let pending = match step {
-        Step::Ready => {
-            let got = this.borrow_mut().slot().got();
-            if let Some(got) = got {
-                return Ok(got);
-            }
-            None
-        }
+    let p = match step {
+        Step::Ready => match this.borrow_mut().slot().got() {
+            Some(got) => return Ok(got),
+            None => return Err(AuthError::new(crate::error::ErrorCode::ServerError, "no token").into()),
+        },
         Step::Join => this.borrow_mut().slot().pending.clone(),
         Step::Start => None,
     };
-    let p = match pending {
+    let p = match p {
         Some(p) => p,
         None => {
             let rc = this.clone();
-            let p = future_to_promise(async move {
-                let r = obtain(&rc).await;
-                let mut me = rc.borrow_mut();
-                let s = me.slot();
-                s.cache.finish(None);
-                s.pending = None;
-                r.map(|_| JsValue::UNDEFINED).map_err(JsValue::from)
-            });
-            this.borrow_mut().slot().pending = Some(p.clone());
-            p
+            spawn(this, async move { obtain(&rc).await })
         }
     };
-    JsFuture::from(p).await?;
-    let last = this.borrow_mut().slot().last.clone();
-    last.ok_or_else(|| AuthError::new(crate::error::ErrorCode::ServerError, "no token after acquisition").into())
+    settled(this, p).await
 }
 
 /// `headers()`: a resolved Promise of the cached object on a hit, else after `ensure`.
@@ -291,8 +335,10 @@ pub fn access_token<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
 pub fn lease<S: Source>(this: &Rc<RefCell<S>>, stale: JsValue) -> Promise {
     let rc = this.clone();
     future_to_promise(async move {
-        if let Some(g) = stale.as_f64().filter(|g| g.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(g)) {
-            invalidate_if(&rc, g as u32);
+        // Restored first: after a restart the stale generation may name the stored token.
+        restore_access(&rc).await;
+        if let Some(g) = stale.as_f64().and_then(crate::broker::generation) {
+            invalidate_if(&rc, g);
         }
         let t = ensure(&rc).await?;
         let fields = [

@@ -99,13 +99,28 @@ export function ownKeys(o) {
   }
 }
 
-/** A string, or a URL object's href; undefined for anything else (never calls user code). */
+/** A string, or a URL object's href; undefined for anything else, or a fake URL. */
 export function urlInput(v) {
   if (typeof v === "string") return v;
   try {
-    return typeof URL === "function" && v instanceof URL ? v.href : undefined;
+    const href = typeof URL === "function" && v instanceof URL ? v.href : undefined;
+    return typeof href === "string" ? href : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Calls a store method (`get`/`put` of a KV namespace, DO storage, or the caller's object) and
+ * awaits it within `ms`. Never throws: a throw, a rejection or a hang all come back as a rejection.
+ */
+export async function callStore(obj, method, args, ms) {
+  let timer;
+  try {
+    const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("store timeout")), ms)));
+    return await Promise.race([(async () => Reflect.apply(method, obj, args))(), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

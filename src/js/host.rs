@@ -6,6 +6,8 @@
 //! throw goes through an import that catches (or a glue function that cannot throw): an exception
 //! unwinding through wasm would leave the client's state half-updated for the isolate's life.
 
+use std::rc::Rc;
+
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -41,6 +43,8 @@ extern "C" {
     fn own_keys(o: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = urlInput)]
     pub fn url_input(v: &JsValue) -> Option<String>;
+    #[wasm_bindgen(js_name = callStore)]
+    fn call_store(obj: &JsValue, method: &Function, args: &Array, ms: f64) -> Promise;
     #[wasm_bindgen(js_name = brokerLease)]
     fn broker_lease(ns: &JsValue, name: &str, request: &Object, ms: f64) -> Promise;
 }
@@ -129,18 +133,17 @@ pub async fn send(r: &HttpRequest, timeout_ms: f64, cap: usize, what: &str) -> R
 }
 
 /// Sends `request` until `parse` accepts the answer, retrying what `retry::delay_ms` allows
-/// inside a `timeout_ms` deadline (`single_use`: the request carries a credential the server
+/// before `deadline` (wall-clock ms; `single_use`: the request carries a credential the server
 /// consumes). Emits a `retry` event before each wait.
 pub async fn send_with_retries<T>(
     request: &HttpRequest,
-    timeout_ms: f64,
+    deadline: f64,
     cap: usize,
     what: &str,
     events: &Events,
     single_use: bool,
     mut parse: impl FnMut(&HttpResponse) -> Result<T, AuthError>,
 ) -> Result<T, AuthError> {
-    let deadline = now() + timeout_ms;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -219,10 +222,6 @@ impl<'a> Options<'a> {
         self.get(name)?.map(|v| v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| self.err(name, "must be a finite number"))).transpose()
     }
 
-    pub fn flag(&self, name: &str) -> Result<bool, AuthError> {
-        Ok(self.get(name)?.map(|v| v.as_bool().ok_or_else(|| self.err(name, "must be true or false"))).transpose()?.unwrap_or(false))
-    }
-
     pub fn func(&self, name: &str) -> Result<Option<Function>, AuthError> {
         self.get(name)?.map(|v| v.dyn_into::<Function>().map_err(|_| self.err(name, "must be a function"))).transpose()
     }
@@ -241,18 +240,50 @@ impl<'a> Options<'a> {
         Ok(Some((obj, fs)))
     }
 
-    /// `store`: any object with `get(key)` and `put(key, value)` (a KV namespace, DO storage).
-    pub fn store(&self) -> Result<Option<Store>, AuthError> {
+    /// `store`: any object with `get(key)` and `put(key, value)` (a KV namespace, DO storage);
+    /// each call must settle within `timeout_ms`.
+    fn store(&self, timeout_ms: f64) -> Result<Option<Store>, AuthError> {
         let Some((obj, mut fs)) = self.methods("store", &["get", "put"], "must have get(key) and put(key, value) methods")? else { return Ok(None) };
         let (put, get) = (fs.pop(), fs.pop());
-        Ok(get.zip(put).map(|(get, put)| Store { obj, get, put }))
+        Ok(get.zip(put).map(|(get, put)| Store { obj, get, put, timeout_ms }))
+    }
+
+    /// The package's internal flag for the client inside `TokenBroker` (a Symbol key, so it is
+    /// no option a user can write by mistake, nor one an "unknown option" hint suggests).
+    fn broker_side(&self) -> bool {
+        let key = js_sys::Symbol::for_("qauth.brokerSide");
+        Reflect::get(self.v, &key).map(|v| v.is_truthy()).unwrap_or(false)
     }
 
     /// `broker`: a Durable Object namespace bound to `TokenBroker` (`idFromName` and `get`).
-    pub fn broker(&self) -> Result<Option<Broker>, AuthError> {
+    fn broker(&self) -> Result<Option<Broker>, AuthError> {
         let problem = "must be a Durable Object namespace bound to the `TokenBroker` class (env.TOKEN_BROKER)";
         Ok(self.methods("broker", &["idFromName", "get"], problem)?.map(|(ns, _)| Broker { ns }))
     }
+
+    /// Where a client's tokens live, one rule for both classes: a `broker` replaces a `store`;
+    /// inside the broker the store is the object's storage; `public_store`: whether the class
+    /// takes a `store` from its users (QpienAuth has no refresh token to keep).
+    pub fn home(&self, public_store: bool) -> Result<Home, AuthError> {
+        let broker_side = self.broker_side();
+        let (_, timeout_ms) = crate::config::timing(self.num("refreshSkewSeconds")?, self.num("timeoutMs")?)?;
+        let store = self.store(timeout_ms)?.map(Rc::new);
+        let broker = self.broker()?.map(Rc::new);
+        if broker.is_some() && (store.is_some() || broker_side) {
+            return Err(self.err("broker", "replaces `store`: the broker keeps the tokens in its own storage"));
+        }
+        if store.is_some() && !public_store && !broker_side {
+            return Err(self.err("store", "is not an option here: to share one token across isolates, use `broker`"));
+        }
+        Ok(Home { store, broker, broker_side })
+    }
+}
+
+/// Where a client's tokens live (see `Options::home`).
+pub struct Home {
+    pub store: Option<Rc<Store>>,
+    pub broker: Option<Rc<Broker>>,
+    pub broker_side: bool,
 }
 
 /// The caller's persistent store for refresh tokens.
@@ -260,6 +291,7 @@ pub struct Store {
     obj: JsValue,
     get: Function,
     put: Function,
+    timeout_ms: f64,
 }
 
 fn store_error(op: &str) -> AuthError {
@@ -268,8 +300,7 @@ fn store_error(op: &str) -> AuthError {
 
 impl Store {
     async fn call(&self, f: &Function, args: &Array, op: &str) -> Result<JsValue, AuthError> {
-        let r = Reflect::apply(f, &self.obj, args).map_err(|_| store_error(op))?;
-        JsFuture::from(Promise::resolve(&r)).await.map_err(|_| store_error(op))
+        JsFuture::from(call_store(&self.obj, f, args, self.timeout_ms)).await.map_err(|_| store_error(op))
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<String>, AuthError> {
@@ -293,12 +324,12 @@ pub struct Broker {
 /// What a lease request carries (built by the core: `broker_options`).
 pub struct LeaseRequest {
     pub provider: &'static str,
-    /// The object's name: the store key (never a secret).
+    /// The object's name (`broker_name`: never a secret).
     pub name: String,
     pub options: Vec<(&'static str, crate::broker::Field)>,
     pub stale: Option<u32>,
     /// An authorization code to exchange first: `(code, codeVerifier, redirectUri)`.
-    pub exchange: Option<(String, String, String)>,
+    pub exchange: Option<(crate::secret::Secret, crate::secret::Secret, String)>,
 }
 
 fn obj_of(pairs: &[(&str, JsValue)]) -> Object {
@@ -319,6 +350,7 @@ impl Broker {
             .map(|(k, v)| {
                 let v = match v {
                     Field::Str(s) => JsValue::from_str(s),
+                    Field::Secret(s) => JsValue::from_str(s.expose()),
                     Field::Num(n) => JsValue::from_f64(*n),
                 };
                 (*k, v)
@@ -327,7 +359,7 @@ impl Broker {
         let mut fields = vec![("provider", JsValue::from_str(r.provider)), ("options", obj_of(&opts).into())];
         fields.extend(r.stale.map(|g| ("stale", JsValue::from(g))));
         if let Some((code, verifier, redirect)) = &r.exchange {
-            let x = obj_of(&[("code", code.into()), ("codeVerifier", verifier.into()), ("redirectUri", redirect.into())]);
+            let x = obj_of(&[("code", code.expose().into()), ("codeVerifier", verifier.expose().into()), ("redirectUri", redirect.into())]);
             fields.push(("exchange", x.into()));
         }
         let answer = JsFuture::from(broker_lease(&self.ns, &r.name, &obj_of(&fields), timeout_ms)).await.unwrap_or(JsValue::NULL);

@@ -9,7 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 use web_sys::{Headers, Request, RequestInit, Response};
 
 use super::flight::{self, ensure, Got, Lease, Slot, Source};
-use super::host::{self, bad_arg, now, send_with_retries, url_input, Broker, LeaseRequest, Options, Store};
+use super::host::{self, bad_arg, now, send_with_retries, url_input, Broker, Home, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::MAX_BODY_BYTES;
 use crate::pkce::valid_verifier;
@@ -37,7 +37,6 @@ const OPTIONS: &[&str] = &[
     "refreshSkewSeconds",
     "timeoutMs",
     "onEvent",
-    "__brokerSide",
 ];
 
 struct Inner {
@@ -60,7 +59,7 @@ impl Source for Inner {
     }
 
     fn lease(&self) -> Option<Lease> {
-        let request = LeaseRequest { provider: "qflow", name: self.cfg.store_key.clone(), options: self.cfg.broker_options(), stale: None, exchange: None };
+        let request = LeaseRequest { provider: "qflow", name: self.cfg.broker_name(), options: self.cfg.broker_options(), stale: None, exchange: None };
         self.broker.clone().map(|broker| Lease { broker, request, timeout_ms: self.cfg.timeout_ms })
     }
 
@@ -81,7 +80,11 @@ impl Source for Inner {
                 }
             }
         }
-        this.borrow_mut().session.begin();
+        let deadline = {
+            let mut me = this.borrow_mut();
+            me.session.begin();
+            now() + me.cfg.timeout_ms
+        };
         loop {
             if let Some(store) = store.as_ref().filter(|_| this.borrow().session.wants_store_read()) {
                 let key = this.borrow().cfg.store_key.clone();
@@ -104,7 +107,7 @@ impl Source for Inner {
             if fallback {
                 flight::events(&this).emit("fallback_to_password", &[]);
             }
-            match run_grant(&this, &grant).await {
+            match run_grant(&this, &grant, deadline).await {
                 Ok(()) => return Ok(()),
                 Err(e) => match this.borrow_mut().session.after_failure(&grant, e) {
                     After::Again => {}
@@ -125,16 +128,17 @@ async fn persist(this: &Rc<RefCell<Inner>>, store: &Store, t: &Token) -> Result<
     Ok(())
 }
 
-/// One grant with retries, then rotation-safe installation of the new token.
-async fn run_grant(this: &Rc<RefCell<Inner>>, grant: &Grant) -> Result<(), AuthError> {
+/// One grant with retries (all inside the acquisition's `deadline`), then rotation-safe
+/// installation of the new token.
+async fn run_grant(this: &Rc<RefCell<Inner>>, grant: &Grant, deadline: f64) -> Result<(), AuthError> {
     let started = now();
-    let (req, timeout, events) = {
+    let (req, events) = {
         let me = this.borrow();
-        (me.cfg.token_request(grant), me.cfg.timeout_ms, me.slot.events.clone())
+        (me.cfg.token_request(grant), me.slot.events.clone())
     };
     let single_use = !matches!(grant, Grant::Password);
     let token =
-        send_with_retries(&req, timeout, MAX_BODY_BYTES, WHAT, &events, single_use, |resp| parse_token_response(resp, now(), &this.borrow().slot.redactor))
+        send_with_retries(&req, deadline, MAX_BODY_BYTES, WHAT, &events, single_use, |resp| parse_token_response(resp, now(), &this.borrow().slot.redactor))
             .await?;
     let (must_save, store) = {
         let mut me = this.borrow_mut();
@@ -169,12 +173,7 @@ impl QflowAuth {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<QflowAuth, JsValue> {
         let o = Options::new(&options, "QflowAuth options", OPTIONS, ErrorCode::InvalidConfig)?;
-        let store = o.store()?.map(Rc::new);
-        let broker = o.broker()?.map(Rc::new);
-        let broker_side = o.flag("__brokerSide")?;
-        if broker.is_some() && (store.is_some() || broker_side) {
-            return Err(AuthError::config("broker", "replaces `store`: the broker keeps the refresh token in its own storage").into());
-        }
+        let Home { store, broker, broker_side } = o.home(true)?;
         let cfg = QflowConfig::new(QflowOptions {
             client_id: o.str("clientId")?,
             client_secret: o.str("clientSecret")?,
@@ -188,7 +187,7 @@ impl QflowAuth {
             store_key: o.str("storeKey")?,
             refresh_skew_seconds: o.num("refreshSkewSeconds")?,
             timeout_ms: o.num("timeoutMs")?,
-            has_store: store.is_some() || broker.is_some(),
+            persisted: store.is_some() || broker.is_some(),
             broker_side,
         })?;
         let slot = Slot::new(cfg.refresh_skew_s, o.events()?, Redactor::new(&cfg.secrets()));
@@ -275,13 +274,22 @@ impl QflowAuth {
             let (code, verifier) = (Secret::new(code), Secret::new(verifier));
             flight::remember(&rc, &[&code, &verifier]);
             let lease = rc.borrow().lease();
-            if let Some(mut lease) = lease {
-                lease.request.exchange = Some((code.expose().to_string(), verifier.expose().to_string(), redirect_uri));
-                flight::lease_from(&rc, lease).await?;
-                return Ok(JsValue::UNDEFINED);
-            }
-            rc.borrow_mut().session.exchange_started();
-            run_grant(&rc, &Grant::Code { code, verifier, redirect_uri }).await?;
+            let work = rc.clone();
+            flight::exclusive(&rc, async move {
+                if let Some(mut lease) = lease {
+                    lease.request.exchange = Some((code, verifier, redirect_uri));
+                    return flight::lease_from(&work, lease).await;
+                }
+                let deadline = {
+                    let mut me = work.borrow_mut();
+                    // A new chain: a token held back from the old one must not overwrite it.
+                    me.held = None;
+                    me.session.exchange_started();
+                    now() + me.cfg.timeout_ms
+                };
+                run_grant(&work, &Grant::Code { code, verifier, redirect_uri }, deadline).await
+            })
+            .await?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -9,7 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 use web_sys::Request;
 
 use super::flight::{self, ensure, Lease, Slot, Source};
-use super::host::{self, bad_arg, headers_from, is_record, now, send_with_retries, Broker, LeaseRequest, Options, Store};
+use super::host::{self, bad_arg, headers_from, is_record, now, send_with_retries, Broker, Home, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::MAX_BODY_BYTES;
 use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
@@ -18,7 +18,7 @@ use crate::secret::{Redactor, Secret};
 const WHAT: &str = "the Qpien GraphQL endpoint";
 
 /// Every option `new QpienAuth({...})` reads (`store` only inside the token broker).
-const OPTIONS: &[&str] = &["clientId", "clientSecret", "endpoint", "broker", "refreshSkewSeconds", "timeoutMs", "onEvent", "store", "__brokerSide"];
+const OPTIONS: &[&str] = &["clientId", "clientSecret", "endpoint", "broker", "refreshSkewSeconds", "timeoutMs", "onEvent", "store"];
 
 struct Inner {
     cfg: QpienConfig,
@@ -38,7 +38,7 @@ impl Source for Inner {
     }
 
     fn lease(&self) -> Option<Lease> {
-        let request = LeaseRequest { provider: "qpien", name: self.cfg.store_key(), options: self.cfg.broker_options(), stale: None, exchange: None };
+        let request = LeaseRequest { provider: "qpien", name: self.cfg.broker_name(), options: self.cfg.broker_options(), stale: None, exchange: None };
         self.broker.clone().map(|broker| Lease { broker, request, timeout_ms: self.cfg.timeout_ms })
     }
 
@@ -48,11 +48,11 @@ impl Source for Inner {
 
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError> {
         let started = now();
-        let (req, timeout, events) = {
+        let (req, deadline, events) = {
             let me = this.borrow();
-            (me.cfg.mint_request(), me.cfg.timeout_ms, me.slot.events.clone())
+            (me.cfg.mint_request(), started + me.cfg.timeout_ms, me.slot.events.clone())
         };
-        let token = send_with_retries(&req, timeout, MAX_BODY_BYTES, WHAT, &events, false, |resp| {
+        let token = send_with_retries(&req, deadline, MAX_BODY_BYTES, WHAT, &events, false, |resp| {
             let me = this.borrow();
             me.cfg.parse_mint(resp, now(), &me.slot.redactor)
         })
@@ -114,11 +114,7 @@ impl QpienAuth {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<QpienAuth, JsValue> {
         let o = Options::new(&options, "QpienAuth options", OPTIONS, ErrorCode::InvalidConfig)?;
-        let broker = o.broker()?.map(Rc::new);
-        let store = o.store()?.map(Rc::new);
-        if store.is_some() != o.flag("__brokerSide")? || store.is_some() && broker.is_some() {
-            return Err(AuthError::config("store", "is not a QpienAuth option: to share one token across isolates, use `broker`").into());
-        }
+        let Home { store, broker, .. } = o.home(false)?;
         let cfg = QpienConfig::new(QpienOptions {
             client_id: o.str("clientId")?,
             client_secret: o.str("clientSecret")?,
@@ -145,7 +141,7 @@ impl QpienAuth {
             loop {
                 let got = ensure(&rc).await?;
                 let mut pairs = graphql_headers();
-                pairs.push(("Authorization", crate::http::cat("Bearer ", got.access.expose())));
+                pairs.extend(rc.borrow().headers_for(&got.access));
                 let i = host::init("POST", &headers_from(&pairs)?, timeout, None);
                 i.set_body(&JsValue::from_str(&body));
                 let req = Request::new_with_str_and_init(&endpoint, &i).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "endpoint"))?;
