@@ -546,3 +546,39 @@ scenario("a lying Request subclass, a Proxy and URL tricks are refused with noth
   assert.match(req.headers.get("authorization"), /^Bearer /);
   assert.equal((await emu.stats()).api.calls, 1);
 });
+
+scenario("hostile stores and fake URLs: a store whose promise throws or never settles is store_failed within timeoutMs; a fake URL object is refused", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const throwing = {
+    get() {
+      const p = Promise.resolve(null);
+      Object.defineProperty(p, "constructor", {
+        get() {
+          throw new Error("constructor getter CANARY-store-x");
+        },
+      });
+      return p;
+    },
+    async put() {},
+  };
+  const hanging = { get: () => new Promise(() => {}), put: () => new Promise(() => {}) };
+  for (const store of [throwing, hanging]) {
+    const q = new QflowAuth(qflowOptions(emu, { store, timeoutMs: 500 }));
+    const t0 = Date.now();
+    await assert.rejects(q.headers(), (e) => e instanceof AuthError && e.code === "store_failed" && !/CANARY/.test(JSON.stringify(e) + e.message));
+    assert.ok(Date.now() - t0 < 500 + 1500, `took ${Date.now() - t0} ms`);
+    // The client is not wedged: a second call runs again (and fails the same way), it does not hang.
+    await assert.rejects(q.headers(), (e) => e.code === "store_failed");
+  }
+  const q = new QflowAuth(qflowOptions(emu));
+  const fake = Object.create(URL.prototype, { href: { value: 42 } });
+  await assert.rejects(q.fetch(fake), (e) => e instanceof AuthError && e.code === "invalid_request");
+  await assert.rejects(q.authorizeRequest(fake), (e) => e instanceof AuthError && e.code === "invalid_request");
+  assert.equal((await q.fetch(EVENTS)).status, 200);
+});
+
+scenario("storeKey is required with a store and no username (each signed-in user needs a key of their own)", ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  const opts = { ...qflowOptions(emu), username: undefined, password: undefined, store: memoryStore() };
+  assert.throws(() => new QflowAuth(opts), (e) => e instanceof AuthError && e.code === "invalid_config" && /storeKey/.test(e.message));
+  assert.ok(new QflowAuth({ ...opts, storeKey: "session:abc" }));
+});
