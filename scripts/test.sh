@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every test, in layers: native unit tests, wasm in Node, wasm in headless Chromium, then the
+# Every test, in layers: native unit tests, a short fuzz run, wasm in Node, wasm in headless Chromium, then the
 # assembled npm package in Node and in workerd (Miniflare), all against the local emulator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,9 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "native: cargo test (sans-IO core + emulator)"
 cargo test --workspace --quiet
 cargo build --quiet -p qauth-emulator
+
+step "fuzz: a short run of every target (make fuzz runs 10 million each)"
+cargo run -q --release -p qauth-fuzz -- --execs 20000
 
 step "wasm: wasm-pack test --node and --headless --chrome, against the emulator"
 out=$(mktemp)
