@@ -4,10 +4,11 @@
 //! (float formatting for error messages, generic visitors), and every KB ships to every isolate.
 //! This reader is a plain recursive-descent parser with a nesting limit (so a hostile body cannot
 //! exhaust the wasm stack), numbers built by arithmetic (no float-parsing tables), and a
-//! `Value` the callers query by key. Objects with a repeated key are refused: `JSON.parse` keeps
-//! the last one and a first-wins reader the first, so accepting them would let one answer mean
-//! two things. `members` reads an object member by member, so a large answer (a GraphQL `data`)
-//! is checked without being built in wasm memory.
+//! `Value` the callers query by key. Objects that are built or walked with a repeated key are
+//! refused: `JSON.parse` keeps the last one and a first-wins reader the first, so accepting them
+//! would let one answer mean two things. `members` reads an object member by member, so a large
+//! answer (a GraphQL `data`) is checked without being built in wasm memory; a skipped value is
+//! checked for syntax only (nothing here reads it, and `JSON.parse` builds it for the caller).
 
 /// Deeper nesting than any token or GraphQL envelope we read is refused, not recursed into.
 const MAX_DEPTH: usize = 64;
@@ -285,33 +286,44 @@ impl Parser<'_> {
         char::from_u32(c)
     }
 
-    fn digits(&mut self) -> Option<(f64, i32)> {
+    /// A run of digits folded into `m` (at most 19 significant digits; later ones only move the
+    /// decimal exponent `exp`). `frac`: digits after the point. `None` if there is no digit.
+    fn digits(&mut self, m: &mut f64, sig: &mut u32, exp: &mut i64, frac: bool) -> Option<()> {
         let start = self.i;
-        let mut v = 0.0;
         while let Some(d @ b'0'..=b'9') = self.peek() {
-            v = v * 10.0 + f64::from(d - b'0');
+            if *sig < 19 {
+                *m = *m * 10.0 + f64::from(d - b'0');
+                if *m > 0.0 {
+                    *sig += 1;
+                }
+                if frac {
+                    *exp -= 1;
+                }
+            } else if !frac {
+                *exp += 1;
+            }
             self.i += 1;
         }
-        let n = self.i - start;
-        (n > 0).then_some((v, n.min(400) as i32))
+        (self.i > start).then_some(())
     }
 
-    /// RFC 8259 number grammar; the value by arithmetic (exact for integers below 2^53).
+    /// RFC 8259 number grammar; the value by arithmetic on a 19-digit mantissa and a decimal
+    /// exponent (exact for integers below 2^53; out of range becomes 0 or infinity, never NaN).
     fn number(&mut self) -> Option<f64> {
         let neg = self.peek() == Some(b'-');
         if neg {
             self.i += 1;
         }
         let leading_zero = self.peek() == Some(b'0');
-        let (mut v, n) = self.digits()?;
-        if leading_zero && n > 1 {
+        let (mut m, mut sig, mut exp) = (0.0, 0u32, 0i64);
+        let start = self.i;
+        self.digits(&mut m, &mut sig, &mut exp, false)?;
+        if leading_zero && self.i - start > 1 {
             return None;
         }
-        let mut exp = 0i32;
         if self.peek() == Some(b'.') {
             self.i += 1;
-            let (f, k) = self.digits()?;
-            v += f * pow10(-k);
+            self.digits(&mut m, &mut sig, &mut exp, true)?;
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
             self.i += 1;
@@ -326,10 +338,23 @@ impl Parser<'_> {
                 }
                 _ => false,
             };
-            let (e, _) = self.digits()?;
-            exp = e.min(400.0) as i32 * if eneg { -1 } else { 1 };
+            let start = self.i;
+            let mut e = 0i64;
+            while let Some(d @ b'0'..=b'9') = self.peek() {
+                e = (e * 10 + i64::from(d - b'0')).min(100_000);
+                self.i += 1;
+            }
+            if self.i == start {
+                return None;
+            }
+            exp += if eneg { -e } else { e };
         }
-        v *= pow10(exp);
+        let v = match exp {
+            _ if m == 0.0 => 0.0,
+            0.. => m * pow10(exp),
+            ..-308 => m / 1e308 / pow10(-exp - 308),
+            _ => m / pow10(-exp),
+        };
         Some(if neg { -v } else { v })
     }
 
@@ -400,16 +425,13 @@ fn unique<'k>(keys: impl Iterator<Item = &'k str> + Clone) -> bool {
     keys.clone().count() <= MAX_MEMBERS && keys.clone().enumerate().all(|(i, k)| !keys.clone().skip(i + 1).any(|o| o == k))
 }
 
-fn pow10(e: i32) -> f64 {
+/// 10^e for e >= 0 (infinity past 10^308; the loop stops there).
+fn pow10(e: i64) -> f64 {
     let mut r = 1.0;
-    for _ in 0..e.unsigned_abs().min(400) {
+    for _ in 0..e.min(400) {
         r *= 10.0;
     }
-    if e < 0 {
-        1.0 / r
-    } else {
-        r
-    }
+    r
 }
 
 /// Writes `s` as a JSON string literal (quotes included).
@@ -529,6 +551,18 @@ mod tests {
         assert_eq!(Value::Str("-5".into()).seconds(), None);
         assert_eq!(Value::Num(f64::INFINITY).seconds(), None);
         assert_eq!(parse("1e999").unwrap().seconds(), None);
+        // Range edges: never NaN, exact where f64 can be.
+        let num = |t: &str| match parse(t) {
+            Some(Value::Num(n)) => n,
+            other => panic!("{t}: {other:?}"),
+        };
+        assert_eq!(num("0e309"), 0.0);
+        assert_eq!(num(&format!("1{}e-309", "0".repeat(309))), 1.0);
+        assert!((num(&format!("1{}e-1", "0".repeat(309))) / 1e308 - 1.0).abs() < 1e-12);
+        assert_eq!(num(&format!("0.1{}", "0".repeat(309))), 0.1);
+        assert_eq!(num("9007199254740991"), 9_007_199_254_740_991.0);
+        assert_eq!(num("-12.5e1"), -125.0);
+        assert!(num("1e-320") >= 0.0);
     }
 
     #[test]

@@ -167,7 +167,10 @@ impl QflowConfig {
         let leaks = |k: &str| cfg.secrets().iter().any(|s| s.expose().len() >= MIN_REDACT_LEN && k.contains(s.expose()));
         // Without a username the default key would be the same for every signed-in user.
         if o.persisted && cfg.username.is_none() && explicit_key.is_none() {
-            return Err(AuthError::config("storeKey", "is required with `store` or `broker` when there is no `username`: each signed-in user needs a key of their own"));
+            return Err(AuthError::config(
+                "storeKey",
+                "is required with `store` or `broker` when there is no `username`: each signed-in user needs a key of their own",
+            ));
         }
         if explicit_key.is_some_and(|k| leaks(&k)) {
             return Err(AuthError::config("storeKey", "must not contain a secret"));

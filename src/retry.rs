@@ -21,11 +21,8 @@ const MAX_RETRY_AFTER_MS: f64 = 10_000.0;
 /// The delay before the next attempt after `attempts` failed ones, or `None` to give up now.
 /// `remaining_ms` is what is left of the deadline.
 pub fn delay_ms(attempts: u32, err: &AuthError, remaining_ms: f64, single_use: bool) -> Option<f64> {
-    let retry = if single_use {
-        err.unsent
-    } else {
-        matches!(err.code, ErrorCode::Network | ErrorCode::Timeout | ErrorCode::ServerError | ErrorCode::RateLimited)
-    };
+    let retry =
+        if single_use { err.unsent } else { matches!(err.code, ErrorCode::Network | ErrorCode::Timeout | ErrorCode::ServerError | ErrorCode::RateLimited) };
     if !retry || attempts >= MAX_ATTEMPTS {
         return None;
     }
@@ -69,7 +66,9 @@ mod tests {
         let mut refused = err(ErrorCode::Network);
         refused.unsent = true;
         assert!(delay_ms(1, &refused, 10_000.0, true).is_some());
-        let answer = |status: u16, retry_after: Option<&str>| crate::http::HttpResponse { status, retry_after: retry_after.map(String::from), body: String::new() }.transient_error("x").unwrap();
+        let answer = |status: u16, retry_after: Option<&str>| {
+            crate::http::HttpResponse { status, retry_after: retry_after.map(String::from), body: String::new() }.transient_error("x").unwrap()
+        };
         assert!(delay_ms(1, &answer(429, None), 10_000.0, true).is_some());
         assert_eq!(delay_ms(1, &answer(503, None), 10_000.0, true), None, "503 without Retry-After may have been processed");
         assert_eq!(delay_ms(1, &answer(500, Some("1")), 10_000.0, true), None);

@@ -88,7 +88,9 @@ impl Redactor {
     pub fn clean(&self, text: &str, max_chars: usize) -> String {
         let masked = mask(text, self.all());
         let mut out: String = masked.chars().take(max_chars).collect();
-        if out.len() < masked.len() {
+        // The ellipsis goes on only if it cannot complete a credential that ends in one (a prefix
+        // of text with no credential in it has none either).
+        if out.len() < masked.len() && !self.all().any(|s| s.len() >= MIN_REDACT_LEN && [out.as_str(), "…"].concat().contains(s)) {
             out.push('…');
         }
         out

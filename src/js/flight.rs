@@ -91,7 +91,13 @@ impl Slot {
     /// The cached token as a `Got`, if there is one.
     fn got(&self) -> Option<Got> {
         let t = self.cache.token()?;
-        Some(Got { headers: self.headers.clone(), access: t.access.clone(), generation: self.cache.generation(), expires_at_ms: t.expires_at_ms, lifetime_ms: t.lifetime_ms })
+        Some(Got {
+            headers: self.headers.clone(),
+            access: t.access.clone(),
+            generation: self.cache.generation(),
+            expires_at_ms: t.expires_at_ms,
+            lifetime_ms: t.lifetime_ms,
+        })
     }
 
     /// The hot path of `headers()`: the prebuilt, resolved Promise if the token is fresh.
