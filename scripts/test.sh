@@ -7,7 +7,8 @@ scripts/setup.sh
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "native: cargo test (sans-IO core + emulator)"
+step "native: cargo fmt --check, cargo test (sans-IO core, emulator, fuzz harness)"
+cargo fmt --all --check
 cargo test --workspace --quiet
 cargo build --quiet -p qauth-emulator
 

@@ -75,7 +75,10 @@ async fn take_fault(st: &Shared, raw: &[u8], mint: bool) -> Result<Option<Respon
             let cut = matches!(f, Fault::EchoCut);
             // `echo_cut`: padded so the first credential in the body starts 5 characters before the
             // client's cut (300 for an OAuth description, 500 for a GraphQL message).
-            let at = ["refresh_token=", "code=", "password=", "clientSecret\":\"", "client_secret="].iter().find_map(|k| body.find(k).map(|i| i + k.len())).unwrap_or(0);
+            let at = ["refresh_token=", "code=", "password=", "clientSecret\":\"", "client_secret="]
+                .iter()
+                .find_map(|k| body.find(k).map(|i| i + k.len()))
+                .unwrap_or(0);
             let pad = |cut_at: usize| "x".repeat(cut_at.saturating_sub(5 + at));
             Ok(Some(if mint {
                 let message = if cut { format!("{}{body}", pad(500)) } else { format!("cannot parse: {body}") };
