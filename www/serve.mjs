@@ -35,7 +35,11 @@ const mf = new Miniflare({
   port,
   compatibilityDate: "2026-04-01",
   kvNamespaces: ["SESSIONS"],
+  // One TokenBroker object per session holds its tokens (the worker re-exports the class).
+  durableObjects: { TOKEN_BROKER: { className: "TokenBroker", useSQLite: true } },
   bindings: {
+    // The absolute session lifetime in seconds (default 8 h), e.g. SESSION_MAX_AGE_S=60 make demo.
+    ...(process.env.SESSION_MAX_AGE_S ? { SESSION_MAX_AGE_S: process.env.SESSION_MAX_AGE_S } : {}),
     QFLOW_CLIENT_ID: CREDS.clientId,
     QFLOW_CLIENT_SECRET: CREDS.clientSecret,
     QFLOW_SUBSCRIPTION_KEY: CREDS.subscriptionKey,

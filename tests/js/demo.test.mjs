@@ -144,10 +144,12 @@ test("code replay: reloading the callback URL shows a clear error; the worker re
     assert.equal(await visibleText(page, "#error-code"), "state_mismatch");
     assert.match(await visibleText(page, "#error-text"), /already used/);
 
-    // The same code and verifier sent again (an attacker who saw them): refused by the server.
+    // The same code and state sent again (an attacker who saw them): refused by the server (the
+    // flow was used once and its pre-login cookie is gone), and no verifier was ever in the page.
+    assert.deepEqual(Object.keys(JSON.parse(exchange)).sort(), ["code", "state"]);
     const replay = await apiFromPage(page, "/auth/session", { method: "POST", headers: { "content-type": "application/json" }, body: exchange });
     assert.equal(replay.status, 400);
-    assert.equal(replay.body.code, "invalid_grant");
+    assert.equal(replay.body.code, "state_mismatch");
     assert.match(replay.body.message, /already used/);
     assertNoSecret(bodies, "the replay answers");
   } finally {
@@ -191,14 +193,15 @@ test("denied at the login form: access_denied explained, still signed out", asyn
   }
 });
 
-test("PKCE: a wrong code verifier is refused by the emulator and reported as invalid_grant", async () => {
+test("PKCE: a code_challenge that does not match the worker's verifier is refused by the emulator, reported as invalid_grant", async () => {
   const { context, page } = await openPage();
   try {
     const before = (await emu.stats()).token;
-    await page.route(url + "auth/session", (route) => {
-      const body = JSON.parse(route.request().postData());
-      body.codeVerifier = "W".repeat(43); // well-formed, wrong
-      return route.continue({ postData: JSON.stringify(body) });
+    // The verifier never reaches the page; swap the challenge on the way to the identity server.
+    await page.route((u) => u.href.startsWith(emu.url + "/core/connect/authorize?"), (route) => {
+      const u = new URL(route.request().url());
+      u.searchParams.set("code_challenge", "W".repeat(43)); // well-formed, wrong
+      return route.continue({ url: u.href });
     });
     await signIn(page);
     assert.equal(await visibleText(page, "#error-code"), "invalid_grant");
