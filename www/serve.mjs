@@ -12,7 +12,8 @@ const port = Number(process.env.PORT ?? 8787);
 const emulator = await startEmulator();
 const emulatorUrl = emulator.url;
 
-// Static assets: the page, plus the package's browser build under /qauth/ (what a CDN would serve).
+// The worker runs ahead of the assets (invoke_user_worker_ahead_of_assets, wrangler's
+// run_worker_first) so it can set the page's CSP and nosniff. Static assets: the page, plus the package's browser build under /qauth/ (what a CDN would serve).
 const outdir = join(ROOT, "target/demo");
 const publicDir = join(outdir, "public");
 rmSync(publicDir, { recursive: true, force: true });
@@ -29,7 +30,7 @@ const mf = new Miniflare({
   scriptPath: script,
   modulesRoot: outdir,
   modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-  assets: { directory: publicDir, binding: "ASSETS", routerConfig: { has_user_worker: true } },
+  assets: { directory: publicDir, binding: "ASSETS", routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true } },
   cf: false,
   host: "127.0.0.1",
   port,
