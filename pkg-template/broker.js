@@ -19,30 +19,72 @@ const PROVIDERS = { qflow: QflowAuth, qpien: QpienAuth };
 /** Marks the client inside the object (read by the wasm client; not a user option). */
 const BROKER_SIDE = Symbol.for("qauth.brokerSide");
 
+/** The storage key of the marker `end()` leaves behind (not a token key: those start with the store key). */
+const ENDED_KEY = "qauth:ended";
+const ENDED = Object.freeze({ code: "invalid_grant", message: "the session was ended" });
+
 /** What names a credential: a change here is another credential, anything else is a setting. */
 const IDENTITY = ["clientId", "clientSecret", "username", "password", "identityUrl", "endpoint", "scope", "storeKey"];
 
 export class TokenBroker extends DurableObject {
   #clients = new Map(); // provider -> { key, client, users, drained, release }
+  #ended = false; // end() ran: every lease is refused, nothing is written again
 
-  /** Where tokens are kept: this object's storage (override to wrap it, e.g. to encrypt). */
+  constructor(ctx, env) {
+    super(ctx, env);
+    // The marker survives a restart (eviction, deploy): an ended object stays ended.
+    ctx.blockConcurrencyWhile(async () => {
+      if (await ctx.storage.get(ENDED_KEY)) this.#ended = true;
+    });
+  }
+
+  /**
+   * Where tokens are kept: this object's storage (override to wrap it, e.g. to encrypt). Once
+   * `end()` has run, `put` is refused, so a refresh that was in flight cannot write its rotated
+   * token back.
+   */
   get store() {
-    return this.ctx.storage;
+    const storage = this.ctx.storage;
+    return {
+      get: (key) => storage.get(key),
+      put: async (key, value) => {
+        if (this.#ended) throw new Error("the session was ended");
+        return storage.put(key, value);
+      },
+    };
   }
 
   /** `{ provider, options, stale?, exchange? }` → `{ token }` or `{ error }`. */
   async lease(request) {
+    if (this.#ended) return { error: { ...ENDED } };
     let entry;
     try {
       entry = await this.#enter(request);
       if (request.exchange) await entry.client.exchangeCode(request.exchange);
-      return { token: await entry.client.__lease(request.stale) };
+      const token = await entry.client.__lease(request.stale);
+      // end() ran while this lease was in flight: what it got must not reach anyone.
+      return this.#ended ? { error: { ...ENDED } } : { token };
     } catch (e) {
+      if (this.#ended) return { error: { ...ENDED } };
       const { code, message, status, retryAfter } = e?.name === "AuthError" ? e : { code: "server_error", message: "the token broker failed" };
       return { error: { code, message, status, retryAfter } };
     } finally {
       if (entry && --entry.users === 0) entry.release();
     }
+  }
+
+  /**
+   * Ends this credential for good (a user's sign-out): deletes every token in storage, drops the
+   * clients, and leaves a marker so that later leases (also after a restart) answer
+   * `invalid_grant` ("the session was ended"). A refresh in flight finishes at the identity
+   * server, but its rotated token is not stored and its lease is refused.
+   */
+  async end() {
+    this.#ended = true;
+    this.#clients.clear();
+    await this.ctx.storage.deleteAll();
+    await this.ctx.storage.put(ENDED_KEY, true);
+    return { ended: true };
   }
 
   /**

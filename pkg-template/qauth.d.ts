@@ -113,8 +113,15 @@ export function completeAuthorization(callbackUrl: string | URL, options: { stat
  */
 export class TokenBroker {
   constructor(ctx: unknown, env: unknown);
-  /** Where tokens are kept: the object's storage. Override to wrap it. */
+  /** Where tokens are kept: the object's storage (refuses `put` once `end()` ran). Override to wrap it. */
   get store(): TokenStore;
+  /**
+   * Ends this object's credential for good (e.g. a user's sign-out, with one object per session):
+   * deletes all its storage, drops its clients, and makes every later `lease()` (also after a
+   * restart) answer `invalid_grant` "the session was ended". A refresh in flight does not write
+   * its rotated token back. Call it over RPC: `env.TOKEN_BROKER.get(id).end()`.
+   */
+  end(): Promise<{ ended: true }>;
 }
 
 export type AuthErrorCode =

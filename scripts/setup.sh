@@ -32,7 +32,7 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-# npm tools: binaryen (wasm-opt), miniflare (workerd), esbuild, playwright-core, hono, oauth4webapi.
+# npm tools: binaryen (wasm-opt), miniflare (workerd), esbuild, playwright-core, hono, oauth4webapi, wrangler (demo test).
 if [ ! -f node_modules/.qauth-installed ] || [ package-lock.json -nt node_modules/.qauth-installed ]; then
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error

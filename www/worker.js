@@ -1,15 +1,23 @@
 // Demo worker: a backend-for-frontend (RFC 10017 §6.1) for Qflow sign-in, running in workerd.
 //
-// The page (www/public, served as static assets) only does the PKCE redirect. This worker
-// exchanges the authorization code with its client secret, keeps the tokens server-side (the
-// refresh token in the SESSIONS KV namespace through qauth's `store` option, the access token in
-// the isolate's QflowAuth cache), hands the browser an opaque HttpOnly session cookie, and proxies
-// an allow-list of Qflow API paths with both auth headers. No token, secret or key is ever in a
-// response to the browser.
-import { QflowAuth, AuthError } from "qauth";
+// The worker runs the whole authorization-code flow except the user's visit to the identity
+// server: `POST /auth/start` makes `state` and the PKCE pair, keeps the verifier server-side,
+// binds the flow to this browser with a short-lived pre-login cookie and answers with the
+// authorize URL only; `POST /auth/session` accepts `{ code, state }` only from the browser that
+// holds that cookie, exchanges the code with its client secret and the stored verifier, and hands
+// the browser an opaque HttpOnly session cookie. Each session's tokens live in one TokenBroker
+// Durable Object (named by a hash of the session id), so every isolate shares one rotation chain
+// and sign-out ends it in one place. KV keeps only session metadata (created, absolute expiry,
+// ended) under the hashed id. `/api/…` proxies an allow-list of Qflow API paths with both auth
+// headers. No token, verifier, secret or key is ever in a response to the browser.
+import { QflowAuth, AuthError, beginAuthorization } from "qauth";
 
-const COOKIE = "qauth_session";
-const SESSION_TTL_S = 8 * 3600; // KV expiry of a session's refresh token: sign in again after 8 h idle
+export { TokenBroker } from "qauth"; // the Durable Object class (bound as TOKEN_BROKER)
+
+const SCOPE = "qflowapi openid offline_access";
+const FLOW_TTL_S = 300; // a sign-in must come back within 5 minutes
+const DEFAULT_SESSION_S = 8 * 3600; // absolute session lifetime; rotation does not extend it
+const MAX_BODY = 16 * 1024;
 
 /** What the page may reach through `/api/…`: method + Qflow API path prefix. Nothing else. */
 const ALLOW = [
@@ -18,168 +26,429 @@ const ALLOW = [
   ["GET", "/comms/v1/api/comms/templates"],
 ];
 
-/** One client per session and isolate; the refresh token lives in KV, so a new isolate resumes. */
-const clients = new Map();
-const MAX_CLIENTS = 1000;
+/**
+ * The page's Content-Security-Policy. The inline import map is allowed by its hash (Chromium
+ * checks inline import maps against script-src and has no external import maps); the package's
+ * browser build compiles its wasm, which needs 'wasm-unsafe-eval' (not 'unsafe-eval').
+ */
+const IMPORT_MAP_SHA256 = "sha256-/0FhZv6mH5ayN4dphU70sBzZy/6nfDGPio00fCJRtDI=";
+const csp = (env) =>
+  [
+    "default-src 'self'",
+    `script-src 'self' 'wasm-unsafe-eval' '${IMPORT_MAP_SHA256}'`,
+    "style-src 'self'",
+    "img-src 'self'",
+    "connect-src 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "object-src 'none'",
+    `form-action ${new URL(env.QFLOW_IDENTITY_URL).origin}`,
+  ].join("; ");
 
-const storeKey = (sid) => `session:${sid}`;
+// ---------------------------------------------------------------------------------------------
+// Small helpers
 
-/** KV as qauth's store, with an expiry so abandoned sessions disappear. */
-const sessionStore = (kv) => ({
-  get: (key) => kv.get(key),
-  put: (key, value) => kv.put(key, value, { expirationTtl: SESSION_TTL_S }),
-});
-
-function clientFor(env, sid) {
-  let c = clients.get(sid);
-  if (!c) {
-    if (clients.size >= MAX_CLIENTS) clients.delete(clients.keys().next().value);
-    c = new QflowAuth({
-      clientId: env.QFLOW_CLIENT_ID,
-      clientSecret: env.QFLOW_CLIENT_SECRET,
-      subscriptionKey: env.QFLOW_SUBSCRIPTION_KEY,
-      identityUrl: env.QFLOW_IDENTITY_URL,
-      apiUrl: env.QFLOW_API_URL,
-      store: sessionStore(env.SESSIONS),
-      storeKey: storeKey(sid),
-    });
-    clients.set(sid, c);
+/** A stable, safe answer: a code the page knows and words; never a secret. */
+class Refusal extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
   }
-  return c;
 }
 
-const json = (body, status = 200, headers = {}) =>
-  Response.json(body, { status, headers: { "cache-control": "no-store", ...headers } });
-
-/** An error the page can show: a stable code and words, never a secret (AuthError has none). */
+const json = (body, status = 200, headers = {}) => Response.json(body, { status, headers: { "cache-control": "no-store", ...headers } });
 const fail = (status, code, message) => json({ code, message }, status);
 
-function sessionId(request) {
-  const m = /(?:^|;\s*)qauth_session=([A-Za-z0-9_-]{43})(?:;|$)/.exec(request.headers.get("cookie") ?? "");
-  return m?.[1] ?? null;
-}
+const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
+/** SHA-256 hex: what KV keys and Durable Object names are made of (never the raw id). */
+const hash = async (text) => hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
 
-function cookie(request, value, maxAge) {
-  const secure = new URL(request.url).protocol === "https:" ? "; Secure" : "";
-  return `${COOKIE}=${value}; HttpOnly${secure}; SameSite=Lax; Path=/; Max-Age=${maxAge}`;
-}
-
-function newSessionId() {
+function randomId() {
   const b = crypto.getRandomValues(new Uint8Array(32));
   return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+const isHttps = (request) => new URL(request.url).protocol === "https:";
+/** Cookie names: `__Host-` (Secure, Path=/, no Domain: only this origin can set or read it) over https. */
+const cookieName = (request, base) => (isHttps(request) ? `__Host-${base}` : base);
+
+function cookie(request, base, value, maxAge) {
+  const secure = isHttps(request) ? "; Secure" : "";
+  return `${cookieName(request, base)}=${value}; HttpOnly${secure}; SameSite=Lax; Path=/; Max-Age=${maxAge}`;
+}
+
+function readCookie(request, base) {
+  const name = cookieName(request, base).replace(/[-]/g, "\\-");
+  const m = new RegExp(`(?:^|;\\s*)${name}=([A-Za-z0-9_-]{43})(?:;|$)`).exec(request.headers.get("cookie") ?? "");
+  return m?.[1] ?? null;
+}
+
 /** State-changing requests must come from this origin (SameSite=Lax already blocks most CSRF). */
 function sameOrigin(request) {
-  return request.headers.get("origin") === new URL(request.url).origin;
+  if (request.headers.get("origin") !== new URL(request.url).origin) throw new Refusal(403, "forbidden", "Cross-origin request refused.");
 }
 
-/** The session's client, or null when there is no live session (no cookie, or signed out/expired). */
+/** The request body, at most MAX_BODY bytes, whatever Content-Length claims. */
+async function readBody(request) {
+  const declared = Number(request.headers.get("content-length") ?? 0);
+  if (declared > MAX_BODY) throw new Refusal(413, "too_large", `The request body is over ${MAX_BODY} bytes.`);
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY) {
+      reader.cancel().catch(() => {});
+      throw new Refusal(413, "too_large", `The request body is over ${MAX_BODY} bytes.`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) all.set(c, (at += c.byteLength) - c.byteLength);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(all);
+  } catch {
+    throw new Refusal(400, "invalid_request", "The request body is not UTF-8.");
+  }
+}
+
+/** A JSON object body with string fields `required` (and `optional`, if present). */
+async function readJson(request, required, optional = []) {
+  const text = await readBody(request);
+  let body;
+  try {
+    body = text === "" && required.length === 0 ? {} : JSON.parse(text);
+  } catch {
+    throw new Refusal(400, "invalid_request", "The request body is not JSON.");
+  }
+  const shape = `Expected a JSON object { ${[...required, ...optional.map((k) => k + "?")].join(", ")} } of strings.`;
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw new Refusal(400, "invalid_request", shape);
+  for (const k of required) if (typeof body[k] !== "string" || body[k].length === 0 || body[k].length > 2048) throw new Refusal(400, "invalid_request", shape);
+  for (const k of optional) if (k in body && (typeof body[k] !== "string" || body[k].length > 2048)) throw new Refusal(400, "invalid_request", shape);
+  return body;
+}
+
+/** Where Qflow sends the browser back: this origin's page, nothing else. */
+function redirectUriFor(request, given) {
+  const origin = new URL(request.url).origin;
+  if (given === undefined) return origin + "/";
+  let u;
+  try {
+    u = new URL(given);
+  } catch {
+    throw new Refusal(400, "invalid_redirect_uri", "redirectUri must be an absolute URL on this site.");
+  }
+  if (u.origin !== origin || u.hash || u.search || u.username || u.password || u.href !== given) {
+    throw new Refusal(400, "invalid_redirect_uri", "redirectUri must be an absolute URL on this site, without query or fragment.");
+  }
+  return u.href;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions: metadata in KV under a hash of the id, tokens in one TokenBroker object per session
+
+const sessionLifetimeS = (env) => {
+  const n = Number(env.SESSION_MAX_AGE_S ?? DEFAULT_SESSION_S);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : DEFAULT_SESSION_S;
+};
+const sessionKey = (h) => `session:${h}`;
+const flowKey = (h) => `flow:${h}`;
+const kvTtl = (ms) => Math.max(60, Math.ceil(ms / 1000) + 60); // KV's minimum is 60 s
+
+/** One client per session and isolate (an access-token cache in front of the session's broker object). */
+const clients = new Map();
+const MAX_CLIENTS = 1000;
+
+const qflowOptions = (env, h) => ({
+  clientId: env.QFLOW_CLIENT_ID,
+  clientSecret: env.QFLOW_CLIENT_SECRET,
+  subscriptionKey: env.QFLOW_SUBSCRIPTION_KEY,
+  identityUrl: env.QFLOW_IDENTITY_URL,
+  apiUrl: env.QFLOW_API_URL,
+  broker: env.TOKEN_BROKER,
+  storeKey: sessionKey(h),
+});
+
+function clientFor(env, h) {
+  let c = clients.get(h);
+  if (!c) {
+    if (clients.size >= MAX_CLIENTS) dropClient(clients.keys().next().value);
+    c = new QflowAuth(qflowOptions(env, h));
+    clients.set(h, c);
+  }
+  return c;
+}
+
+function dropClient(h) {
+  const c = clients.get(h);
+  clients.delete(h);
+  try {
+    c?.free();
+  } catch {}
+}
+
+/**
+ * The session's TokenBroker object: QflowAuth names it `qflow|<identity URL>|<client id>|<store
+ * key>|` (the identity URL as configured, without a trailing slash).
+ */
+function brokerObject(env, h) {
+  const identity = env.QFLOW_IDENTITY_URL.replace(/\/+$/, "");
+  const ns = env.TOKEN_BROKER;
+  return ns.get(ns.idFromName(`qflow|${identity}|${env.QFLOW_CLIENT_ID}|${sessionKey(h)}|`));
+}
+
+/** Ends a session everywhere: `ended` in KV (checked by every isolate), then its broker object. */
+async function endSession(env, h, meta) {
+  dropClient(h);
+  const now = Date.now();
+  const record = { created: meta?.created ?? now, absoluteExpiry: meta?.absoluteExpiry ?? now, ended: true };
+  await env.SESSIONS.put(sessionKey(h), JSON.stringify(record), { expirationTtl: kvTtl(Math.max(0, record.absoluteExpiry - now)) });
+  await brokerObject(env, h).end();
+}
+
+async function readMeta(env, h) {
+  try {
+    return JSON.parse((await env.SESSIONS.get(sessionKey(h))) ?? "null");
+  } catch {
+    return null;
+  }
+}
+
+/** The live session of this request, or a 401 Refusal (no cookie, signed out, or past its lifetime). */
 async function session(request, env) {
-  const sid = sessionId(request);
-  if (!sid || !(await env.SESSIONS.get(storeKey(sid)))) return null;
-  return { sid, qflow: clientFor(env, sid) };
+  const sid = readCookie(request, "qauth_session");
+  if (!sid) throw new Refusal(401, "no_session", "Not signed in.");
+  const h = await hash(sid);
+  const meta = await readMeta(env, h);
+  if (!meta || meta.ended) {
+    dropClient(h);
+    throw new Refusal(401, "no_session", "Not signed in.");
+  }
+  if (Date.now() >= meta.absoluteExpiry) {
+    await endSession(env, h, meta);
+    throw new Refusal(401, "session_expired", "Your session has expired. Sign in again.");
+  }
+  return { h, meta, qflow: clientFor(env, h) };
 }
 
-async function endSession(env, sid) {
-  clients.delete(sid);
-  await env.SESSIONS.delete(storeKey(sid));
-}
-
-/** Maps a failure while using a session: a dead refresh token ends the session. */
+/** Maps a failure while using a session: a dead refresh token (or an ended object) ends the session. */
 async function sessionFailure(env, s, e) {
   if (!(e instanceof AuthError)) throw e;
   if (e.code === "invalid_grant" || e.code === "unauthorized") {
-    await endSession(env, s.sid);
+    await endSession(env, s.h, s.meta);
     return fail(401, "session_expired", "Your session has expired. Sign in again.");
   }
+  if (e.code === "invalid_request" || e.code === "invalid_config") return fail(400, "invalid_request", "The request was not valid.");
   return json({ code: e.code, message: e.message, hint: e.hint, retryable: e.retryable }, e.retryable ? 503 : 502);
 }
 
-const routes = {
-  /** Public settings the page needs to build the authorization URL. */
-  "GET /auth/config": (request, env) =>
-    json({ clientId: env.QFLOW_CLIENT_ID, identityUrl: env.QFLOW_IDENTITY_URL, scope: "qflowapi openid offline_access" }),
+// ---------------------------------------------------------------------------------------------
+// Routes
 
-  /** `{ code, codeVerifier, redirectUri }` → a session cookie. */
+const routes = {
+  /**
+   * Starts a sign-in: `{ redirectUri? }` → `{ url }` (the authorize URL). The verifier never
+   * leaves the worker; the flow is bound to this browser by the pre-login cookie.
+   */
+  async "POST /auth/start"(request, env) {
+    sameOrigin(request);
+    const body = await readJson(request, [], ["redirectUri"]);
+    const redirectUri = redirectUriFor(request, body.redirectUri);
+    const { url, state, codeVerifier } = await beginAuthorization({ clientId: env.QFLOW_CLIENT_ID, identityUrl: env.QFLOW_IDENTITY_URL, scope: SCOPE, redirectUri });
+    const preLogin = randomId();
+    const flow = { state, verifier: codeVerifier, redirectUri, created: Date.now() };
+    await env.SESSIONS.put(flowKey(await hash(preLogin)), JSON.stringify(flow), { expirationTtl: kvTtl(FLOW_TTL_S * 1000) });
+    return json({ url }, 200, { "set-cookie": cookie(request, "qauth_prelogin", preLogin, FLOW_TTL_S) });
+  },
+
+  /** `{ code, state }` from the browser that started the flow → a session cookie. */
   async "POST /auth/session"(request, env) {
-    if (!sameOrigin(request)) return fail(403, "forbidden", "Cross-origin request refused.");
-    const body = await request.json().catch(() => null);
-    if (!body || typeof body.code !== "string" || typeof body.codeVerifier !== "string" || typeof body.redirectUri !== "string") {
-      return fail(400, "invalid_request", "Expected JSON { code, codeVerifier, redirectUri }.");
-    }
-    if (new URL(body.redirectUri, request.url).origin !== new URL(request.url).origin) {
-      return fail(400, "invalid_request", "redirectUri must be on this site.");
-    }
-    const sid = newSessionId();
-    const qflow = clientFor(env, sid);
+    sameOrigin(request);
+    const body = await readJson(request, ["code", "state"]);
+    const headers = new Headers({ "cache-control": "no-store" });
+    headers.append("set-cookie", cookie(request, "qauth_prelogin", "", 0)); // one use, whatever happens
+    const refuse = (status, code, message) => new Response(JSON.stringify({ code, message }), { status, headers: withType(headers) });
+
+    // The pre-login cookie → this browser's flow → the same state: else this is not our sign-in.
+    const preLogin = readCookie(request, "qauth_prelogin");
+    const notOurs = "This sign-in response does not match a sign-in started in this browser, has expired, or was already used. Sign in again.";
+    if (!preLogin) return refuse(400, "state_mismatch", notOurs);
+    const fk = flowKey(await hash(preLogin));
+    const raw = await env.SESSIONS.get(fk);
+    if (!raw) return refuse(400, "state_mismatch", notOurs);
+    await env.SESSIONS.delete(fk); // one use
+    let flow;
     try {
-      await qflow.exchangeCode({ code: body.code, codeVerifier: body.codeVerifier, redirectUri: body.redirectUri });
+      flow = JSON.parse(raw);
+    } catch {
+      return refuse(400, "state_mismatch", notOurs);
+    }
+    if (flow.state !== body.state || Date.now() - flow.created > FLOW_TTL_S * 1000) return refuse(400, "state_mismatch", notOurs);
+
+    const sid = randomId();
+    const h = await hash(sid);
+    const qflow = clientFor(env, h);
+    try {
+      await qflow.exchangeCode({ code: body.code, codeVerifier: flow.verifier, redirectUri: flow.redirectUri });
     } catch (e) {
-      clients.delete(sid);
+      dropClient(h);
+      await brokerObject(env, h).end().catch(() => {});
       if (!(e instanceof AuthError)) throw e;
       const message =
         e.code === "invalid_grant"
           ? "This sign-in could not be completed: the code was already used, has expired, or does not match this browser's request. Sign in again."
           : e.message;
-      return json({ code: e.code, message, hint: e.hint, retryable: e.retryable }, e.retryable ? 503 : 400);
+      const status = e.retryable ? 503 : 400;
+      return new Response(JSON.stringify({ code: e.code, message, hint: e.hint, retryable: e.retryable }), { status, headers: withType(headers) });
     }
-    return json({ signedIn: true }, 200, { "set-cookie": cookie(request, sid, SESSION_TTL_S) });
+    // Signing in again from this browser ends its previous session.
+    const previous = readCookie(request, "qauth_session");
+    if (previous) {
+      const ph = await hash(previous);
+      if (ph !== h) await endSession(env, ph, await readMeta(env, ph));
+    }
+    const lifetime = sessionLifetimeS(env);
+    const created = Date.now();
+    await env.SESSIONS.put(sessionKey(h), JSON.stringify({ created, absoluteExpiry: created + lifetime * 1000, ended: false }), { expirationTtl: kvTtl(lifetime * 1000) });
+    headers.append("set-cookie", cookie(request, "qauth_session", sid, lifetime));
+    return new Response(JSON.stringify({ signedIn: true }), { status: 200, headers: withType(headers) });
   },
 
   async "POST /auth/logout"(request, env) {
-    if (!sameOrigin(request)) return fail(403, "forbidden", "Cross-origin request refused.");
-    const sid = sessionId(request);
-    if (sid) await endSession(env, sid);
-    return json({ signedIn: false }, 200, { "set-cookie": cookie(request, "", 0) });
+    sameOrigin(request);
+    const sid = readCookie(request, "qauth_session");
+    if (sid) {
+      const h = await hash(sid);
+      await endSession(env, h, await readMeta(env, h));
+    }
+    return json({ signedIn: false }, 200, { "set-cookie": cookie(request, "qauth_session", "", 0) });
   },
 
   /** Comms access for an event, in words the page can show. */
   async "GET /api/comms-access"(request, env) {
+    const eventId = new URL(request.url).searchParams.get("eventId") ?? "";
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(eventId)) return fail(400, "invalid_request", "eventId must be an event id.");
     const s = await session(request, env);
-    if (!s) return fail(401, "no_session", "Not signed in.");
     try {
-      return json(await s.qflow.commsAccess(new URL(request.url).searchParams.get("eventId") ?? ""));
+      return json(await s.qflow.commsAccess(eventId));
     } catch (e) {
       return sessionFailure(env, s, e);
     }
   },
 };
 
+const withType = (headers) => {
+  const h = new Headers(headers);
+  h.set("content-type", "application/json");
+  return h;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The proxy
+
+/** Characters a Qflow API path may have once decoded; anything else is refused. */
+const PATH_CHARS = /^[A-Za-z0-9\-._~/:@!$&'()*+,=]*$/;
+
+/**
+ * `/api/{path}` → the decoded Qflow API path, or null when anything about it is suspicious:
+ * encoded `/` `\` `.` `;` `%` or control characters, dot segments, empty segments, bad escapes.
+ * Decoded once, checked after decoding, before the allow-list sees it.
+ */
+function apiPath(request) {
+  // The path as the request carries it (no URL normalisation of our own on top).
+  const raw = request.url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, "").replace(/[?#][\s\S]*$/, "");
+  if (!raw.startsWith("/api/")) return null;
+  const encoded = raw.slice("/api".length);
+  if (/%(?:2f|5c|2e|25|3b|00)/i.test(encoded) || /[\\;\x00-\x20\x7f]/.test(encoded)) return null;
+  let decoded;
+  try {
+    decoded = decodeURIComponent(encoded);
+  } catch {
+    return null;
+  }
+  if (!PATH_CHARS.test(decoded) || decoded.includes("%")) return null;
+  const segments = decoded.split("/").slice(1);
+  if (segments.some((s) => s === "" || s === "." || s === "..")) return null;
+  return decoded;
+}
+
+const isJson = (type) => /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type ?? "");
+
 /** `/api/{Qflow API path}` → the Qflow API, if the method + path are on the allow-list. */
 async function proxy(request, env) {
   const url = new URL(request.url);
-  const path = url.pathname.slice("/api".length);
-  if (!ALLOW.some(([m, p]) => m === request.method && (path === p || path.startsWith(p + "/")))) {
+  const path = apiPath(request);
+  if (path === null || !ALLOW.some(([m, p]) => m === request.method && (path === p || path.startsWith(p + "/")))) {
     return fail(404, "not_allowed", "This API path is not available through the demo.");
   }
-  if (request.method !== "GET" && !sameOrigin(request)) return fail(403, "forbidden", "Cross-origin request refused.");
+  if (request.method !== "GET") sameOrigin(request);
   const s = await session(request, env);
-  if (!s) return fail(401, "no_session", "Not signed in.");
+  const body = request.method === "GET" ? undefined : await readBody(request);
+  if (body !== undefined && body !== "") {
+    try {
+      JSON.parse(body);
+    } catch {
+      return fail(400, "invalid_request", "The request body is not JSON.");
+    }
+  }
+  let upstream;
   try {
-    const upstream = await s.qflow.fetch(path + url.search, {
+    upstream = await s.qflow.fetch(path + url.search, {
       method: request.method,
-      headers: { accept: "application/json", "content-type": request.headers.get("content-type") ?? "application/json" },
-      body: request.method === "GET" ? undefined : await request.text(),
-    });
-    // Only the body and its type go back: no upstream cookies or auth-related headers.
-    return new Response(upstream.body, {
-      status: upstream.status,
-      headers: { "content-type": upstream.headers.get("content-type") ?? "application/octet-stream", "cache-control": "no-store" },
+      headers: { accept: "application/json", ...(body ? { "content-type": "application/json" } : {}) },
+      body: body || undefined,
     });
   } catch (e) {
     return sessionFailure(env, s, e);
   }
+  // Only a JSON body goes back (no upstream cookies or headers); anything else (an HTML error page
+  // from a gateway, a file) is never rendered on this origin: 502 bad_upstream instead.
+  const type = upstream.headers.get("content-type");
+  if (upstream.status === 204 || upstream.status === 304) return new Response(null, { status: upstream.status, headers: { "cache-control": "no-store" } });
+  if (!isJson(type)) {
+    await upstream.body?.cancel().catch(() => {});
+    return fail(502, "bad_upstream", "The API answered with something other than JSON.");
+  }
+  return new Response(upstream.body, { status: upstream.status, headers: { "content-type": "application/json", "cache-control": "no-store" } });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function handle(request, env) {
+  const url = new URL(request.url);
+  const route = routes[`${request.method} ${url.pathname}`];
+  if (route) return route(request, env);
+  if (url.pathname.startsWith("/api/")) return proxy(request, env);
+  if (url.pathname.startsWith("/auth/")) return fail(404, "not_found", "No such endpoint.");
+  // Everything else is the static page (www/public + the package's browser build).
+  if (!env.ASSETS) return new Response("Not found", { status: 404 });
+  const asset = await env.ASSETS.fetch(request);
+  if (!/^text\/html/i.test(asset.headers.get("content-type") ?? "")) return asset;
+  const page = new Response(asset.body, asset);
+  page.headers.set("content-security-policy", csp(env));
+  page.headers.set("referrer-policy", "no-referrer");
+  page.headers.set("x-frame-options", "DENY");
+  return page;
 }
 
 export default {
   async fetch(request, env) {
-    const url = new URL(request.url);
-    const route = routes[`${request.method} ${url.pathname}`];
-    if (route) return route(request, env);
-    if (url.pathname.startsWith("/api/")) return proxy(request, env);
-    if (url.pathname.startsWith("/auth/")) return fail(404, "not_found", "No such endpoint.");
-    // Everything else is the static page (www/public + the package's browser build).
-    return env.ASSETS ? env.ASSETS.fetch(request) : new Response("Not found", { status: 404 });
+    let response;
+    try {
+      response = await handle(request, env);
+    } catch (e) {
+      // Refusals are the 4xx answers above; anything else is a bug, answered without details.
+      response = e instanceof Refusal ? fail(e.status, e.code, e.message) : fail(500, "server_error", "The demo worker failed.");
+    }
+    if (response.headers.get("x-content-type-options") !== "nosniff") {
+      response = new Response(response.body, response);
+      response.headers.set("x-content-type-options", "nosniff");
+    }
+    return response;
   },
 };

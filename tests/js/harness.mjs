@@ -5,7 +5,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, cpSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { emulatorClient } from "../scenarios/common.mjs";
@@ -94,4 +94,18 @@ export async function startWorker(entry, { bindings = {}, ...extra } = {}) {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The demo's static assets in target/demo/public: www/public plus the package's browser build
+ * under /qauth/ (what a CDN would serve). www/serve.mjs and wrangler (www/wrangler.toml) serve it.
+ */
+export function prepareDemoAssets(publicDir = join(ROOT, "target/demo/public")) {
+  rmSync(publicDir, { recursive: true, force: true });
+  mkdirSync(join(publicDir, "qauth"), { recursive: true });
+  cpSync(join(ROOT, "www/public"), publicDir, { recursive: true });
+  for (const f of ["browser.js", "fast.js", "qauth.js", "errors.js", "qauth_bg.wasm", "snippets"]) {
+    cpSync(join(ROOT, "pkg", f), join(publicDir, "qauth", f), { recursive: true });
+  }
+  return publicDir;
 }

@@ -1,7 +1,9 @@
-// The demo page: the authorization-code redirect with PKCE, and nothing secret. `state` and the
-// code verifier live in sessionStorage for exactly one use; the code goes to the worker
+// The demo page: the authorization-code redirect, and nothing secret. The worker starts the flow
+// (POST /auth/start: state + PKCE pair, the verifier kept server-side, a pre-login cookie binding
+// the flow to this browser) and answers with the authorize URL; the page keeps only `state` in
+// sessionStorage, for one use, to recognise the callback. The code + state go to the worker
 // (POST /auth/session), which answers with an HttpOnly cookie. API data comes through /api/….
-import { beginAuthorization, completeAuthorization, AuthError } from "qauth";
+import { completeAuthorization, AuthError } from "qauth";
 
 const PENDING = "qauth:pending";
 const $ = (id) => document.getElementById(id);
@@ -44,11 +46,18 @@ async function call(path, init) {
 
 async function signIn() {
   $("sign-in").disabled = true;
-  const cfg = await call("/auth/config");
-  if (cfg.status !== 200) return showError(cfg.body.code, cfg.body.message);
-  const { url, state, codeVerifier } = await beginAuthorization({ ...cfg.body, redirectUri: redirectUri() });
-  sessionStorage.setItem(PENDING, JSON.stringify({ state, codeVerifier }));
-  location.assign(url);
+  const start = await call("/auth/start", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ redirectUri: redirectUri() }),
+  });
+  if (start.status !== 200 || typeof start.body.url !== "string") {
+    $("sign-in").disabled = false;
+    return showError(start.body.code, start.body.message);
+  }
+  const url = new URL(start.body.url);
+  sessionStorage.setItem(PENDING, JSON.stringify({ state: url.searchParams.get("state") }));
+  location.assign(url.href);
 }
 
 /** Back from Qflow: check `state`, hand the code to the worker. Returns false if this is no callback. */
@@ -68,7 +77,7 @@ async function finishSignIn() {
     const r = await call("/auth/session", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ code, codeVerifier: pending.codeVerifier, redirectUri: redirectUri() }),
+      body: JSON.stringify({ code, state: pending.state }),
     });
     if (r.status !== 200) showError(r.body.code, r.body.message);
   } catch (e) {
