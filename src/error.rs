@@ -2,63 +2,56 @@
 //!
 //! Every failure in the crate is an `AuthError`; the bindings turn it into the exported JS class.
 //! Messages are built by this crate only from non-secret parts; text that came from a server is
-//! passed through `secret::redact` before it is stored here.
+//! passed through the client's `secret::Redactor` before it is stored here.
 
-/// Stable error codes: the JS `AuthError.code` strings are part of the public contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidConfig,
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    InvalidScope,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    Unauthorized,
-    CommsApiNotEnabled,
-    TrustRequired,
-    InsufficientScopes,
-    GraphqlError,
-    RateLimited,
-    ServerError,
-    Network,
-    Timeout,
-    BadResponse,
-    StoreFailed,
-    StateMismatch,
-    AccessDenied,
+/// Defines `ErrorCode`, its JS strings and the list of all codes from one table.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $code:ident => $name:literal,)*) => {
+        /// Stable error codes: the JS `AuthError.code` strings are part of the public contract.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for reading one back by name (a broker's answer) and for checks of the `.d.ts`.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $name,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidConfig => "invalid_config",
+    InvalidRequest => "invalid_request",
+    InvalidClient => "invalid_client",
+    InvalidGrant => "invalid_grant",
+    InvalidScope => "invalid_scope",
+    UnauthorizedClient => "unauthorized_client",
+    UnsupportedGrantType => "unsupported_grant_type",
+    Unauthorized => "unauthorized",
+    CommsApiNotEnabled => "comms_api_not_enabled",
+    TrustRequired => "trust_required",
+    InsufficientScopes => "insufficient_scopes",
+    GraphqlError => "graphql_error",
+    RateLimited => "rate_limited",
+    ServerError => "server_error",
+    Network => "network",
+    Timeout => "timeout",
+    BadResponse => "bad_response",
+    StoreFailed => "store_failed",
+    StateMismatch => "state_mismatch",
+    AccessDenied => "access_denied",
     /// An `error=` code from an authorization callback that is none of the above.
-    AuthorizationError,
+    AuthorizationError => "authorization_error",
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            InvalidConfig => "invalid_config",
-            InvalidRequest => "invalid_request",
-            InvalidClient => "invalid_client",
-            InvalidGrant => "invalid_grant",
-            InvalidScope => "invalid_scope",
-            UnauthorizedClient => "unauthorized_client",
-            UnsupportedGrantType => "unsupported_grant_type",
-            Unauthorized => "unauthorized",
-            CommsApiNotEnabled => "comms_api_not_enabled",
-            TrustRequired => "trust_required",
-            InsufficientScopes => "insufficient_scopes",
-            GraphqlError => "graphql_error",
-            RateLimited => "rate_limited",
-            ServerError => "server_error",
-            Network => "network",
-            Timeout => "timeout",
-            BadResponse => "bad_response",
-            StoreFailed => "store_failed",
-            StateMismatch => "state_mismatch",
-            AccessDenied => "access_denied",
-            AuthorizationError => "authorization_error",
-        }
-    }
-
     /// Whether trying the same thing again later can succeed.
     pub fn retryable(self) -> bool {
         use ErrorCode::*;
@@ -93,37 +86,9 @@ impl ErrorCode {
         }
     }
 
-    /// Every code, for reading one back by name (a broker's answer) and for checks of the `.d.ts`.
-    pub const ALL: [ErrorCode; 21] = {
-        use ErrorCode::*;
-        [
-            InvalidConfig,
-            InvalidRequest,
-            InvalidClient,
-            InvalidGrant,
-            InvalidScope,
-            UnauthorizedClient,
-            UnsupportedGrantType,
-            Unauthorized,
-            CommsApiNotEnabled,
-            TrustRequired,
-            InsufficientScopes,
-            GraphqlError,
-            RateLimited,
-            ServerError,
-            Network,
-            Timeout,
-            BadResponse,
-            StoreFailed,
-            StateMismatch,
-            AccessDenied,
-            AuthorizationError,
-        ]
-    };
-
     /// The code named `s` (`as_str` backwards).
     pub fn parse(s: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == s)
     }
 
     /// Maps an RFC 6749 §5.2 `error` value (or an authorization callback's) to a code.
@@ -195,7 +160,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for c in ErrorCode::ALL {
+        for &c in ErrorCode::ALL {
             assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
         }
         assert_eq!(ErrorCode::parse("nope"), None);

@@ -300,7 +300,7 @@ impl Target for Sessions {
 /// Any code a grant can fail with but `store_failed` (that one is `Op::GrantUnsaved`).
 fn failure(r: &mut Rng) -> ErrorCode {
     loop {
-        let code = r.pick(&ErrorCode::ALL);
+        let code = r.pick(ErrorCode::ALL);
         if code != ErrorCode::StoreFailed {
             return code;
         }
