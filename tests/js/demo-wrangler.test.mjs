@@ -11,8 +11,7 @@ import { createServer } from "node:net";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { startEmulator, prepareDemoAssets, CREDS, ROOT } from "./helpers.mjs";
+import { startEmulator, prepareDemoAssets, launchChromium, CREDS, ROOT } from "./helpers.mjs";
 
 let emu, dir, wrangler, url, browser;
 const log = [];
@@ -63,10 +62,7 @@ before(async () => {
     wrangler.stderr.on("data", onData);
   });
   log.push(out);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-domain-reliability", "--disable-sync", "--no-first-run", "--metrics-recording-only"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -10,8 +10,7 @@ import { join } from "node:path";
 import { request as httpRequest } from "node:http";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
-import { ROOT, CREDS, emulatorClient } from "./helpers.mjs";
+import { ROOT, CREDS, emulatorClient, launchChromium } from "./helpers.mjs";
 
 let demo, url, emu, browser;
 const output = [];
@@ -34,10 +33,7 @@ before(async () => {
     });
   });
   assert.match(out, /demo user: 4471\/joe\.bloggs@example\.com\s+password: CANARY-password-joe-91c3/, "the demo prints the credentials");
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-domain-reliability", "--disable-sync", "--no-first-run", "--metrics-recording-only"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -5,21 +5,10 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as qauth from "qauth";
 import scenarios from "../scenarios/hardening.mjs";
-import { startEmulator } from "./helpers.mjs";
-
-const stray = [];
-const onUncaught = (e) => stray.push(`uncaughtException: ${e?.stack ?? String(e)}`);
-const onUnhandled = (e) => stray.push(`unhandledRejection: ${e?.stack ?? String(e)}`);
-process.on("uncaughtException", onUncaught);
-process.on("unhandledRejection", onUnhandled);
+import { emulatorWatchingStrays } from "./helpers.mjs";
 
 let emu;
-before(async () => (emu = await startEmulator()));
-after(async () => {
-  await emu.stop();
-  process.off("uncaughtException", onUncaught);
-  process.off("unhandledRejection", onUnhandled);
-});
+const stray = emulatorWatchingStrays((e) => (emu = e));
 
 /** Lets a late rejection or exception surface (unhandledRejection fires after the microtasks). */
 const drain = () => new Promise((r) => setTimeout(r, 20));

@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as qauth from "qauth";
-import { startEmulator, qflowOptions, CREDS } from "./helpers.mjs";
+import { emulatorWatchingStrays, qflowOptions, CREDS } from "./helpers.mjs";
 import { apiFaults, graphqlFaults } from "../scenarios/hardening.mjs";
 
 const { initSync, QflowAuth: BoundQflowAuth } = await import("../../pkg/qauth.js");
@@ -14,19 +14,8 @@ const MiB = 1 << 20;
 const VIEWER = "query Viewer { viewer { id } }";
 const qpienOptions = (emu) => ({ ...CREDS.qpien, endpoint: emu.url + "/graphql" });
 
-const stray = [];
-const onUncaught = (e) => stray.push(`uncaughtException: ${e?.stack ?? String(e)}`);
-const onUnhandled = (e) => stray.push(`unhandledRejection: ${e?.stack ?? String(e)}`);
-process.on("uncaughtException", onUncaught);
-process.on("unhandledRejection", onUnhandled);
-
 let emu;
-before(async () => (emu = await startEmulator()));
-after(async () => {
-  await emu.stop();
-  process.off("uncaughtException", onUncaught);
-  process.off("unhandledRejection", onUnhandled);
-});
+const stray = emulatorWatchingStrays((e) => (emu = e));
 
 /** The instantiated module's exports (initSync returns them when already initialised). */
 const wasmMemory = () => initSync().memory;
