@@ -1,8 +1,16 @@
-// Node >= 20 entry: reads the .wasm next to this file and instantiates it synchronously.
+// Node >= 20 entry: reads the .wasm next to this file and instantiates it synchronously (so
+// `require("qauth")` works where Node loads ES modules with require, from 20.19).
 import { readFileSync } from "node:fs";
 import { initSync } from "./qauth.js";
+import { wasmLoadFailed } from "./load.js";
 
-initSync({ module: new WebAssembly.Module(readFileSync(new URL("./qauth_bg.wasm", import.meta.url))) });
+let module;
+try {
+  module = new WebAssembly.Module(readFileSync(new URL("./qauth_bg.wasm", import.meta.url)));
+} catch (e) {
+  throw wasmLoadFailed("node", e);
+}
+initSync({ module });
 
 export { QflowAuth, QpienAuth } from "./fast.js";
 export { beginAuthorization, completeAuthorization } from "./qauth.js";

@@ -4,7 +4,7 @@ export type QauthEvent =
   | { type: "token_refreshed"; grant: "refresh_token"; ms: number; expiresIn: number }
   | { type: "refresh_token_rotated" }
   | { type: "fallback_to_password" }
-  | { type: "retry"; attempt: number; delayMs: number; code: string }
+  | { type: "retry"; attempt: number; delayMs: number; code: AuthErrorCode }
   | { type: "expiry_assumed"; expiresIn: number };
 
 /**
@@ -22,17 +22,11 @@ export interface TokenStore {
   put(key: string, value: string): Promise<void>;
 }
 
-export interface QflowAuthOptions {
+/** The options every `QflowAuth` takes, whichever way it signs in. */
+export interface QflowAuthBaseOptions {
   clientId: string;
   clientSecret: string;
   subscriptionKey: string;
-  /**
-   * `<enterprise pin>/<email>` or an email; with `password` enables the password grant. Without a
-   * password (a refresh-only deployment) a `store`, `broker` or `refreshToken` must provide the
-   * refresh token.
-   */
-  username?: string;
-  password?: string;
   /** Start from a saved refresh token (a token in `store` is preferred: it is newer). */
   refreshToken?: string;
   /** Default `qflowapi openid offline_access`. */
@@ -57,6 +51,13 @@ export interface QflowAuthOptions {
   onEvent?: (event: QauthEvent) => void;
 }
 
+/**
+ * `username` is `<enterprise pin>/<email>` or an email; with `password` it enables the password
+ * grant. Without a password (a refresh-only deployment) a `store`, `broker` or `refreshToken` must
+ * provide the refresh token. A `password` without a `username` is refused.
+ */
+export type QflowAuthOptions = QflowAuthBaseOptions & ({ username: string; password: string } | { username?: string; password?: never });
+
 export interface QflowHeaders {
   readonly Authorization: string;
   readonly "Ocp-Apim-Subscription-Key": string;
@@ -74,7 +75,10 @@ export class QflowAuth {
   /** A copy of the request with both headers set; its URL must be on `apiUrl`'s origin. */
   authorizeRequest(input: string | URL | Request, init?: RequestInit): Promise<Request>;
   exchangeCode(args: { code: string; codeVerifier: string; redirectUri: string }): Promise<void>;
+  /** Releases the wasm memory of this client; it must not be used afterwards. */
   free(): void;
+  /** `using qflow = new QflowAuth(...)`: `free()` at the end of the scope. */
+  [Symbol.dispose](): void;
 }
 
 export interface QpienAuthOptions {
@@ -92,9 +96,13 @@ export class QpienAuth {
   constructor(options: QpienAuthOptions);
   accessToken(): Promise<string>;
   headers(): Promise<{ readonly Authorization: string }>;
-  graphql<T = any>(query: string, variables?: Record<string, unknown>, options?: { operationName?: string }): Promise<T>;
+  /** Resolves to the operation's `data` (describe it with `T`; `unknown` until you do). */
+  graphql<T = unknown>(query: string, variables?: Record<string, unknown>, options?: { operationName?: string }): Promise<T>;
   invalidate(): void;
+  /** Releases the wasm memory of this client; it must not be used afterwards. */
   free(): void;
+  /** `using qpien = new QpienAuth(...)`: `free()` at the end of the scope. */
+  [Symbol.dispose](): void;
 }
 
 export function beginAuthorization(options: {
@@ -129,7 +137,9 @@ export type AuthErrorCode =
   | "unauthorized_client" | "unsupported_grant_type" | "unauthorized" | "comms_api_not_enabled"
   | "trust_required" | "insufficient_scopes" | "graphql_error" | "rate_limited" | "server_error"
   | "network" | "timeout" | "bad_response" | "store_failed" | "state_mismatch" | "access_denied"
-  | "authorization_error";
+  | "authorization_error"
+  /** The bundler did not ship `qauth_bg.wasm` where the entry looks for it (see the README's bundler table). */
+  | "wasm_load_failed";
 
 export class AuthError extends Error {
   readonly name: "AuthError";
@@ -143,4 +153,16 @@ export class AuthError extends Error {
   readonly messages?: string[];
   /** Partial GraphQL data that came with the errors, if any. */
   readonly data?: unknown;
+  /** Every field, for logging (`JSON.stringify(e)`); no field ever holds a secret. */
+  toJSON(): {
+    name: "AuthError";
+    code: AuthErrorCode;
+    message: string;
+    hint: string;
+    retryable: boolean;
+    status?: number;
+    retryAfter?: number;
+    messages?: string[];
+    data?: unknown;
+  };
 }

@@ -10,6 +10,7 @@
 //! | `http`   | request/response values, form + URL helpers |
 //! | `json`   | a small JSON reader (nesting-limited, no float tables) and string writer |
 //! | `config` | option validation shared by providers |
+//! | `event`  | `Event`: what `onEvent` is told (one enum, converted to JS in one place) |
 //! | `token`  | token endpoint answers: parsing, expiry |
 //! | `broker` | the token broker's lease request/answer and its stored access-token record |
 //! | `cache`  | token cache state machine: fresh / start / join (single-flight), proactive refresh |
@@ -26,6 +27,7 @@ pub mod broker;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod event;
 pub mod http;
 pub mod json;
 pub mod pkce;

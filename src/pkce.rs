@@ -7,6 +7,9 @@ use crate::error::{AuthError, ErrorCode};
 use crate::http::{encode_component, form_encode};
 use crate::secret::{Redactor, Secret};
 
+/// Every option `beginAuthorization({...})` reads.
+pub const BEGIN_OPTIONS: &[&str] = &["clientId", "redirectUri", "authorizeUrl", "identityUrl", "scope"];
+
 /// base64url without padding (RFC 4648 §5), as PKCE and `state` use it.
 pub fn base64url(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

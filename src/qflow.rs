@@ -19,6 +19,25 @@ pub const AUTHORIZE_PATH: &str = "/core/connect/authorize";
 pub const COMMS_PROBE_PATH: &str = "/comms/v1/api/comms/templates?eventId=";
 pub const SUBSCRIPTION_HEADER: &str = "Ocp-Apim-Subscription-Key";
 
+/// Every option `new QflowAuth({...})` reads; anything else is an error naming the closest.
+pub const OPTIONS: &[&str] = &[
+    "clientId",
+    "clientSecret",
+    "subscriptionKey",
+    "username",
+    "password",
+    "refreshToken",
+    "scope",
+    "identityUrl",
+    "apiUrl",
+    "store",
+    "storeKey",
+    "broker",
+    "refreshSkewSeconds",
+    "timeoutMs",
+    "onEvent",
+];
+
 /// Options as the caller gave them; the bindings fill this from the JS object.
 #[derive(Default)]
 pub struct QflowOptions {

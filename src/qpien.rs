@@ -25,6 +25,9 @@ pub mod shape {
     pub const EXPIRES_IN: &str = "expiresIn";
 }
 
+/// Every option `new QpienAuth({...})` reads (`store` only inside the token broker).
+pub const OPTIONS: &[&str] = &["clientId", "clientSecret", "endpoint", "broker", "refreshSkewSeconds", "timeoutMs", "onEvent", "store"];
+
 #[derive(Default)]
 pub struct QpienOptions {
     pub client_id: Option<String>,

@@ -20,6 +20,7 @@ use super::host::{freeze_headers, now, Broker, Events, LeaseRequest, Store};
 use crate::broker::{decode_access, encode_access};
 use crate::cache::{Step, TokenCache};
 use crate::error::AuthError;
+use crate::event::Event;
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 
@@ -208,10 +209,10 @@ pub async fn lease_from<S: Source>(rc: &Rc<RefCell<S>>, lease: Lease) -> Result<
     let started = now();
     let redactor = rc.borrow_mut().slot().redactor.clone();
     let (token, generation) = lease.broker.lease(lease.request, lease.timeout_ms, &redactor).await?;
-    let fields = [("grant", "broker".into()), ("ms", (now() - started).into()), ("expiresIn", (token.lifetime_ms / 1000.0).into())];
+    let acquired = Event::TokenAcquired { grant: "broker", ms: now() - started, expires_in_s: token.lifetime_ms / 1000.0 };
     rc.borrow_mut().slot().broker_gen = Some(generation);
     install(rc, token, None);
-    events(rc).emit("token_acquired", &fields);
+    events(rc).emit(acquired);
     Ok(())
 }
 

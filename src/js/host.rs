@@ -15,6 +15,7 @@ use web_sys::{Headers, Request, RequestInit, RequestRedirect, Response};
 
 use crate::config::known_option;
 use crate::error::{AuthError, ErrorCode};
+use crate::event::{Event, Value};
 use crate::http::{bad_response, HttpRequest, HttpResponse};
 use crate::retry;
 
@@ -157,7 +158,7 @@ pub async fn send_with_retries<T>(
             Err(e) => e,
         };
         let Some(delay) = retry::delay_ms(attempts, &err, deadline - now(), single_use) else { return Err(err) };
-        events.emit("retry", &[("attempt", attempts.into()), ("delayMs", delay.into()), ("code", err.code.as_str().into())]);
+        events.emit(Event::Retry { attempt: attempts, delay_ms: delay, code: err.code });
         wait(delay).await;
     }
 }
@@ -168,12 +169,18 @@ pub async fn send_with_retries<T>(
 pub struct Events(Option<Function>);
 
 impl Events {
-    pub fn emit(&self, kind: &str, fields: &[(&str, JsValue)]) {
+    /// The one place an `Event` becomes a JS object.
+    pub fn emit(&self, event: Event) {
         let Some(f) = &self.0 else { return };
+        let (kind, values) = event.parts();
         let o = Object::new();
         let _ = Reflect::set(&o, &"type".into(), &kind.into());
-        for (k, v) in fields {
-            let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+        for (k, v) in Event::names(kind).iter().zip(values) {
+            let v = match v {
+                Value::Str(s) => JsValue::from_str(s),
+                Value::Num(n) => JsValue::from_f64(n),
+            };
+            let _ = Reflect::set(&o, &JsValue::from_str(k), &v);
         }
         emit_js(f, &o);
     }

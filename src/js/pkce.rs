@@ -19,12 +19,7 @@ fn set(o: &Object, k: &str, v: &str) {
 #[wasm_bindgen(js_name = beginAuthorization)]
 pub fn begin_authorization(options: JsValue) -> Promise {
     future_to_promise(async move {
-        let o = Options::new(
-            &options,
-            "beginAuthorization options",
-            &["clientId", "redirectUri", "authorizeUrl", "identityUrl", "scope"],
-            ErrorCode::InvalidConfig,
-        )?;
+        let o = Options::new(&options, "beginAuthorization options", crate::pkce::BEGIN_OPTIONS, ErrorCode::InvalidConfig)?;
         let client_id = crate::config::required("clientId", o.str("clientId")?)?;
         let redirect_uri = crate::config::required("redirectUri", o.str("redirectUri")?)?;
         base_url("redirectUri", redirect_uri.split('?').next().unwrap_or(""))?;

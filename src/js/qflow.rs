@@ -11,6 +11,7 @@ use web_sys::{Headers, Request, RequestInit, Response};
 use super::flight::{self, ensure, Got, Lease, Slot, Source};
 use super::host::{self, bad_arg, now, send_with_retries, url_input, Broker, Home, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
+use crate::event::Event;
 use crate::http::MAX_BODY_BYTES;
 use crate::pkce::valid_verifier;
 use crate::qflow::{api_gate, After, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES};
@@ -19,25 +20,6 @@ use crate::token::{parse_token_response, Token};
 
 const WHAT: &str = "the Qflow identity server";
 const API: &str = "the Qflow API";
-
-/// Every option `new QflowAuth({...})` reads; anything else is an error naming the closest.
-const OPTIONS: &[&str] = &[
-    "clientId",
-    "clientSecret",
-    "subscriptionKey",
-    "username",
-    "password",
-    "refreshToken",
-    "scope",
-    "identityUrl",
-    "apiUrl",
-    "store",
-    "storeKey",
-    "broker",
-    "refreshSkewSeconds",
-    "timeoutMs",
-    "onEvent",
-];
 
 struct Inner {
     cfg: QflowConfig,
@@ -105,7 +87,7 @@ impl Source for Inner {
                 me.session.next_grant(&me.cfg)?
             };
             if fallback {
-                flight::events(&this).emit("fallback_to_password", &[]);
+                flight::events(&this).emit(Event::FallbackToPassword);
             }
             match run_grant(&this, &grant, deadline).await {
                 Ok(()) => return Ok(()),
@@ -124,7 +106,7 @@ async fn persist(this: &Rc<RefCell<Inner>>, store: &Store, t: &Token) -> Result<
     let key = this.borrow().cfg.store_key.clone();
     store.put(&key, rt.expose()).await?;
     this.borrow_mut().session.saved();
-    flight::events(this).emit("refresh_token_rotated", &[]);
+    flight::events(this).emit(Event::RefreshTokenRotated);
     Ok(())
 }
 
@@ -153,10 +135,13 @@ async fn run_grant(this: &Rc<RefCell<Inner>>, grant: &Grant, deadline: f64) -> R
             return Err(e);
         }
     }
-    let kind = if matches!(grant, Grant::Refresh(_)) { "token_refreshed" } else { "token_acquired" };
-    let fields = [("grant", grant.name().into()), ("ms", (now() - started).into()), ("expiresIn", (token.lifetime_ms / 1000.0).into())];
+    let (ms, expires_in_s) = (now() - started, token.lifetime_ms / 1000.0);
+    let event = match grant {
+        Grant::Refresh(_) => Event::TokenRefreshed { ms, expires_in_s },
+        _ => Event::TokenAcquired { grant: grant.name(), ms, expires_in_s },
+    };
     flight::install(this, token, None);
-    events.emit(kind, &fields);
+    events.emit(event);
     Ok(())
 }
 
@@ -172,7 +157,7 @@ flight::slot_methods!(QflowAuth);
 impl QflowAuth {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<QflowAuth, JsValue> {
-        let o = Options::new(&options, "QflowAuth options", OPTIONS, ErrorCode::InvalidConfig)?;
+        let o = Options::new(&options, "QflowAuth options", crate::qflow::OPTIONS, ErrorCode::InvalidConfig)?;
         let Home { store, broker, broker_side } = o.home(true)?;
         let cfg = QflowConfig::new(QflowOptions {
             client_id: o.str("clientId")?,

@@ -11,14 +11,12 @@ use web_sys::Request;
 use super::flight::{self, ensure, Lease, Slot, Source};
 use super::host::{self, bad_arg, headers_from, is_record, now, send_with_retries, Broker, Home, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
+use crate::event::Event;
 use crate::http::MAX_BODY_BYTES;
 use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
 use crate::secret::{Redactor, Secret};
 
 const WHAT: &str = "the Qpien GraphQL endpoint";
-
-/// Every option `new QpienAuth({...})` reads (`store` only inside the token broker).
-const OPTIONS: &[&str] = &["clientId", "clientSecret", "endpoint", "broker", "refreshSkewSeconds", "timeoutMs", "onEvent", "store"];
 
 struct Inner {
     cfg: QpienConfig,
@@ -57,13 +55,14 @@ impl Source for Inner {
             me.cfg.parse_mint(resp, now(), &me.slot.redactor)
         })
         .await?;
-        let assumed = token.expiry_assumed.then_some(token.lifetime_ms / 1000.0);
-        let fields = [("grant", "generateOAuthToken".into()), ("ms", (now() - started).into()), ("expiresIn", (token.lifetime_ms / 1000.0).into())];
+        let expires_in_s = token.lifetime_ms / 1000.0;
+        let assumed = token.expiry_assumed;
+        let acquired = Event::TokenAcquired { grant: "generateOAuthToken", ms: now() - started, expires_in_s };
         flight::install(&this, token, None);
-        if let Some(s) = assumed {
-            events.emit("expiry_assumed", &[("expiresIn", s.into())]);
+        if assumed {
+            events.emit(Event::ExpiryAssumed { expires_in_s });
         }
-        events.emit("token_acquired", &fields);
+        events.emit(acquired);
         Ok(())
     }
 }
@@ -113,7 +112,7 @@ fn graphql_body(query: &JsValue, variables: &JsValue, options: &JsValue) -> Resu
 impl QpienAuth {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<QpienAuth, JsValue> {
-        let o = Options::new(&options, "QpienAuth options", OPTIONS, ErrorCode::InvalidConfig)?;
+        let o = Options::new(&options, "QpienAuth options", crate::qpien::OPTIONS, ErrorCode::InvalidConfig)?;
         let Home { store, broker, .. } = o.home(false)?;
         let cfg = QpienConfig::new(QpienOptions {
             client_id: o.str("clientId")?,

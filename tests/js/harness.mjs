@@ -104,7 +104,7 @@ export function prepareDemoAssets(publicDir = join(ROOT, "target/demo/public")) 
   rmSync(publicDir, { recursive: true, force: true });
   mkdirSync(join(publicDir, "qauth"), { recursive: true });
   cpSync(join(ROOT, "www/public"), publicDir, { recursive: true });
-  for (const f of ["browser.js", "fast.js", "qauth.js", "errors.js", "qauth_bg.wasm", "snippets"]) {
+  for (const f of ["browser.js", "load.js", "errors.js", "qauth_browser.js", "qauth_browser_bg.wasm", "snippets"]) {
     cpSync(join(ROOT, "pkg", f), join(publicDir, "qauth", f), { recursive: true });
   }
   return publicDir;

@@ -1,0 +1,27 @@
+import type { QflowAuth } from "./qauth.js";
+
+export interface QflowProxyOptions {
+  /** The client whose `fetch()` sends the requests (both headers, origin check, 401 retry). */
+  auth: QflowAuth;
+  /**
+   * What may be forwarded: `"METHOD /api/path"` entries; a path allows itself and the paths
+   * below it. Required and non-empty: the middleware is never an open proxy.
+   */
+  allow: readonly [`${Uppercase<string>} /${string}`, ...`${Uppercase<string>} /${string}`[]];
+  /** The mount path stripped before forwarding, e.g. `"/qflow"`. Default `""`. */
+  prefix?: string;
+  /** Request headers passed on (default: accept, accept-language, content-type, conditionals, prefer). */
+  forwardHeaders?: readonly string[];
+}
+
+/** The structural part of Hono's `Context` the middleware reads. */
+export interface QflowProxyContext {
+  req: { raw: Request };
+}
+
+/**
+ * A Hono middleware: `app.use("/qflow/*", qflowProxy({ auth, prefix: "/qflow", allow: ["GET /checkin/v1/api/events"] }))`.
+ * Allowed calls are forwarded with query and body intact; other paths under `prefix` answer
+ * `404 not_allowed`; an `AuthError` becomes a JSON answer `{ error, message, hint }`.
+ */
+export function qflowProxy(options: QflowProxyOptions): (c: QflowProxyContext, next: () => Promise<void>) => Promise<Response | void>;

@@ -1,0 +1,114 @@
+// `qauth/hono`: a Hono middleware that forwards an allow-list of Qflow API calls with both auth
+// headers, on Cloudflare Workers and on Node (`duplex: "half"` for streamed bodies). The origin
+// check, the headers, the 401 refresh-and-retry and the 403 gates are `QflowAuth.fetch()`'s; this
+// file only decides which incoming requests may reach it, and turns its errors into answers.
+// Loads no wasm of its own: `auth` is a client the app made from its runtime's entry.
+import { AuthError } from "./errors.js";
+
+const METHOD = /^[A-Z]+$/;
+/** Characters a forwarded path may have once decoded (RFC 3986 pchar minus `%`). */
+const PATH_CHARS = /^[A-Za-z0-9\-._~/:@!$&'()*+,=]*$/;
+/** Request headers passed on by default: content negotiation and conditionals, never credentials. */
+const FORWARD = ["accept", "accept-language", "content-type", "content-language", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "prefer"];
+/** Response headers never passed back: the API's cookies, and what the runtime's fetch already undid. */
+const DROP = new Set(["set-cookie", "set-cookie2", "content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"]);
+
+function configError(problem) {
+  return new AuthError("invalid_config", `qflowProxy options: ${problem}`, "Fix the named option and create the middleware again.", false);
+}
+
+/** `"GET /checkin/v1/api/events"` → `["GET", "/checkin/v1/api/events"]`, or a config error. */
+function rule(entry) {
+  const m = typeof entry === "string" ? /^([A-Z]+) (\/[^\s?#%]*)$/.exec(entry) : null;
+  const path = m && m[2];
+  if (!m || !METHOD.test(m[1]) || path === "/" || path.endsWith("/") || path.split("/").slice(1).some((s) => s === "" || s === "." || s === "..")) {
+    throw configError('each `allow` entry is "METHOD /path" (e.g. "GET /checkin/v1/api/events"): an uppercase method, one space, an API path without query, trailing slash or dot segments');
+  }
+  return [m[1], path];
+}
+
+/**
+ * The path below `prefix`, decoded once and checked after decoding: null when it is not under
+ * `prefix` (not ours), false when anything about it is suspicious (encoded `/` `\` `.` `;` `%`,
+ * controls, dot or empty segments, bad escapes). The raw request URL is used, not a normalised one.
+ */
+function below(url, prefix) {
+  const raw = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, "").replace(/[?#][\s\S]*$/, "");
+  if (!raw.startsWith(prefix + "/")) return null;
+  const encoded = raw.slice(prefix.length);
+  if (/%(?:2f|5c|2e|25|3b|00)/i.test(encoded) || /[\\;\x00-\x20\x7f]/.test(encoded)) return false;
+  let decoded;
+  try {
+    decoded = decodeURIComponent(encoded);
+  } catch {
+    return false;
+  }
+  if (!PATH_CHARS.test(decoded) || decoded.split("/").slice(1).some((s) => s === "" || s === "." || s === "..")) return false;
+  return { encoded, decoded };
+}
+
+function answer(status, code, message, hint, extra) {
+  return new Response(JSON.stringify({ error: code, message, hint }), {
+    status,
+    headers: { "content-type": "application/json", "cache-control": "no-store", ...extra },
+  });
+}
+
+/** An `AuthError` from `auth.fetch()` as an answer: its code and hint, never a credential (it has none). */
+function failure(e) {
+  if (!(e instanceof AuthError)) throw e;
+  const status =
+    e.code === "invalid_request" ? 400 : e.code === "comms_api_not_enabled" || e.code === "trust_required" ? 403 : e.retryable ? 503 : 502;
+  const extra = e.retryAfter !== undefined ? { "retry-after": String(e.retryAfter) } : {};
+  return answer(status, e.code, e.message, e.hint, extra);
+}
+
+/**
+ * Forwards `METHOD {prefix}/{path}?{query}` to `auth`'s `apiUrl` when `METHOD /{path}` is on `allow`
+ * (that path or one below it); any other method or path under `prefix` is `404 not_allowed`, and
+ * requests outside `prefix` go to `next()`.
+ */
+export function qflowProxy(options) {
+  if (options === null || typeof options !== "object") throw configError("takes `{ auth, allow, prefix?, forwardHeaders? }`");
+  const known = ["auth", "allow", "prefix", "forwardHeaders"];
+  for (const k of Object.keys(options)) if (!known.includes(k)) throw configError(`\`${k}\` is not an option (${known.join(", ")})`);
+  const { auth, allow, prefix = "", forwardHeaders = FORWARD } = options;
+  if (!auth || typeof auth.fetch !== "function" || typeof auth.authorizeRequest !== "function") throw configError("`auth` must be a QflowAuth client");
+  if (!Array.isArray(allow) || allow.length === 0) throw configError("`allow` is required: the methods and API paths this proxy may forward (never an open proxy)");
+  if (typeof prefix !== "string" || (prefix !== "" && (!prefix.startsWith("/") || prefix.endsWith("/") || /[?#%\s]/.test(prefix)))) {
+    throw configError('`prefix` is the mount path to strip, like "/qflow" (no trailing slash), or "" for none');
+  }
+  if (!Array.isArray(forwardHeaders) || forwardHeaders.some((h) => typeof h !== "string" || /^(?:authorization|cookie|ocp-apim-subscription-key|host)$/i.test(h))) {
+    throw configError("`forwardHeaders` is a list of request header names; credentials (authorization, cookie, the subscription key) and host are never forwarded");
+  }
+  const rules = allow.map(rule);
+  const pass = forwardHeaders.map((h) => h.toLowerCase());
+
+  return async function qflowProxyMiddleware(c, next) {
+    const req = c.req.raw;
+    const path = below(req.url, prefix);
+    if (path === null) return next();
+    const ok = path && rules.some(([m, p]) => m === req.method && (path.decoded === p || path.decoded.startsWith(p + "/")));
+    if (!ok) return answer(404, "not_allowed", "This method and path are not forwarded to the Qflow API.", "Add it to the proxy's `allow` list if it should be.");
+    const query = /\?[^#]*/.exec(req.url);
+    const headers = new Headers();
+    for (const h of pass) {
+      const v = req.headers.get(h);
+      if (v !== null) headers.set(h, v);
+    }
+    const init = { method: req.method, headers, signal: req.signal };
+    if (req.method !== "GET" && req.method !== "HEAD" && req.body) {
+      init.body = req.body;
+      init.duplex = "half"; // Node's fetch needs it for a streamed body; Workers ignore it
+    }
+    let upstream;
+    try {
+      upstream = await auth.fetch(path.encoded + (query ? query[0] : ""), init);
+    } catch (e) {
+      return failure(e);
+    }
+    const out = new Headers();
+    for (const [k, v] of upstream.headers) if (!DROP.has(k)) out.append(k, v);
+    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
+  };
+}

@@ -1,0 +1,24 @@
+// The one place that says what to do when a bundler did not ship qauth_bg.wasm where the entry
+// looks for it (esbuild without a `.wasm` loader, a CJS bundle without `import.meta.url`, a file
+// copied without its neighbour). Pure JS: it must work when the wasm is exactly what is missing.
+import { AuthError } from "./errors.js";
+
+const FIX =
+  "qauth ships qauth_bg.wasm next to its entry files and the bundler must keep it: " +
+  "esbuild: mark qauth external (`--external:qauth`) for Node, or `--loader:.wasm=file` for the browser; " +
+  "webpack 5 and Vite emit it on their own; Cloudflare Workers (wrangler) and Next.js edge import it as a module " +
+  "(the `workerd` / `edge-light` conditions). See the README's table of bundlers.";
+
+/** `AuthError("wasm_load_failed")` for an entry that could not load the wasm (no path or URL in it). */
+export function wasmLoadFailed(entry, cause) {
+  let why = "it could not be read";
+  try {
+    if (cause && cause.code === "ENOENT") why = "the file is not there";
+    else if (cause instanceof TypeError && /URL/i.test(String(cause.message))) why = "its location is not a valid URL (a CommonJS bundle has no import.meta.url)";
+    else if (cause instanceof TypeError && /status|fetch/i.test(String(cause.message))) why = "fetching it failed (the bundler did not emit it: HTTP 404)";
+    else if (cause instanceof WebAssembly.CompileError) why = "what was found there is not qauth's WebAssembly (an HTML 404 page?)";
+  } catch {
+    /* keep the general reason */
+  }
+  return new AuthError("wasm_load_failed", `qauth (${entry} entry) could not load qauth_bg.wasm: ${why}`, FIX, false);
+}

@@ -1,0 +1,327 @@
+// The package as a user gets it: `npm pack pkg`, installed from the tarball into throw-away
+// projects under target/consumers/ (tools such as tsc, Vite, webpack, Next.js and wrangler come
+// from the repository's devDependencies), each checked against the emulator where it runs.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync, statSync, existsSync } from "node:fs";
+import { createServer } from "node:http";
+import { join, extname } from "node:path";
+import { gzipSync } from "node:zlib";
+import { ROOT, startEmulator, startWorker, workerBindings, launchChromium, CREDS, assertNoCanary } from "../js/helpers.mjs";
+
+const DIR = join(ROOT, "target/consumers");
+const FIXTURES = join(ROOT, "tests/consumers");
+const BIN = join(ROOT, "node_modules/.bin");
+const QUIET = { WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true", CLOUDFLARE_CF_FETCH_ENABLED: "false", NEXT_TELEMETRY_DISABLED: "1" };
+const env = (extra = {}) => ({ ...process.env, ...QUIET, ...extra });
+
+let emu, browser, tarball;
+
+/** Runs a command to completion; its output on failure is the assertion message. */
+function run(cmd, args, opts = {}) {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: env(), timeout: 300_000, ...opts });
+  } catch (e) {
+    assert.fail(`${cmd} ${args.join(" ")} failed:\n${e.stdout ?? ""}\n${e.stderr ?? ""}`);
+  }
+}
+
+/** A fresh project folder under target/consumers with the fixture files of `name` copied in. */
+function project(name, from = name) {
+  const dir = join(DIR, name);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(FIXTURES, from), dir, { recursive: true });
+  return dir;
+}
+
+/** Serves `dir` on 127.0.0.1 (a port chosen now), as a static host or CDN would. */
+async function serveStatic(dir) {
+  const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const file = join(dir, path.endsWith("/") ? path + "index.html" : path);
+    if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end("not found");
+    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(readFileSync(file));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { url: `http://127.0.0.1:${server.address().port}/`, stop: () => new Promise((r) => server.close(r)) };
+}
+
+/** Every file under `dir` (relative paths). */
+function files(dir, base = dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? files(join(dir, d.name), base) : [join(dir, d.name).slice(base.length + 1)]));
+}
+
+/** gzip -9 bytes of the JS and wasm a page loads from `dir`. */
+function payload(dir) {
+  return files(dir)
+    .filter((f) => /\.(m?js|wasm)$/.test(f))
+    .reduce((n, f) => n + gzipSync(readFileSync(join(dir, f)), { level: 9 }).length, 0);
+}
+
+/**
+ * Opens the built page in Chromium, clicks "Sign in", signs in at the emulator's form and checks
+ * the page completed the redirect (`completeAuthorization` accepted the code and state).
+ */
+async function signInThrough(pageUrl) {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  try {
+    await page.goto(`${pageUrl}?idp=${encodeURIComponent(emu.url)}`);
+    await page.waitForSelector("body[data-ready='1']", { timeout: 20_000 });
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(emu.url + "/core/connect/authorize")), page.click("#signin")]);
+    const authorize = new URL(page.url());
+    assert.equal(authorize.searchParams.get("code_challenge_method"), "S256");
+    assert.equal(authorize.searchParams.get("client_id"), CREDS.clientId);
+    await page.fill("#username", CREDS.joe.username);
+    await page.fill("#password", CREDS.joe.password);
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(pageUrl)), page.click("#allow")]);
+    await page.waitForFunction(() => document.querySelector("#out").textContent !== "", null, { timeout: 20_000 });
+    assert.match(await page.textContent("#out"), /^signed-in code-length=\d+$/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await ctx.close();
+  }
+}
+
+before(async () => {
+  rmSync(DIR, { recursive: true, force: true });
+  mkdirSync(DIR, { recursive: true });
+  const [packed] = JSON.parse(run("npm", ["pack", join(ROOT, "pkg"), "--pack-destination", DIR, "--json", "--loglevel=error"]));
+  tarball = packed;
+  writeFileSync(join(DIR, "package.json"), JSON.stringify({ private: true, type: "module" }));
+  run("npm", ["install", `./${packed.filename}`, "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"], { cwd: DIR });
+  emu = await startEmulator();
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await emu?.stop();
+});
+
+test("tarball: what ships and what does not", () => {
+  const names = tarball.files.map((f) => f.path).sort();
+  for (const f of ["package.json", "qauth_bg.wasm", "qauth.js", "qauth.d.ts", "hono.js", "hono.d.ts", "edge-light.js", "workerd.js", "node.js", "browser.js", "load.js", "README.md", "LICENSE"]) {
+    assert.ok(names.includes(f), `${f} is in the tarball`);
+  }
+  assert.ok(!names.some((f) => /\.(png|jpe?g|map|rs|toml)$/.test(f)), `no screenshot, map or source in the tarball: ${names}`);
+  const pj = JSON.parse(readFileSync(join(DIR, "node_modules/qauth/package.json"), "utf8"));
+  assert.equal(pj.type, "module");
+  assert.ok(pj.repository && pj.homepage, "repository and homepage");
+  assert.match(pj.description, /ESM only/);
+  console.log(`# tarball ${tarball.filename}: ${tarball.size} B packed, ${tarball.unpackedSize} B unpacked, ${names.length} files`);
+});
+
+for (const resolution of ["bundler", "node16"]) {
+  test(`TypeScript strict, ${resolution} resolution, @cloudflare/workers-types: every option and method; the mistakes fail`, () => {
+    const dir = project(`types-${resolution}`, "types");
+    const module = resolution === "bundler" ? "esnext" : "node16";
+    const compilerOptions = { strict: true, noEmit: true, target: "es2022", lib: ["esnext"], module, moduleResolution: resolution, types: ["@cloudflare/workers-types"], skipLibCheck: false };
+    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["consumer.ts"] }));
+    run(join(BIN, "tsc"), ["-p", dir]);
+  });
+}
+
+test("wrangler deploy --dry-run: a Worker with QflowAuth, TokenBroker and qauth/hono bundles; upload size", () => {
+  const dir = project("wrangler");
+  const out = run(join(BIN, "wrangler"), ["deploy", "--dry-run", "--outdir", "dist"], { cwd: dir });
+  const upload = /Total Upload: ([^\n]+)/.exec(out);
+  assert.ok(upload, out);
+  assert.ok(files(join(dir, "dist")).some((f) => f.endsWith(".wasm")), "the wasm goes up as a module of its own");
+  console.log(`# wrangler upload: ${upload[1].trim()}`);
+});
+
+test("Vite build: the page signs in through the redirect in Chromium", async () => {
+  const dir = project("vite", "page");
+  const { build } = await import("vite");
+  await build({ root: dir, logLevel: "silent", build: { outDir: join(dir, "dist") } });
+  const dist = join(dir, "dist");
+  assertNoCanary(assert, files(dist).map((f) => readFileSync(join(dist, f), "utf8")).join("\n"), "the Vite bundle");
+  console.log(`# Vite page payload (JS + wasm, gzip -9): ${payload(dist)} B`);
+  const site = await serveStatic(dist);
+  try {
+    await signInThrough(site.url);
+  } finally {
+    await site.stop();
+  }
+});
+
+test("webpack 5 build: the page signs in through the redirect in Chromium", async () => {
+  const dir = project("webpack", "page");
+  const { default: webpack } = await import("webpack");
+  const dist = join(dir, "dist");
+  const stats = await new Promise((resolve, reject) =>
+    webpack({ mode: "production", context: dir, entry: "./main.js", output: { path: dist, filename: "main.js" } }, (err, s) => (err ? reject(err) : resolve(s))),
+  );
+  assert.ok(!stats.hasErrors(), stats.toString("errors-only"));
+  assert.ok(!stats.hasWarnings(), stats.toString("errors-warnings"));
+  cpSync(join(dir, "index.html"), join(dist, "index.html"));
+  console.log(`# webpack page payload (JS + wasm, gzip -9): ${payload(dist)} B`);
+  const site = await serveStatic(dist);
+  try {
+    await signInThrough(site.url);
+  } finally {
+    await site.stop();
+  }
+});
+
+test("esbuild for Node: without the .wasm beside the bundle, the qauth error says what to do; with it, tokens", async () => {
+  const dir = project("esbuild");
+  const { build } = await import("esbuild");
+  const common = { entryPoints: [join(dir, "app.js")], bundle: true, platform: "node", logLevel: "silent" };
+  await build({ ...common, format: "esm", outfile: join(dir, "out/app.mjs") });
+  await build({ ...common, format: "cjs", outfile: join(dir, "out/app.cjs") });
+  const envs = env({ QAUTH_EMULATOR: emu.url, ...workerBindings(emu.url) });
+  for (const bundle of ["out/app.mjs", "out/app.cjs"]) {
+    const r = await runNode(join(dir, bundle), envs);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /AuthError: qauth \(node entry\) could not load qauth_bg\.wasm/, r.stderr);
+    assert.match(r.stderr, /wasm_load_failed/);
+    assert.match(r.stderr, /esbuild/, "the message names the bundler setting");
+  }
+  cpSync(join(DIR, "node_modules/qauth/qauth_bg.wasm"), join(dir, "out/qauth_bg.wasm"));
+  const ok = await runNode(join(dir, "out/app.mjs"), envs);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout.trim(), "Bearer ok");
+  await build({ ...common, format: "esm", external: ["qauth"], outfile: join(dir, "ext/app.mjs") });
+  const external = await runNode(join(dir, "ext/app.mjs"), envs);
+  assert.equal(external.code, 0, external.stderr);
+});
+
+/** Runs a script with Node; resolves `{ code, stdout, stderr }`. */
+async function runNode(file, envs) {
+  const child = spawn(process.execPath, [file], { env: envs, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const [code] = await once(child, "exit");
+  return { code, stdout, stderr };
+}
+
+/** The fenced block after `<!-- snippet: name -->` in the package README: snippets run as written. */
+function snippet(name) {
+  const readme = readFileSync(join(DIR, "node_modules/qauth/README.md"), "utf8");
+  const m = new RegExp(`<!-- snippet: ${name} -->\\s*\`\`\`js\\n([\\s\\S]*?)\`\`\``).exec(readme);
+  assert.ok(m, `README snippet ${name}`);
+  return m[1];
+}
+
+/** The calls both Hono runs make: query and body intact, nothing off the allow-list. */
+async function proxyChecks(call) {
+  await emu.control("reset");
+  const events = await call("/qflow/checkin/v1/api/events");
+  assert.equal(events.status, 200, events.text);
+  assert.equal(JSON.parse(events.text).user, CREDS.joe.username);
+  const created = await call("/qflow/checkin/v1/api/event", { method: "POST", headers: { "content-type": "application/json", cookie: "sid=CANARY-cookie" }, body: JSON.stringify({ name: "Launch" }) });
+  assert.equal(created.status, 201, created.text);
+  assert.equal(JSON.parse(created.text).name, "Launch");
+  for (const [method, path] of [
+    ["DELETE", "/qflow/checkin/v1/api/events"],
+    ["GET", "/qflow/checkin/v1/api/eventsX"],
+    ["GET", "/qflow/checkin/v1/api/events/..%2f..%2fcomms/v1/api/comms/send"],
+    ["GET", "/qflow/checkin/v1/api/events/%2e%2e/x"],
+    ["GET", "/qflow/comms/v1/api/comms/send"],
+  ]) {
+    const r = await call(path, { method });
+    assert.equal(r.status, 404, `${method} ${path}: ${r.text}`);
+    assert.equal(JSON.parse(r.text).error, "not_allowed");
+  }
+  assertNoCanary(assert, JSON.stringify(await emu.stats()), "the emulator stats");
+  const s = await emu.stats();
+  assert.equal(s.token.total, 1, "one token for all the calls");
+}
+
+test("qauth/hono in workerd: the README's Workers snippet as written, against the emulator", async () => {
+  const dir = project("hono-workers", "hono");
+  writeFileSync(join(dir, "app.js"), snippet("hono-workers"));
+  const b = workerBindings(emu.url);
+  const worker = await startWorker(join(dir, "app.js"), { bindings: { ...b, QFLOW_IDENTITY_URL: emu.url, QFLOW_API_URL: emu.url } });
+  try {
+    await proxyChecks(async (path, init) => worker.call(path, init));
+  } finally {
+    await worker.stop();
+  }
+});
+
+test("qauth/hono on Node (@hono/node-server): the README's Node snippet as written, streamed bodies", async () => {
+  const dir = project("hono-node", "hono");
+  writeFileSync(join(dir, "app.mjs"), snippet("hono-node"));
+  const b = workerBindings(emu.url);
+  const child = spawn(process.execPath, [join(dir, "app.mjs")], { env: env({ ...b, QFLOW_IDENTITY_URL: emu.url, QFLOW_API_URL: emu.url, PORT: "0" }), stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    let out = "";
+    const base = await new Promise((resolve, reject) => {
+      child.on("exit", (c) => reject(new Error(`the Node snippet exited (${c})`)));
+      child.stdout.on("data", (d) => {
+        out += d;
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+        if (m) resolve(m[1]);
+      });
+    });
+    await proxyChecks(async (path, init) => {
+      const r = await fetch(base + path, init);
+      return { status: r.status, text: await r.text() };
+    });
+  } finally {
+    child.kill("SIGTERM");
+  }
+});
+
+/** Waits for `next start` to print its URL; resolves the base URL. */
+async function started(child) {
+  let out = "";
+  return new Promise((resolve, reject) => {
+    child.on("exit", (c) => reject(new Error(`next start exited (${c}): ${out}`)));
+    child.stdout.on("data", (d) => {
+      out += d;
+      if (/Ready in/.test(out)) resolve();
+    });
+  });
+}
+
+for (const bundler of ["turbopack", "webpack"]) {
+  test(`Next.js edge middleware (next build${bundler === "webpack" ? " --webpack" : ""} + next start): requests are served through qauth`, async () => {
+    const dir = project(`next-${bundler}`, "next");
+    const next = join(BIN, "next");
+    const out = run(next, ["build", ...(bundler === "webpack" ? ["--webpack"] : [])], { cwd: dir });
+    assert.doesNotMatch(out, /topLevelAwait|top-level await/i, "no top-level await warning");
+    const manifest = JSON.parse(readFileSync(join(dir, ".next/server/middleware-manifest.json"), "utf8"));
+    assert.ok(Object.values(manifest.middleware).some((m) => m.wasm?.length > 0), "the middleware carries qauth's wasm as a module");
+    const port = await freePort();
+    const child = spawn(next, ["start", "-p", String(port), "-H", "127.0.0.1"], { cwd: dir, env: env(workerBindings(emu.url)), stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      await started(child);
+      await emu.control("reset");
+      const r = await fetch(`http://127.0.0.1:${port}/qflow/events`);
+      const text = await r.text();
+      assert.equal(r.status, 200, text);
+      assert.equal(r.headers.get("x-runtime"), "edge-runtime");
+      assert.equal(JSON.parse(text).user, CREDS.joe.username);
+      const again = await fetch(`http://127.0.0.1:${port}/qflow/events`);
+      assert.equal(again.status, 200);
+      await again.text();
+      assert.equal((await emu.stats()).token.total, 1, "the token is cached across requests");
+    } finally {
+      child.kill("SIGTERM");
+      if (child.exitCode === null) await once(child, "exit");
+    }
+  });
+}
+
+/** A port free on 127.0.0.1 right now (for servers that cannot report the one they took). */
+async function freePort() {
+  const s = createServer();
+  s.listen(0, "127.0.0.1");
+  await once(s, "listening");
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
