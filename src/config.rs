@@ -1,7 +1,54 @@
 //! Option validation shared by the providers: every bad option is an `invalid_config` error that
 //! names the option, never a panic and never a silent default.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use crate::error::{AuthError, ErrorCode};
+
+/// What the bindings found under an option's name. Both bindings (wasm-bindgen, and the browser
+/// build's plain exports) report what they saw; what it means is decided here, once.
+pub enum Seen {
+    /// `undefined` or `null`: the option is not given.
+    Missing,
+    Str(String),
+    Num(f64),
+    /// A value of another type.
+    Other,
+    /// Reading it threw (a getter, a revoked Proxy).
+    Unreadable,
+}
+
+/// The argument itself is not a plain object (`what` names it): `code` is `invalid_config` for a
+/// constructor's options, `invalid_request` for a method's argument.
+pub fn not_an_object(what: &str, code: ErrorCode) -> AuthError {
+    in_code(AuthError::config(what, "must be an object"), code)
+}
+
+/// A string option.
+pub fn read_str(name: &str, seen: Seen, code: ErrorCode) -> Result<Option<String>, AuthError> {
+    match seen {
+        Seen::Missing => Ok(None),
+        Seen::Str(s) => Ok(Some(s)),
+        Seen::Unreadable => Err(in_code(AuthError::config(name, "could not be read"), code)),
+        _ => Err(in_code(AuthError::config(name, "must be a string"), code)),
+    }
+}
+
+/// A number option (finite).
+pub fn read_num(name: &str, seen: Seen, code: ErrorCode) -> Result<Option<f64>, AuthError> {
+    match seen {
+        Seen::Missing => Ok(None),
+        Seen::Num(n) if n.is_finite() => Ok(Some(n)),
+        Seen::Unreadable => Err(in_code(AuthError::config(name, "could not be read"), code)),
+        _ => Err(in_code(AuthError::config(name, "must be a finite number"), code)),
+    }
+}
+
+fn in_code(mut e: AuthError, code: ErrorCode) -> AuthError {
+    e.code = code;
+    e
+}
 
 pub const DEFAULT_SKEW_S: f64 = 60.0;
 pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
@@ -34,7 +81,8 @@ pub fn timing(skew_s: Option<f64>, timeout_ms: Option<f64>) -> Result<(f64, f64)
 
 /// `name` is one of `known`, or an error naming it and the closest known name, so a typo
 /// (`scopes`, `clientID`) is caught at construction instead of silently ignored.
-pub fn known_option(name: &str, known: &[&str], what: &str) -> Result<(), AuthError> {
+/// With `code` for the error (see `not_an_object`).
+pub fn known_option(name: &str, known: &[&str], what: &str, code: ErrorCode) -> Result<(), AuthError> {
     if known.contains(&name) {
         return Ok(());
     }
@@ -47,23 +95,28 @@ pub fn known_option(name: &str, known: &[&str], what: &str) -> Result<(), AuthEr
         m.push_str(best);
         m.push_str("`?");
     }
-    Err(AuthError::new(ErrorCode::InvalidConfig, m))
+    Err(AuthError::new(code, m))
 }
 
 /// Levenshtein distance (names are short).
 fn distance(a: &str, b: &str) -> usize {
+    // One row of the table, updated in place: `diag` is the cell up-left, `left` the new cell to
+    // the left, and the slot being overwritten holds the cell above. No indexing, so no panic path.
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+        let (mut diag, mut left) = (i, i + 1);
+        if let Some(first) = row.first_mut() {
+            *first = left;
+        }
+        for (slot, cb) in row.iter_mut().skip(1).zip(&b) {
+            let up = *slot;
+            *slot = (diag + usize::from(ca != *cb)).min(left + 1).min(up + 1);
+            diag = up;
+            left = *slot;
         }
     }
-    row[b.len()]
+    row.last().copied().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -73,11 +126,11 @@ mod tests {
     #[test]
     fn unknown_options_name_the_closest() {
         let known = ["clientId", "scope", "storeKey"];
-        assert!(known_option("scope", &known, "QflowAuth").is_ok());
-        let e = known_option("scopes", &known, "QflowAuth").unwrap_err();
+        assert!(known_option("scope", &known, "QflowAuth", ErrorCode::InvalidConfig).is_ok());
+        let e = known_option("scopes", &known, "QflowAuth", ErrorCode::InvalidConfig).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidConfig);
         assert!(e.message.contains("`scopes`") && e.message.contains("did you mean `scope`"), "{}", e.message);
-        assert!(known_option("clientID", &known, "x").unwrap_err().message.contains("`clientId`"));
+        assert!(known_option("clientID", &known, "x", ErrorCode::InvalidConfig).unwrap_err().message.contains("`clientId`"));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! Messages are built by this crate only from non-secret parts; text that came from a server is
 //! passed through the client's `secret::Redactor` before it is stored here.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// Defines `ErrorCode`, its JS strings and the list of all codes from one table.
 macro_rules! error_codes {
     ($($(#[$doc:meta])* $code:ident => $name:literal,)*) => {

@@ -4,6 +4,9 @@
 //! Also the small URL and form helpers the requests need, hand-written to keep `url` and
 //! `serde_urlencoded` (and their size) out of the wasm.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use crate::error::{AuthError, ErrorCode};
 
 /// Largest body the core accepts from a token or GraphQL endpoint; anything bigger is not a

@@ -10,6 +10,9 @@
 //! answer (a GraphQL `data`) is checked without being built in wasm memory; a skipped value is
 //! checked for syntax only (nothing here reads it, and `JSON.parse` builds it for the caller).
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// Deeper nesting than any token or GraphQL envelope we read is refused, not recursed into.
 const MAX_DEPTH: usize = 64;
 

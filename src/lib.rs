@@ -10,6 +10,7 @@
 //! | `http`   | request/response values, form + URL helpers |
 //! | `json`   | a small JSON reader (nesting-limited, no float tables) and string writer |
 //! | `config` | option validation shared by providers |
+//! | `endpoints` | Qflow identity-server facts shared by `qflow` and `pkce` |
 //! | `event`  | `Event`: what `onEvent` is told (one enum, converted to JS in one place) |
 //! | `token`  | token endpoint answers: parsing, expiry |
 //! | `broker` | the token broker's lease request/answer and its stored access-token record |
@@ -17,24 +18,40 @@
 //! | `retry`  | bounded backoff for token requests |
 //! | `qflow`  | Qflow grants, rotating refresh session, API headers and 403 gates |
 //! | `qpien`  | Qpien `generateOAuthToken` mint and GraphQL error verdicts |
-//! | `pkce`   | PKCE + `state` for the authorization-code redirect |
-//! | `js`     | wasm-bindgen exports: `QflowAuth`, `QpienAuth`, `beginAuthorization`, … |
+//! | `pkce`   | PKCE + `state` for the authorization-code redirect: `begin`, `parse_callback` |
+//! | `sha256` | SHA-256 for the S256 challenge (no WebCrypto round trip, no Promise) |
+//! | `js`     | the bindings: wasm-bindgen exports `QflowAuth`, `QpienAuth`, `beginAuthorization`, …; `js::browser`, the browser build's plain exports |
 //!
 //! Adding a provider: one module beside `qflow`/`qpien` using `cache`, `token`, `retry`; one
 //! export in `js`.
 
+// The browser build (no `server` feature, on wasm32) is `no_std`: no std panic machinery or
+// formatting in it, its own allocator and panic handler (`js::browser`). Modules it compiles
+// take `String`/`Vec` from `alloc`, which is the same type as std's in the other builds.
+#![cfg_attr(all(target_arch = "wasm32", not(feature = "server")), no_std)]
+
+extern crate alloc;
+
+#[cfg(feature = "server")]
 pub mod broker;
+#[cfg(feature = "server")]
 pub mod cache;
 pub mod config;
+pub mod endpoints;
 pub mod error;
+#[cfg(feature = "server")]
 pub mod event;
 pub mod http;
 pub mod json;
 pub mod pkce;
+#[cfg(feature = "server")]
 pub mod qflow;
+#[cfg(feature = "server")]
 pub mod qpien;
+#[cfg(feature = "server")]
 pub mod retry;
 pub mod secret;
+pub mod sha256;
 pub mod token;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,14 +1,66 @@
 //! Authorization-code sign-in with PKCE (RFC 7636) and `state`, as RFC 10017 asks of browser apps.
 //!
-//! Plain parts only: encoding, URL building and callback parsing. Randomness comes from the
-//! platform CSPRNG and SHA-256 from WebCrypto, both in the bindings (no hashing crate in the wasm).
+//! Plain parts only: encoding, URL building, the S256 challenge and callback parsing. Randomness
+//! comes from the platform CSPRNG, through the bindings; both builds (server and browser) call
+//! `begin` and `parse_callback`, so the rules live here once.
 
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::config::required;
+use crate::endpoints::{AUTHORIZE_PATH, DEFAULT_IDENTITY_URL, DEFAULT_SCOPE};
 use crate::error::{AuthError, ErrorCode};
-use crate::http::{encode_component, form_encode};
+use crate::http::{base_url, cat, form_encode};
 use crate::secret::{Redactor, Secret};
+
+/// Bytes of randomness `begin` takes: 32 for the verifier (43 characters), 16 for the state (22).
+pub const RANDOM_BYTES: usize = 48;
+
+/// `beginAuthorization`'s options as the bindings read them.
+#[derive(Default)]
+pub struct BeginOptions {
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub authorize_url: Option<String>,
+    pub identity_url: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// What `beginAuthorization` hands back: where to send the browser, and what to keep.
+pub struct Begun {
+    pub url: String,
+    pub state: String,
+    pub code_verifier: String,
+}
+
+/// The authorize URL with a fresh PKCE pair and `state`, from `random` (CSPRNG bytes).
+pub fn begin(o: BeginOptions, random: &[u8; RANDOM_BYTES]) -> Result<Begun, AuthError> {
+    let client_id = required("clientId", o.client_id)?;
+    let redirect_uri = required("redirectUri", o.redirect_uri)?;
+    base_url("redirectUri", redirect_uri.split('?').next().unwrap_or(""))?;
+    let endpoint = match o.authorize_url {
+        Some(u) => base_url("authorizeUrl", &u)?,
+        None => cat(&base_url("identityUrl", o.identity_url.as_deref().unwrap_or(DEFAULT_IDENTITY_URL))?, AUTHORIZE_PATH),
+    };
+    let scope = o.scope.unwrap_or_else(|| DEFAULT_SCOPE.to_string());
+    let (v, s) = random.split_at(32);
+    let code_verifier = base64url(v);
+    let state = base64url(s);
+    let url = authorize_url(&endpoint, &client_id, &redirect_uri, &scope, &state, &challenge(&code_verifier));
+    Ok(Begun { url, state, code_verifier })
+}
+
+/// RFC 7636 §4.2 S256: `BASE64URL(SHA256(ASCII(code_verifier)))`.
+pub fn challenge(verifier: &str) -> String {
+    base64url(&crate::sha256::sha256(verifier.as_bytes()))
+}
 
 /// Every option `beginAuthorization({...})` reads.
 pub const BEGIN_OPTIONS: &[&str] = &["clientId", "redirectUri", "authorizeUrl", "identityUrl", "scope"];
+/// Every option `completeAuthorization(url, {...})` reads.
+pub const COMPLETE_OPTIONS: &[&str] = &["state"];
+/// The message for a callback URL that is neither a string nor a URL object.
+pub const NOT_A_CALLBACK_URL: &str = "completeAuthorization(callbackUrl, { state }) takes the callback URL as a string or URL";
 
 /// base64url without padding (RFC 4648 §5), as PKCE and `state` use it.
 pub fn base64url(bytes: &[u8]) -> String {
@@ -116,13 +168,6 @@ fn state_mismatch() -> AuthError {
     AuthError::new(ErrorCode::StateMismatch, "the callback's `state` is missing or differs from the one this browser sent")
 }
 
-/// `s` percent-encoded for a URL component.
-pub fn component(s: &str) -> String {
-    let mut o = String::new();
-    encode_component(&mut o, s, false);
-    o
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +179,27 @@ mod tests {
         let verifier = base64url(&bytes);
         assert_eq!(verifier, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
         assert!(valid_verifier(&verifier));
+        assert_eq!(challenge(&verifier), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn begin_builds_the_redirect() {
+        let o = |f: fn(&mut BeginOptions)| {
+            let mut o = BeginOptions { client_id: Some("c".into()), redirect_uri: Some("http://127.0.0.1:2/cb".into()), ..BeginOptions::default() };
+            f(&mut o);
+            o
+        };
+        let b = begin(o(|_| {}), &[7; RANDOM_BYTES]).unwrap();
+        assert_eq!(b.code_verifier.len(), 43);
+        assert_eq!(b.state.len(), 22);
+        assert!(b.url.starts_with("https://identity.qflowhub.io/core/connect/authorize?response_type=code&client_id=c&"), "{}", b.url);
+        assert!(b.url.contains(&cat("code_challenge=", &challenge(&b.code_verifier))));
+        assert!(b.url.contains("scope=qflowapi+openid+offline_access"));
+        let b = begin(o(|o| o.authorize_url = Some("http://127.0.0.1:5/authz".into())), &[7; RANDOM_BYTES]).unwrap();
+        assert!(b.url.starts_with("http://127.0.0.1:5/authz?"));
+        assert!(begin(o(|o| o.client_id = None), &[0; RANDOM_BYTES]).err().unwrap().message.contains("clientId"));
+        assert!(begin(o(|o| o.redirect_uri = Some("ftp://x/cb".into())), &[0; RANDOM_BYTES]).err().unwrap().message.contains("redirectUri"));
+        assert!(begin(o(|o| o.identity_url = Some("http://evil.example".into())), &[0; RANDOM_BYTES]).err().unwrap().message.contains("identityUrl"));
     }
 
     #[test]

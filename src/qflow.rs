@@ -11,11 +11,9 @@ use crate::http::{base_url, encode_component, form_encode, origin, HttpRequest};
 use crate::secret::{Secret, MIN_REDACT_LEN};
 use crate::token::Token;
 
-pub const DEFAULT_IDENTITY_URL: &str = "https://identity.qflowhub.io";
+pub use crate::endpoints::{AUTHORIZE_PATH, DEFAULT_IDENTITY_URL, DEFAULT_SCOPE};
 pub const DEFAULT_API_URL: &str = "https://api.qflowhub.io";
-pub const DEFAULT_SCOPE: &str = "qflowapi openid offline_access";
 pub const TOKEN_PATH: &str = "/core/connect/token";
-pub const AUTHORIZE_PATH: &str = "/core/connect/authorize";
 pub const COMMS_PROBE_PATH: &str = "/comms/v1/api/comms/templates?eventId=";
 pub const SUBSCRIPTION_HEADER: &str = "Ocp-Apim-Subscription-Key";
 

@@ -5,6 +5,10 @@
 //! `{:?}` or `{}` prints `Secret(***)` instead of the value. The only way to read it is `expose()`,
 //! which is easy to grep for.
 
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
 use crate::http::encode_component;
 use crate::json::write_str;
 

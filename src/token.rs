@@ -6,6 +6,8 @@
 //! as a number or a numeric string; unknown fields ignored; a missing `expires_in` takes the
 //! provider's documented lifetime (one hour for both APIs) and is reported through `expiry_assumed`.
 
+use alloc::string::String;
+
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{bad_response, HttpResponse};
 use crate::json::{self, Value};

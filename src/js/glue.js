@@ -1,28 +1,6 @@
 // The few host calls that are smaller and clearer in JS than through wasm-bindgen imports.
 // Part of the bindings layer: nothing here knows about OAuth.
 
-/** Every qauth failure. `code` is stable; `retryable` says whether trying again can help. */
-export class AuthError extends Error {
-  constructor(code, message, hint, retryable, status, retryAfter, messages) {
-    super(message);
-    this.name = "AuthError";
-    this.code = code;
-    this.retryable = retryable;
-    this.hint = hint;
-    if (status !== undefined) this.status = status;
-    if (retryAfter !== undefined) this.retryAfter = retryAfter;
-    if (messages !== undefined) this.messages = messages;
-  }
-  toJSON() {
-    const { name, code, message, hint, retryable, status, retryAfter, messages, data } = this;
-    return { name, code, message, hint, retryable, status, retryAfter, messages, data };
-  }
-}
-
-export function makeAuthError(code, message, hint, retryable, status, retryAfter, messages) {
-  return new AuthError(code, message, hint, retryable, status, retryAfter, messages);
-}
-
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -90,26 +68,6 @@ export async function readCapped(response, cap) {
   return new TextDecoder().decode(all);
 }
 
-/** A non-array object's own string keys; null for anything else, or when reading throws (a revoked Proxy). */
-export function ownKeys(o) {
-  try {
-    return o !== null && typeof o === "object" && !Array.isArray(o) ? Object.keys(o) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** A string, or a URL object's href; undefined for anything else, or a fake URL. */
-export function urlInput(v) {
-  if (typeof v === "string") return v;
-  try {
-    const href = typeof URL === "function" && v instanceof URL ? v.href : undefined;
-    return typeof href === "string" ? href : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Calls a store method (`get`/`put` of a KV namespace, DO storage, or the caller's object) and
  * awaits it within `ms`. Never throws: a throw, a rejection or a hang all come back as a rejection.
@@ -157,9 +115,6 @@ export function randomBytes(n) {
   return b;
 }
 
-export async function sha256(text) {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
 
 export function freezeHeaders(pairs) {
   return Object.freeze(Object.fromEntries(pairs));

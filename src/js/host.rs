@@ -13,16 +13,28 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestInit, RequestRedirect, Response};
 
-use crate::config::known_option;
+use crate::config::{known_option, not_an_object, read_num, read_str, Seen};
 use crate::error::{AuthError, ErrorCode};
 use crate::event::{Event, Value};
 use crate::http::{bad_response, HttpRequest, HttpResponse};
 use crate::retry;
 
-#[wasm_bindgen(module = "/src/js/glue.js")]
+#[wasm_bindgen(module = "/src/js/error.js")]
 extern "C" {
     #[wasm_bindgen(js_name = makeAuthError)]
     fn make_auth_error(code: &str, message: &str, hint: &str, retryable: bool, status: JsValue, retry_after: JsValue, messages: JsValue) -> JsValue;
+}
+
+#[wasm_bindgen(module = "/src/js/values.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = ownKeys)]
+    fn own_keys(o: &JsValue) -> JsValue;
+    #[wasm_bindgen(js_name = urlInput)]
+    pub fn url_input(v: &JsValue) -> Option<String>;
+}
+
+#[wasm_bindgen(module = "/src/js/glue.js")]
+extern "C" {
     fn sleep(ms: f64) -> Promise;
     #[wasm_bindgen(js_name = timeoutSignal)]
     fn timeout_signal(ms: f64, other: Option<web_sys::AbortSignal>) -> web_sys::AbortSignal;
@@ -36,14 +48,8 @@ extern "C" {
     fn emit_js(callback: &Function, event: &Object);
     #[wasm_bindgen(js_name = randomBytes)]
     pub fn random_bytes(n: u32) -> Vec<u8>;
-    #[wasm_bindgen(js_name = sha256)]
-    pub fn sha256(text: &str) -> Promise;
     #[wasm_bindgen(js_name = freezeHeaders)]
     pub fn freeze_headers(pairs: &Array) -> JsValue;
-    #[wasm_bindgen(js_name = ownKeys)]
-    fn own_keys(o: &JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = urlInput)]
-    pub fn url_input(v: &JsValue) -> Option<String>;
     #[wasm_bindgen(js_name = callStore)]
     fn call_store(obj: &JsValue, method: &Function, args: &Array, ms: f64) -> Promise;
     #[wasm_bindgen(js_name = brokerLease)]
@@ -197,17 +203,12 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// `v` must be an object whose own keys are all in `known`. `what` names it in errors.
     pub fn new(v: &'a JsValue, what: &str, known: &[&str], code: ErrorCode) -> Result<Options<'a>, AuthError> {
-        let o = Options { v, code };
         let keys = own_keys(v);
-        let keys = keys.dyn_ref::<Array>().ok_or_else(|| o.err(what, "must be an object"))?;
+        let keys = keys.dyn_ref::<Array>().ok_or_else(|| not_an_object(what, code))?;
         for k in keys.iter() {
-            let k = k.as_string().unwrap_or_default();
-            known_option(&k, known, what).map_err(|mut e| {
-                e.code = code;
-                e
-            })?;
+            known_option(&k.as_string().unwrap_or_default(), known, what, code)?;
         }
-        Ok(o)
+        Ok(Options { v, code })
     }
 
     fn err(&self, name: &str, problem: &str) -> AuthError {
@@ -221,12 +222,21 @@ impl<'a> Options<'a> {
         Ok((!v.is_undefined() && !v.is_null()).then_some(v))
     }
 
+    /// What is under `name`, as `config` classifies it.
+    fn seen(&self, name: &str) -> Seen {
+        match Reflect::get(self.v, &JsValue::from_str(name)) {
+            Err(_) => Seen::Unreadable,
+            Ok(v) if v.is_undefined() || v.is_null() => Seen::Missing,
+            Ok(v) => v.as_string().map(Seen::Str).or_else(|| v.as_f64().map(Seen::Num)).unwrap_or(Seen::Other),
+        }
+    }
+
     pub fn str(&self, name: &str) -> Result<Option<String>, AuthError> {
-        self.get(name)?.map(|v| v.as_string().ok_or_else(|| self.err(name, "must be a string"))).transpose()
+        read_str(name, self.seen(name), self.code)
     }
 
     pub fn num(&self, name: &str) -> Result<Option<f64>, AuthError> {
-        self.get(name)?.map(|v| v.as_f64().filter(|n| n.is_finite()).ok_or_else(|| self.err(name, "must be a finite number"))).transpose()
+        read_num(name, self.seen(name), self.code)
     }
 
     pub fn func(&self, name: &str) -> Result<Option<Function>, AuthError> {

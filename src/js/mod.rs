@@ -1,22 +1,27 @@
-//! The bindings layer: the only code that knows JsValue, Promises and fetch.
+//! The bindings layer: the only code that knows JsValue, Promises, fetch and wasm memory.
 //!
-//! `host` wraps the host (fetch with timeouts, timers, JSON, options, events, store);
-//! `flight` drives the core's `TokenCache` with one in-flight Promise per client (single-flight);
-//! `qflow`, `qpien`, `pkce` are the exports.
+//! Server build (`server` feature, wasm-bindgen): `host` wraps the host (fetch with timeouts,
+//! timers, options, events, store); `flight` drives the core's `TokenCache` with one in-flight
+//! Promise per client (single-flight); `qflow`, `qpien`, `pkce` are the exports.
+//! Browser build (no `server`): `browser`, the sign-in redirect as plain exports over bytes.
 
 #[cfg(feature = "server")]
 mod flight;
-// Without `server`, only what the sign-in redirect needs of it is used.
-#[cfg_attr(not(feature = "server"), allow(dead_code))]
+#[cfg(feature = "server")]
 mod host;
+#[cfg(feature = "server")]
 mod pkce;
 #[cfg(feature = "server")]
 mod qflow;
 #[cfg(feature = "server")]
 mod qpien;
 
+#[cfg(feature = "server")]
 pub use pkce::{begin_authorization, complete_authorization};
 #[cfg(feature = "server")]
 pub use qflow::QflowAuth;
 #[cfg(feature = "server")]
 pub use qpien::QpienAuth;
+
+#[cfg(not(feature = "server"))]
+mod browser;

@@ -1,52 +1,52 @@
-//! Browser side of the authorization-code flow: `beginAuthorization` / `completeAuthorization`.
-//! No secret is involved: the code is exchanged by the worker (`QflowAuth.exchangeCode`).
+//! Server side of the authorization-code redirect (`beginAuthorization` also runs in workerd for a
+//! backend-for-frontend; `completeAuthorization` anywhere). The browser build exports the same
+//! two functions from `js::browser`; both call `crate::pkce`.
 
-use js_sys::{Object, Promise, Reflect, Uint8Array};
+use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use super::host::{bad_arg, random_bytes, sha256, url_input, Options};
+use super::host::{bad_arg, random_bytes, url_input, Options};
 use crate::error::{AuthError, ErrorCode};
-use crate::http::{base_url, cat};
-use crate::pkce::{authorize_url, base64url, parse_callback};
-use crate::qflow::{AUTHORIZE_PATH, DEFAULT_IDENTITY_URL, DEFAULT_SCOPE};
+use crate::pkce::{begin, parse_callback, BeginOptions, RANDOM_BYTES};
 
 fn set(o: &Object, k: &str, v: &str) {
     let _ = Reflect::set(o, &k.into(), &v.into());
 }
 
-/// `{ url, state, codeVerifier }`: PKCE S256 from the platform CSPRNG and WebCrypto.
+/// `{ url, state, codeVerifier }`: PKCE S256 from the platform CSPRNG. One synchronous step,
+/// answered as a settled Promise (the public contract is async).
 #[wasm_bindgen(js_name = beginAuthorization)]
 pub fn begin_authorization(options: JsValue) -> Promise {
-    future_to_promise(async move {
+    let begun = (|| {
         let o = Options::new(&options, "beginAuthorization options", crate::pkce::BEGIN_OPTIONS, ErrorCode::InvalidConfig)?;
-        let client_id = crate::config::required("clientId", o.str("clientId")?)?;
-        let redirect_uri = crate::config::required("redirectUri", o.str("redirectUri")?)?;
-        base_url("redirectUri", redirect_uri.split('?').next().unwrap_or(""))?;
-        let endpoint = match o.str("authorizeUrl")? {
-            Some(u) => base_url("authorizeUrl", &u)?,
-            None => cat(&base_url("identityUrl", o.str("identityUrl")?.as_deref().unwrap_or(DEFAULT_IDENTITY_URL))?, AUTHORIZE_PATH),
+        let opts = BeginOptions {
+            client_id: o.str("clientId")?,
+            redirect_uri: o.str("redirectUri")?,
+            authorize_url: o.str("authorizeUrl")?,
+            identity_url: o.str("identityUrl")?,
+            scope: o.str("scope")?,
         };
-        let scope = o.str("scope")?.unwrap_or_else(|| DEFAULT_SCOPE.to_string());
-        // 32 random bytes → a 43-character verifier; 16 → a 22-character state.
-        let verifier = base64url(&random_bytes(32));
-        let state = base64url(&random_bytes(16));
-        let digest = JsFuture::from(sha256(&verifier)).await.map_err(|_| AuthError::config("crypto", "WebCrypto SHA-256 is not available"))?;
-        let challenge = base64url(&Uint8Array::new(&digest).to_vec());
-        let out = Object::new();
-        set(&out, "url", &authorize_url(&endpoint, &client_id, &redirect_uri, &scope, &state, &challenge));
-        set(&out, "state", &state);
-        set(&out, "codeVerifier", &verifier);
-        Ok(out.into())
-    })
+        let random: [u8; RANDOM_BYTES] =
+            random_bytes(RANDOM_BYTES as u32).try_into().map_err(|_| AuthError::config("crypto", "getRandomValues is not available"))?;
+        begin(opts, &random)
+    })();
+    match begun {
+        Ok(b) => {
+            let out = Object::new();
+            set(&out, "url", &b.url);
+            set(&out, "state", &b.state);
+            set(&out, "codeVerifier", &b.code_verifier);
+            Promise::resolve(&JsValue::from(out))
+        }
+        Err(e) => Promise::reject(&e.into()),
+    }
 }
 
 /// `{ code }` from the callback URL, if its `state` is the expected one.
 #[wasm_bindgen(js_name = completeAuthorization)]
 pub fn complete_authorization(callback_url: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
-    let callback_url =
-        url_input(&callback_url).ok_or_else(|| bad_arg("completeAuthorization(callbackUrl, { state }) takes the callback URL as a string or URL"))?;
-    let o = Options::new(&options, "completeAuthorization options", &["state"], ErrorCode::InvalidRequest)?;
+    let callback_url = url_input(&callback_url).ok_or_else(|| bad_arg(crate::pkce::NOT_A_CALLBACK_URL))?;
+    let o = Options::new(&options, "completeAuthorization options", crate::pkce::COMPLETE_OPTIONS, ErrorCode::InvalidRequest)?;
     let code = parse_callback(&callback_url, o.str("state")?.as_deref())?;
     let out = Object::new();
     set(&out, "code", code.expose());

@@ -5,11 +5,11 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync, statSync, existsSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:http";
-import { join, extname } from "node:path";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { ROOT, startEmulator, startWorker, workerBindings, launchChromium, CREDS, assertNoCanary } from "../js/helpers.mjs";
+import { ROOT, startEmulator, startWorker, workerBindings, launchChromium, serveStatic, CREDS, assertNoCanary } from "../js/helpers.mjs";
 
 const DIR = join(ROOT, "target/consumers");
 const FIXTURES = join(ROOT, "tests/consumers");
@@ -35,20 +35,6 @@ function project(name, from = name) {
   mkdirSync(dir, { recursive: true });
   cpSync(join(FIXTURES, from), dir, { recursive: true });
   return dir;
-}
-
-/** Serves `dir` on 127.0.0.1 (a port chosen now), as a static host or CDN would. */
-async function serveStatic(dir) {
-  const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    const file = join(dir, path.endsWith("/") ? path + "index.html" : path);
-    if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end("not found");
-    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(readFileSync(file));
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return { url: `http://127.0.0.1:${server.address().port}/`, stop: () => new Promise((r) => server.close(r)) };
 }
 
 /** Every file under `dir` (relative paths). */
@@ -108,7 +94,7 @@ after(async () => {
 
 test("tarball: what ships and what does not", () => {
   const names = tarball.files.map((f) => f.path).sort();
-  for (const f of ["package.json", "qauth_bg.wasm", "qauth.js", "qauth.d.ts", "hono.js", "hono.d.ts", "edge-light.js", "workerd.js", "node.js", "browser.js", "load.js", "README.md", "LICENSE"]) {
+  for (const f of ["package.json", "qauth_bg.wasm", "qauth.js", "qauth.d.ts", "hono.js", "hono.d.ts", "edge-light.js", "workerd.js", "node.js", "browser.js", "qauth_browser.wasm", "values.js", "load.js", "README.md", "LICENSE"]) {
     assert.ok(names.includes(f), `${f} is in the tarball`);
   }
   assert.ok(!names.some((f) => /\.(png|jpe?g|map|rs|toml)$/.test(f)), `no screenshot, map or source in the tarball: ${names}`);

@@ -108,7 +108,7 @@ test("sign in: emulator form → back signed in, API data and Comms state shown;
 
     // Nothing secret in any response body (HTML, JS, wasm, JSON) or in script-readable storage.
     assertNoSecret(bodies, "a response body");
-    assert.ok(bodies.some((b) => b.url.endsWith("/qauth/qauth_browser_bg.wasm")), "the page loaded the package's browser build");
+    assert.ok(bodies.some((b) => b.url.endsWith("/qauth/qauth_browser.wasm")), "the page loaded the package's browser build");
     const script = await page.evaluate(() => ({ cookie: document.cookie, session: JSON.stringify(sessionStorage), local: JSON.stringify(localStorage) }));
     assert.equal(script.cookie, "", "the session cookie is not readable by script");
     assert.equal(script.session, "{}", "state and verifier were used once and cleared");

@@ -5,9 +5,10 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { Miniflare } from "miniflare";
-import { mkdtempSync, rmSync, cpSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, cpSync, mkdirSync, existsSync, statSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, extname } from "node:path";
 import { emulatorClient } from "../scenarios/common.mjs";
 
 export * from "../scenarios/common.mjs";
@@ -104,8 +105,27 @@ export function prepareDemoAssets(publicDir = join(ROOT, "target/demo/public")) 
   rmSync(publicDir, { recursive: true, force: true });
   mkdirSync(join(publicDir, "qauth"), { recursive: true });
   cpSync(join(ROOT, "www/public"), publicDir, { recursive: true });
-  for (const f of ["browser.js", "load.js", "errors.js", "qauth_browser.js", "qauth_browser_bg.wasm", "snippets"]) {
+  for (const f of ["browser.js", "load.js", "errors.js", "values.js", "qauth_browser.wasm", "snippets"]) {
     cpSync(join(ROOT, "pkg", f), join(publicDir, "qauth", f), { recursive: true });
   }
   return publicDir;
+}
+
+/**
+ * Serves folders on 127.0.0.1 (a port chosen now), as a static host or CDN would: `dir`, or
+ * `{ "/prefix/": dir, ... }`. Returns `{ url, stop() }`.
+ */
+export async function serveStatic(dirs) {
+  const mounts = Object.entries(typeof dirs === "string" ? { "/": dirs } : dirs);
+  const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const [prefix, dir] = mounts.find(([p]) => path.startsWith(p)) ?? [];
+    const file = dir && join(dir, path.slice(prefix.length - 1).replace(/\/$/, "/index.html"));
+    if (!file || !file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end("not found");
+    res.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" }).end(readFileSync(file));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { url: `http://127.0.0.1:${server.address().port}/`, stop: () => new Promise((r) => server.close(r)) };
 }
