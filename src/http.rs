@@ -141,7 +141,7 @@ pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
     if raw.contains('?') || raw.contains('#') {
         return Err(bad("must not have a query or fragment"));
     }
-    let (https, rest) = match raw.split_once("://") {
+    let (https, rest) = match crate::secret::find(raw, "://").and_then(|i| Some((raw.get(..i)?, raw.get(i + 3..)?))) {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
         _ => return Err(bad("must be an absolute https:// URL (http:// only for loopback)")),

@@ -106,7 +106,9 @@ fn answer_of<const N: usize>(answer: Result<[String; N], AuthError>) -> *mut u8 
         }
     }
     let n = out.len() as u32;
-    out.splice(..4, n.to_le_bytes());
+    for (slot, b) in out.iter_mut().zip(n.to_le_bytes()) {
+        *slot = b;
+    }
     Box::into_raw(out.into_boxed_slice()) as *mut u8
 }
 
