@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 
 use super::host::{freeze_headers, now, Broker, Events, LeaseRequest, Store};
 use crate::broker::{decode_access, encode_access};
@@ -261,7 +261,7 @@ async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
 /// told when it ends. The error is turned into JS after the borrow ends.
 fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: impl std::future::Future<Output = Result<(), AuthError>> + 'static) -> Promise {
     let done = rc.clone();
-    let p = future_to_promise(async move {
+    let p = super::host::promise(async move {
         let r = work.await;
         {
             let mut me = done.borrow_mut();
@@ -328,20 +328,20 @@ pub fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
         return p;
     }
     let rc = this.clone();
-    future_to_promise(async move { Ok(ensure(&rc).await?.headers) })
+    super::host::promise(async move { Ok(ensure(&rc).await?.headers) })
 }
 
 /// `accessToken()`: the token string, after `ensure`.
 pub fn access_token<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
     let rc = this.clone();
-    future_to_promise(async move { Ok(ensure(&rc).await?.access.expose().into()) })
+    super::host::promise(async move { Ok(ensure(&rc).await?.access.expose().into()) })
 }
 
 /// The token broker's side of a lease (`TokenBroker.lease` calls this on its own client): drops
 /// the token if `stale` names it (once, for every isolate), then the current token, single-flight.
 pub fn lease<S: Source>(this: &Rc<RefCell<S>>, stale: JsValue) -> Promise {
     let rc = this.clone();
-    future_to_promise(async move {
+    super::host::promise(async move {
         // Restored first: after a restart the stale generation may name the stored token.
         restore_access(&rc).await;
         if let Some(g) = stale.as_f64().and_then(crate::broker::generation) {

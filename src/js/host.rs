@@ -64,6 +64,13 @@ impl From<AuthError> for JsValue {
     }
 }
 
+/// Runs `work` as a Promise. Every async export goes through this one instantiation of
+/// `future_to_promise` (a boxed future), instead of one copy of its machinery per method.
+pub fn promise(work: impl core::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let boxed: core::pin::Pin<Box<dyn core::future::Future<Output = Result<JsValue, JsValue>>>> = Box::pin(work);
+    wasm_bindgen_futures::future_to_promise(boxed)
+}
+
 pub fn now() -> f64 {
     js_sys::Date::now()
 }

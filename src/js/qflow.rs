@@ -5,7 +5,6 @@ use std::rc::Rc;
 
 use js_sys::{Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 use web_sys::{Headers, Request, RequestInit, Response};
 
 use super::flight::{self, ensure, Got, Lease, Slot, Source};
@@ -184,7 +183,7 @@ impl QflowAuth {
     /// forced refresh + retry on 401.
     pub fn fetch(&self, input: JsValue, init: JsValue) -> Promise {
         let rc = self.inner.clone();
-        future_to_promise(async move {
+        super::host::promise(async move {
             let base = base_request(&rc, &input, &init, "fetch()")?;
             match api_fetch(&rc, &base).await? {
                 Answer::Response(r) => Ok(r.into()),
@@ -197,7 +196,7 @@ impl QflowAuth {
     #[wasm_bindgen(js_name = commsAccess)]
     pub fn comms_access(&self, event_id: JsValue) -> Promise {
         let rc = self.inner.clone();
-        future_to_promise(async move {
+        super::host::promise(async move {
             let event_id =
                 event_id.as_string().filter(|e| !e.trim().is_empty()).ok_or_else(|| bad_arg("commsAccess(eventId) takes a non-empty event ID string"))?;
             let url = rc.borrow().cfg.target(&QflowConfig::comms_probe_path(&event_id));
@@ -224,7 +223,7 @@ impl QflowAuth {
     #[wasm_bindgen(js_name = authorizeRequest)]
     pub fn authorize_request(&self, input: JsValue, init: JsValue) -> Promise {
         let rc = self.inner.clone();
-        future_to_promise(async move {
+        super::host::promise(async move {
             let base = base_request(&rc, &input, &init, "authorizeRequest()")?;
             let got = ensure(&rc).await?;
             let h = Headers::new_with_headers(&base.headers()).map_err(|_| bad_request())?;
@@ -243,7 +242,7 @@ impl QflowAuth {
     #[wasm_bindgen(js_name = exchangeCode)]
     pub fn exchange_code(&self, args: JsValue) -> Promise {
         let rc = self.inner.clone();
-        future_to_promise(async move {
+        super::host::promise(async move {
             let o = Options::new(&args, "exchangeCode argument", &["code", "codeVerifier", "redirectUri"], ErrorCode::InvalidRequest)?;
             let missing = |name: &str| bad_arg(&crate::http::cat(name, " is required: exchangeCode({ code, codeVerifier, redirectUri })"));
             let code = o.str("code")?.filter(|c| !c.is_empty()).ok_or_else(|| missing("code"))?;

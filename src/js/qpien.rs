@@ -5,7 +5,6 @@ use std::rc::Rc;
 
 use js_sys::{Object, Promise, Reflect, JSON};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 use web_sys::Request;
 
 use super::flight::{self, ensure, Lease, Slot, Source};
@@ -130,7 +129,7 @@ impl QpienAuth {
     /// mutation is not idempotent).
     pub fn graphql(&self, query: JsValue, variables: JsValue, options: JsValue) -> Promise {
         let rc = self.inner.clone();
-        future_to_promise(async move {
+        super::host::promise(async move {
             let (body, op) = graphql_body(&query, &variables, &options)?;
             let (endpoint, timeout) = {
                 let me = rc.borrow();
