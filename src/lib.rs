@@ -15,9 +15,11 @@
 //! | `token`  | token endpoint answers: parsing, expiry |
 //! | `broker` | the token broker's lease request/answer and its stored access-token record |
 //! | `cache`  | token cache state machine: fresh / start / join (single-flight), proactive refresh |
+//! | `flow`   | `Action` / `Input`: what a provider's flow asks the one driver in `js::flight` to do |
+//! | `acquisition` | one Qflow token acquisition as a state machine: store, grant choice, retries, save before install |
 //! | `retry`  | bounded backoff for token requests |
 //! | `qflow`  | Qflow grants, rotating refresh session, API headers and 403 gates |
-//! | `qpien`  | Qpien `generateOAuthToken` mint and GraphQL error verdicts |
+//! | `qpien`  | Qpien `generateOAuthToken` mint (a `Mint` flow) and GraphQL error verdicts |
 //! | `pkce`   | PKCE + `state` for the authorization-code redirect: `begin`, `parse_callback` |
 //! | `sha256` | SHA-256 for the S256 challenge (no WebCrypto round trip, no Promise) |
 //! | `js`     | the bindings: wasm-bindgen exports `QflowAuth`, `QpienAuth`, `beginAuthorization`, …; `js::browser`, the browser build's plain exports |
@@ -33,6 +35,8 @@
 extern crate alloc;
 
 #[cfg(feature = "server")]
+pub mod acquisition;
+#[cfg(feature = "server")]
 pub mod broker;
 #[cfg(feature = "server")]
 pub mod cache;
@@ -41,6 +45,8 @@ pub mod endpoints;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod event;
+#[cfg(feature = "server")]
+pub mod flow;
 pub mod http;
 pub mod json;
 pub mod pkce;

@@ -370,6 +370,11 @@ impl Session {
         self.reread = false;
     }
 
+    /// The client keeps its refresh token in a store.
+    pub fn has_store(&self) -> bool {
+        self.has_store
+    }
+
     pub fn wants_store_read(&self) -> bool {
         self.read_pending && !self.unsaved
     }

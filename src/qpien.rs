@@ -7,10 +7,13 @@
 
 use crate::config::{required, timing};
 use crate::error::{AuthError, ErrorCode};
+use crate::event::Event;
+use crate::flow::{Action, Input, Retrying};
 use crate::http::{bad_response, base_url, HttpRequest, HttpResponse};
 use crate::json::{self, write_str, Cursor};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
+use alloc::collections::VecDeque;
 
 /// The one place that knows the mint mutation's names.
 pub mod shape {
@@ -326,6 +329,59 @@ impl Attempts {
     }
 }
 
+/// One mint as a flow (`flow::Action` out, `flow::Input` in): `generateOAuthToken` with retries
+/// inside `timeoutMs` (the ID and secret are not single use, so every transient failure may be
+/// resent), then the token is installed and reported.
+#[derive(Debug)]
+pub struct Mint {
+    retrying: Retrying,
+    started: f64,
+    out: VecDeque<Action>,
+}
+
+impl Mint {
+    pub fn new(cfg: &QpienConfig, now: f64) -> Self {
+        let mut m = Mint { retrying: Retrying::new(now + cfg.timeout_ms, false), started: now, out: VecDeque::new() };
+        m.send(cfg, now);
+        m
+    }
+
+    fn send(&mut self, cfg: &QpienConfig, now: f64) {
+        let timeout_ms = self.retrying.attempt(now);
+        self.out.push_back(Action::Send { request: cfg.mint_request(), timeout_ms, cap: crate::http::MAX_BODY_BYTES });
+    }
+
+    /// The next action, after `input` (the answer to a `Send` or a `Wait`).
+    pub fn step(&mut self, cfg: &QpienConfig, redactor: &Redactor, input: Option<Input>, now: f64) -> Action {
+        match input {
+            Some(Input::Answer(r)) => match r.and_then(|resp| cfg.parse_mint(&resp, now, redactor)) {
+                Ok(token) => {
+                    let expires_in_s = token.lifetime_ms / 1000.0;
+                    let assumed = token.expiry_assumed;
+                    let acquired = Event::TokenAcquired { grant: "generateOAuthToken", ms: now - self.started, expires_in_s };
+                    self.out.push_back(Action::Install(token));
+                    if assumed {
+                        self.out.push_back(Action::Emit(Event::ExpiryAssumed { expires_in_s }));
+                    }
+                    self.out.push_back(Action::Emit(acquired));
+                    self.out.push_back(Action::Done(Ok(())));
+                }
+                Err(e) => match self.retrying.after(&e, now) {
+                    Some((event, delay)) => {
+                        self.out.push_back(Action::Emit(event));
+                        self.out.push_back(Action::Wait(delay));
+                    }
+                    None => self.out.push_back(Action::Done(Err(e))),
+                },
+            },
+            Some(Input::Waited) => self.send(cfg, now),
+            Some(_) => self.out.push_back(Action::Done(Err(AuthError::new(ErrorCode::ServerError, "an unexpected step answer")))),
+            None => {}
+        }
+        self.out.pop_front().unwrap_or_else(|| Action::Done(Err(AuthError::new(ErrorCode::ServerError, "a mint step was skipped"))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +475,50 @@ mod tests {
         let s = Redactor::new(&c.secrets());
         let Verdict::Fail(e) = classify(200, env(r#"{"errors":[{"message":"echo CANARY-qs\"}, injected: true"}]}"#).as_ref(), "Op", &s) else { panic!() };
         assert!(!e.messages.join(" ").contains("CANARY"));
+    }
+
+    fn mint(cfg: &QpienConfig, mut server: impl FnMut() -> Result<HttpResponse, AuthError>) -> (Result<(), AuthError>, Vec<String>) {
+        let redactor = Redactor::new(&cfg.secrets());
+        let mut now = 0.0;
+        let mut m = Mint::new(cfg, now);
+        let mut input = None;
+        let mut log = vec![];
+        loop {
+            match m.step(cfg, &redactor, input.take(), now) {
+                Action::Send { .. } => {
+                    log.push("send".to_string());
+                    input = Some(Input::Answer(server()));
+                }
+                Action::Wait(ms) => {
+                    log.push(format!("wait {ms}"));
+                    now += ms;
+                    input = Some(Input::Waited);
+                }
+                Action::Emit(e) => log.push(format!("event {}", e.parts().0)),
+                Action::Install(t) => log.push(format!("install {}", t.access.expose())),
+                Action::Done(r) => return (r, log),
+                other => panic!("a mint never asks for {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_mint_flow_retries_transient_failures_and_reports_an_assumed_lifetime() {
+        let c = cfg();
+        let answer = |body: &str| Ok(HttpResponse { status: 200, retry_after: None, body: body.into() });
+        let mut n = 0;
+        let (r, log) = mint(&c, || {
+            n += 1;
+            if n == 1 {
+                Ok(HttpResponse { status: 502, retry_after: None, body: String::new() })
+            } else {
+                answer(r#"{"data":{"generateOAuthToken":{"accessToken":"qt-1"}}}"#)
+            }
+        });
+        assert!(r.is_ok());
+        assert_eq!(log, ["send", "event retry", "wait 100", "send", "install qt-1", "event expiry_assumed", "event token_acquired"]);
+        let (r, log) = mint(&c, || answer(r#"{"errors":[{"message":"bad","extensions":{"code":"INVALID_CLIENT"}}]}"#));
+        assert_eq!(r.unwrap_err().code, ErrorCode::InvalidClient);
+        assert_eq!(log, ["send"], "a configuration error is not retried");
     }
 }

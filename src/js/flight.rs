@@ -21,6 +21,7 @@ use crate::broker::{decode_access, encode_access};
 use crate::cache::{Step, TokenCache};
 use crate::error::AuthError;
 use crate::event::Event;
+use crate::flow::{Action, Input};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 
@@ -163,9 +164,51 @@ pub trait Source: Sized + 'static {
     fn lease(&self) -> Option<Lease>;
     /// Inside the broker: its storage and the key of the stored access token.
     fn broker_side(&self) -> Option<(Rc<Store>, String)>;
-    /// All the network work for one new token; installs it with `install`. Only ever running
-    /// once at a time per client.
+    /// The client's store and the key its refresh token lives under, if it has one.
+    fn store(&self) -> Option<(Rc<Store>, String)>;
+    /// All the network work for one new token (a core flow run by `drive`); installs it with
+    /// `install`. Only ever running once at a time per client.
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError>;
+}
+
+/// Performs a flow's actions until it is done: the one loop between the core's flows
+/// (`acquisition::Acquisition`, `qpien::Mint`) and the host. `step` advances the flow inside a
+/// borrow of the client that ends before any call into JS; `what` names the server in errors.
+pub async fn drive<S: Source>(rc: &Rc<RefCell<S>>, step: &mut dyn FnMut(&mut S, Option<Input>, f64) -> Action, what: &str) -> Result<(), AuthError> {
+    let mut input = None;
+    loop {
+        let action = step(&mut rc.borrow_mut(), input.take(), now());
+        // Bound first, so no borrow of the client lives across the store's await.
+        let store = matches!(action, Action::ReadStore | Action::WriteStore(_)).then(|| rc.borrow().store()).flatten();
+        input = match action {
+            Action::ReadStore => Some(Input::StoreRead(match store {
+                Some((store, key)) => store.get(&key).await,
+                None => Err(no_store()),
+            })),
+            Action::WriteStore(value) => Some(Input::StoreWritten(match store {
+                Some((store, key)) => store.put(&key, value.expose()).await,
+                None => Err(no_store()),
+            })),
+            Action::Send { request, timeout_ms, cap } => Some(Input::Answer(super::host::send(&request, timeout_ms, cap, what).await)),
+            Action::Wait(ms) => {
+                super::host::wait(ms).await;
+                Some(Input::Waited)
+            }
+            Action::Emit(event) => {
+                events(rc).emit(event);
+                None
+            }
+            Action::Install(token) => {
+                install(rc, token, None);
+                None
+            }
+            Action::Done(r) => return r,
+        };
+    }
+}
+
+fn no_store() -> AuthError {
+    AuthError::new(crate::error::ErrorCode::StoreFailed, "there is no store")
 }
 
 /// Installs `token` (the borrow ends before the mirror is told).

@@ -17,7 +17,6 @@ use crate::config::{known_option, not_an_object, read_num, read_str, Seen};
 use crate::error::{AuthError, ErrorCode};
 use crate::event::{Event, Value};
 use crate::http::{bad_response, HttpRequest, HttpResponse};
-use crate::retry;
 
 #[wasm_bindgen(module = "/src/js/error.js")]
 extern "C" {
@@ -144,36 +143,6 @@ pub async fn send(r: &HttpRequest, timeout_ms: f64, cap: usize, what: &str) -> R
     let retry_after = resp.headers().get("retry-after").ok().flatten();
     let body = read_text(&resp, cap, what).await?;
     Ok(HttpResponse { status, retry_after, body })
-}
-
-/// Sends `request` until `parse` accepts the answer, retrying what `retry::delay_ms` allows
-/// before `deadline` (wall-clock ms; `single_use`: the request carries a credential the server
-/// consumes). Emits a `retry` event before each wait.
-pub async fn send_with_retries<T>(
-    request: &HttpRequest,
-    deadline: f64,
-    cap: usize,
-    what: &str,
-    events: &Events,
-    single_use: bool,
-    mut parse: impl FnMut(&HttpResponse) -> Result<T, AuthError>,
-) -> Result<T, AuthError> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let remaining = deadline - now();
-        let result = match send(request, remaining.max(1.0), cap, what).await {
-            Ok(resp) => parse(&resp),
-            Err(e) => Err(e),
-        };
-        let err = match result {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        let Some(delay) = retry::delay_ms(attempts, &err, deadline - now(), single_use) else { return Err(err) };
-        events.emit(Event::Retry { attempt: attempts, delay_ms: delay, code: err.code });
-        wait(delay).await;
-    }
 }
 
 /// The caller's `onEvent`. Events carry names, timings and codes, never a secret. Cloned out of

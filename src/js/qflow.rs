@@ -8,14 +8,13 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Headers, Request, RequestInit, Response};
 
 use super::flight::{self, ensure, Got, Lease, Slot, Source};
-use super::host::{self, bad_arg, now, send_with_retries, url_input, Broker, Home, LeaseRequest, Options, Store};
+use super::host::{self, bad_arg, now, url_input, Broker, Home, LeaseRequest, Options, Store};
+use crate::acquisition::{Acquisition, Ctx};
 use crate::error::{AuthError, ErrorCode};
-use crate::event::Event;
-use crate::http::MAX_BODY_BYTES;
 use crate::pkce::valid_verifier;
-use crate::qflow::{api_gate, After, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES};
+use crate::qflow::{api_gate, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES};
 use crate::secret::{Redactor, Secret};
-use crate::token::{parse_token_response, Token};
+use crate::token::Token;
 
 const WHAT: &str = "the Qflow identity server";
 const API: &str = "the Qflow API";
@@ -48,100 +47,21 @@ impl Source for Inner {
         self.store.clone().filter(|_| self.cfg.broker_side).map(|s| (s, crate::broker::access_key(&self.cfg.store_key)))
     }
 
+    fn store(&self) -> Option<(Rc<Store>, String)> {
+        self.store.clone().map(|s| (s, self.cfg.store_key.clone()))
+    }
+
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError> {
-        let store = this.borrow().store.clone();
-        if let Some(store) = &store {
-            // A rotation whose save failed earlier: save it now, then use the held token.
-            let held = this.borrow_mut().held.take();
-            if let Some(t) = held {
-                persist(&this, store, &t).await.inspect_err(|_| this.borrow_mut().held = Some(t.clone()))?;
-                if t.expires_at_ms > now() {
-                    flight::install(&this, t, None);
-                    return Ok(());
-                }
-            }
-        }
-        let deadline = {
-            let mut me = this.borrow_mut();
-            me.session.begin();
-            now() + me.cfg.timeout_ms
-        };
-        loop {
-            if let Some(store) = store.as_ref().filter(|_| this.borrow().session.wants_store_read()) {
-                let key = this.borrow().cfg.store_key.clone();
-                match store.get(&key).await {
-                    Ok(saved) => {
-                        let mut me = this.borrow_mut();
-                        let me = &mut *me;
-                        if let Some(adopted) = me.session.store_read(saved) {
-                            me.slot.redactor.add(adopted);
-                        }
-                    }
-                    Err(e) => this.borrow_mut().session.store_read_failed(e)?,
-                }
-            }
-            let (grant, fallback) = {
-                let mut me = this.borrow_mut();
-                let me = &mut *me;
-                me.session.next_grant(&me.cfg)?
-            };
-            if fallback {
-                flight::events(&this).emit(Event::FallbackToPassword);
-            }
-            match run_grant(&this, &grant, deadline).await {
-                Ok(()) => return Ok(()),
-                Err(e) => match this.borrow_mut().session.after_failure(&grant, e) {
-                    After::Again => {}
-                    After::Fail(e) => return Err(e),
-                },
-            }
-        }
+        let mut acquisition = Acquisition::new(&mut this.borrow_mut().ctx(), now());
+        flight::drive(&this, &mut |me, input, now| acquisition.step(&mut me.ctx(), input, now), WHAT).await
     }
 }
 
-/// Saves the token's refresh token; the caller hands out the access token only after this.
-async fn persist(this: &Rc<RefCell<Inner>>, store: &Store, t: &Token) -> Result<(), AuthError> {
-    let Some(rt) = &t.refresh else { return Ok(()) };
-    let key = this.borrow().cfg.store_key.clone();
-    store.put(&key, rt.expose()).await?;
-    this.borrow_mut().session.saved();
-    flight::events(this).emit(Event::RefreshTokenRotated);
-    Ok(())
-}
-
-/// One grant with retries (all inside the acquisition's `deadline`), then rotation-safe
-/// installation of the new token.
-async fn run_grant(this: &Rc<RefCell<Inner>>, grant: &Grant, deadline: f64) -> Result<(), AuthError> {
-    let started = now();
-    let (req, events) = {
-        let me = this.borrow();
-        (me.cfg.token_request(grant), me.slot.events.clone())
-    };
-    let single_use = !matches!(grant, Grant::Password);
-    let token =
-        send_with_retries(&req, deadline, MAX_BODY_BYTES, WHAT, &events, single_use, |resp| parse_token_response(resp, now(), &this.borrow().slot.redactor))
-            .await?;
-    let (must_save, store) = {
-        let mut me = this.borrow_mut();
-        for s in [Some(&token.access), token.refresh.as_ref()].into_iter().flatten() {
-            me.slot.redactor.add(s);
-        }
-        (me.session.on_token(&token), me.store.clone())
-    };
-    if let (true, Some(store)) = (must_save, store) {
-        if let Err(e) = persist(this, &store, &token).await {
-            this.borrow_mut().held = Some(token);
-            return Err(e);
-        }
+impl Inner {
+    /// What the core's acquisition works on.
+    fn ctx(&mut self) -> Ctx<'_> {
+        Ctx { cfg: &self.cfg, session: &mut self.session, held: &mut self.held, redactor: &mut self.slot.redactor }
     }
-    let (ms, expires_in_s) = (now() - started, token.lifetime_ms / 1000.0);
-    let event = match grant {
-        Grant::Refresh(_) => Event::TokenRefreshed { ms, expires_in_s },
-        _ => Event::TokenAcquired { grant: grant.name(), ms, expires_in_s },
-    };
-    flight::install(this, token, None);
-    events.emit(event);
-    Ok(())
 }
 
 /// Gets OAuth tokens for the Qflow API and builds both auth headers.
@@ -264,14 +184,8 @@ impl QflowAuth {
                     lease.request.exchange = Some((code, verifier, redirect_uri));
                     return flight::lease_from(&work, lease).await;
                 }
-                let deadline = {
-                    let mut me = work.borrow_mut();
-                    // A new chain: a token held back from the old one must not overwrite it.
-                    me.held = None;
-                    me.session.exchange_started();
-                    now() + me.cfg.timeout_ms
-                };
-                run_grant(&work, &Grant::Code { code, verifier, redirect_uri }, deadline).await
+                let mut exchange = Acquisition::exchange(&mut work.borrow_mut().ctx(), Grant::Code { code, verifier, redirect_uri }, now());
+                flight::drive(&work, &mut |me, input, now| exchange.step(&mut me.ctx(), input, now), WHAT).await
             })
             .await?;
             Ok(JsValue::UNDEFINED)

@@ -8,11 +8,9 @@ use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
 use super::flight::{self, ensure, Lease, Slot, Source};
-use super::host::{self, bad_arg, headers_from, is_record, now, send_with_retries, Broker, Home, LeaseRequest, Options, Store};
+use super::host::{self, bad_arg, headers_from, is_record, now, Broker, Home, LeaseRequest, Options, Store};
 use crate::error::{AuthError, ErrorCode};
-use crate::event::Event;
-use crate::http::MAX_BODY_BYTES;
-use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
+use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Mint, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
 use crate::secret::{Redactor, Secret};
 
 const WHAT: &str = "the Qpien GraphQL endpoint";
@@ -43,26 +41,13 @@ impl Source for Inner {
         self.store.clone().map(|s| (s, crate::broker::access_key(&self.cfg.store_key())))
     }
 
+    fn store(&self) -> Option<(Rc<Store>, String)> {
+        None
+    }
+
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError> {
-        let started = now();
-        let (req, deadline, events) = {
-            let me = this.borrow();
-            (me.cfg.mint_request(), started + me.cfg.timeout_ms, me.slot.events.clone())
-        };
-        let token = send_with_retries(&req, deadline, MAX_BODY_BYTES, WHAT, &events, false, |resp| {
-            let me = this.borrow();
-            me.cfg.parse_mint(resp, now(), &me.slot.redactor)
-        })
-        .await?;
-        let expires_in_s = token.lifetime_ms / 1000.0;
-        let assumed = token.expiry_assumed;
-        let acquired = Event::TokenAcquired { grant: "generateOAuthToken", ms: now() - started, expires_in_s };
-        flight::install(&this, token, None);
-        if assumed {
-            events.emit(Event::ExpiryAssumed { expires_in_s });
-        }
-        events.emit(acquired);
-        Ok(())
+        let mut mint = Mint::new(&this.borrow().cfg, now());
+        flight::drive(&this, &mut |me, input, now| mint.step(&me.cfg, &me.slot.redactor, input, now), WHAT).await
     }
 }
 

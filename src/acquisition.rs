@@ -1,0 +1,595 @@
+//! One Qflow token acquisition as a state machine (`flow::Action` out, `flow::Input` in): every
+//! decision the bindings used to make in their async loop, in one place and under `cargo test`.
+//!
+//! In order: a token held back because its rotated refresh token could not be saved is saved
+//! first and, if still valid, handed out; then, per grant, the store is read when the session
+//! wants it, the session picks the grant (`qflow::Session`: refresh, else password, with the
+//! fallback event), the request is sent with retries inside the deadline (`flow::Retrying`), and
+//! a new refresh token is written to the store **before** its access token is installed (RFC
+//! 9700 §4.14.2: a rotated token that is lost ends the chain). A failure goes back to the
+//! session, which says whether another grant is worth trying.
+
+use alloc::collections::VecDeque;
+
+use crate::error::AuthError;
+use crate::event::Event;
+use crate::flow::{Action, Input, Retrying};
+use crate::http::MAX_BODY_BYTES;
+use crate::qflow::{After, Grant, QflowConfig, Session};
+use crate::secret::Redactor;
+use crate::token::{parse_token_response, Token};
+
+/// What an acquisition works on: the client's configuration and the state that outlives one
+/// acquisition.
+pub struct Ctx<'a> {
+    pub cfg: &'a QflowConfig,
+    pub session: &'a mut Session,
+    /// A token whose refresh token is not saved yet: held back until it is.
+    pub held: &'a mut Option<Token>,
+    /// Every live credential, for redacting server text; new tokens are added as they arrive.
+    pub redactor: &'a mut Redactor,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Save a held token first (or begin).
+    Start,
+    /// Waiting for the held token's refresh token to be written.
+    SavingHeld(Token),
+    /// Read the store if the session wants it, then pick a grant.
+    NextGrant,
+    ReadingStore,
+    /// A grant's request is out (or about to be resent).
+    Sending(Grant, Retrying, f64),
+    Waiting(Grant, Retrying, f64),
+    /// A new token's refresh token is being written; `f64`: when the grant started.
+    Saving(Grant, Token, f64),
+    Finished,
+}
+
+/// One acquisition: `step` it with the last action's answer until it is `Action::Done`.
+#[derive(Debug)]
+pub struct Acquisition {
+    phase: Phase,
+    deadline: f64,
+    out: VecDeque<Action>,
+}
+
+impl Acquisition {
+    /// A refresh or password grant (whichever the session picks), within `cfg.timeout_ms`.
+    pub fn new(ctx: &mut Ctx, now: f64) -> Self {
+        ctx.session.begin();
+        Acquisition { phase: Phase::Start, deadline: now + ctx.cfg.timeout_ms, out: VecDeque::new() }
+    }
+
+    /// An authorization-code exchange: a new chain, so a token held back from the old one is
+    /// dropped and the store is not read first.
+    pub fn exchange(ctx: &mut Ctx, grant: Grant, now: f64) -> Self {
+        *ctx.held = None;
+        ctx.session.exchange_started();
+        let mut a = Acquisition { phase: Phase::NextGrant, deadline: now + ctx.cfg.timeout_ms, out: VecDeque::new() };
+        a.send(ctx, grant, now);
+        a
+    }
+
+    /// The next action, after `input` (the answer to the previous one, if it expects one).
+    pub fn step(&mut self, ctx: &mut Ctx, input: Option<Input>, now: f64) -> Action {
+        if let Some(input) = input {
+            self.handle(ctx, input, now);
+        }
+        loop {
+            if let Some(a) = self.out.pop_front() {
+                return a;
+            }
+            match core::mem::replace(&mut self.phase, Phase::Finished) {
+                Phase::Start => match ctx.held.take().filter(|_| ctx.session.has_store()) {
+                    Some(t) => match t.refresh.clone() {
+                        Some(rt) => {
+                            self.phase = Phase::SavingHeld(t);
+                            return Action::WriteStore(rt);
+                        }
+                        None => self.held_saved(ctx, t, now),
+                    },
+                    None => self.phase = Phase::NextGrant,
+                },
+                Phase::NextGrant => {
+                    if ctx.session.wants_store_read() {
+                        self.phase = Phase::ReadingStore;
+                        return Action::ReadStore;
+                    }
+                    match ctx.session.next_grant(ctx.cfg) {
+                        Ok((grant, fallback)) => {
+                            if fallback {
+                                self.out.push_back(Action::Emit(Event::FallbackToPassword));
+                            }
+                            self.send(ctx, grant, now);
+                        }
+                        Err(e) => self.finish(Err(e)),
+                    }
+                }
+                Phase::Finished => return Action::Done(Err(AuthError::new(crate::error::ErrorCode::ServerError, "the acquisition has ended"))),
+                waiting => {
+                    // Waiting for an input that did not come: the driver's bug, reported as such.
+                    self.phase = waiting;
+                    return Action::Done(Err(AuthError::new(crate::error::ErrorCode::ServerError, "an acquisition step was skipped")));
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, ctx: &mut Ctx, input: Input, now: f64) {
+        match (core::mem::replace(&mut self.phase, Phase::Finished), input) {
+            (Phase::SavingHeld(t), Input::StoreWritten(r)) => match r {
+                Ok(()) => {
+                    self.saved(ctx);
+                    self.held_saved(ctx, t, now);
+                }
+                Err(e) => {
+                    *ctx.held = Some(t);
+                    self.finish(Err(e));
+                }
+            },
+            (Phase::ReadingStore, Input::StoreRead(r)) => {
+                match r {
+                    Ok(saved) => {
+                        if let Some(adopted) = ctx.session.store_read(saved) {
+                            ctx.redactor.add(adopted);
+                        }
+                    }
+                    Err(e) => {
+                        if let Err(e) = ctx.session.store_read_failed(e) {
+                            return self.finish(Err(e));
+                        }
+                    }
+                }
+                self.phase = Phase::NextGrant;
+            }
+            (Phase::Sending(grant, retrying, started), Input::Answer(r)) => {
+                let parsed = r.and_then(|resp| parse_token_response(&resp, now, ctx.redactor));
+                match parsed {
+                    Ok(token) => self.received(ctx, grant, token, started, now),
+                    Err(e) => match retrying.after(&e, now) {
+                        Some((event, delay)) => {
+                            self.out.push_back(Action::Emit(event));
+                            self.out.push_back(Action::Wait(delay));
+                            self.phase = Phase::Waiting(grant, retrying, started);
+                        }
+                        None => self.failed(ctx, &grant, e),
+                    },
+                }
+            }
+            (Phase::Waiting(grant, mut retrying, started), Input::Waited) => {
+                let timeout_ms = retrying.attempt(now);
+                self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms, cap: MAX_BODY_BYTES });
+                self.phase = Phase::Sending(grant, retrying, started);
+            }
+            (Phase::Saving(grant, token, started), Input::StoreWritten(r)) => match r {
+                Ok(()) => {
+                    self.saved(ctx);
+                    self.install(grant, token, started, now);
+                }
+                Err(e) => {
+                    // The server took the old token and answered: keep the new one until it is saved.
+                    *ctx.held = Some(token);
+                    self.failed(ctx, &grant, e);
+                }
+            },
+            (phase, _) => {
+                // An answer to a question not asked: the driver's bug; nothing is decided on it.
+                self.phase = phase;
+                self.finish(Err(AuthError::new(crate::error::ErrorCode::ServerError, "an unexpected step answer")));
+            }
+        }
+    }
+
+    /// Sends `grant`'s first attempt.
+    fn send(&mut self, ctx: &Ctx, grant: Grant, now: f64) {
+        // A refresh token or a code is single use: resent only where the server provably did
+        // not take it (`retry`).
+        let mut retrying = Retrying::new(self.deadline, !matches!(grant, Grant::Password));
+        let timeout_ms = retrying.attempt(now);
+        self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms, cap: MAX_BODY_BYTES });
+        self.phase = Phase::Sending(grant, retrying, now);
+    }
+
+    /// A token answered: its credentials join the redaction set; a new refresh token is saved
+    /// before anything else.
+    fn received(&mut self, ctx: &mut Ctx, grant: Grant, token: Token, started: f64, now: f64) {
+        ctx.redactor.add(&token.access);
+        if let Some(rt) = &token.refresh {
+            ctx.redactor.add(rt);
+        }
+        let must_save = ctx.session.on_token(&token) && ctx.session.has_store();
+        match token.refresh.clone().filter(|_| must_save) {
+            Some(rt) => {
+                self.out.push_back(Action::WriteStore(rt));
+                self.phase = Phase::Saving(grant, token, started);
+            }
+            None => self.install(grant, token, started, now),
+        }
+    }
+
+    fn saved(&mut self, ctx: &mut Ctx) {
+        ctx.session.saved();
+        self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
+    }
+
+    /// The held token is saved now: handed out if still valid, else a grant is needed after all.
+    fn held_saved(&mut self, _ctx: &mut Ctx, t: Token, now: f64) {
+        if t.expires_at_ms > now {
+            self.out.push_back(Action::Install(t));
+            self.finish(Ok(()));
+        } else {
+            self.phase = Phase::NextGrant;
+        }
+    }
+
+    fn install(&mut self, grant: Grant, token: Token, started: f64, now: f64) {
+        let (ms, expires_in_s) = ((now - started).max(0.0), token.lifetime_ms / 1000.0);
+        let event = match grant {
+            Grant::Refresh(_) => Event::TokenRefreshed { ms, expires_in_s },
+            _ => Event::TokenAcquired { grant: grant.name(), ms, expires_in_s },
+        };
+        self.out.push_back(Action::Install(token));
+        self.out.push_back(Action::Emit(event));
+        self.finish(Ok(()));
+    }
+
+    fn failed(&mut self, ctx: &mut Ctx, grant: &Grant, e: AuthError) {
+        match ctx.session.after_failure(grant, e) {
+            After::Again => self.phase = Phase::NextGrant,
+            After::Fail(e) => self.finish(Err(e)),
+        }
+    }
+
+    fn finish(&mut self, r: Result<(), AuthError>) {
+        self.out.push_back(Action::Done(r));
+        self.phase = Phase::Finished;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Whole acquisitions, driven by a simulated host: each test scripts the identity server's
+    //! answers and the store, and reads the transcript of actions the flow asked for.
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::http::{HttpRequest, HttpResponse};
+    use crate::qflow::QflowOptions;
+    use crate::secret::Secret;
+
+    fn cfg(f: impl FnOnce(&mut QflowOptions)) -> QflowConfig {
+        let mut o = QflowOptions {
+            client_id: Some("client".into()),
+            client_secret: Some("CANARY-cs-1".into()),
+            subscription_key: Some("CANARY-sk-1".into()),
+            username: Some("joe@example.com".into()),
+            password: Some("CANARY-pw-1".into()),
+            identity_url: Some("http://127.0.0.1:9".into()),
+            api_url: Some("http://127.0.0.1:9".into()),
+            persisted: true,
+            ..Default::default()
+        };
+        f(&mut o);
+        QflowConfig::new(o).unwrap()
+    }
+
+    /// The host: a store, a clock, and the identity server as a function of the request.
+    struct Host {
+        cfg: QflowConfig,
+        session: Session,
+        held: Option<Token>,
+        redactor: Redactor,
+        stored: Option<String>,
+        store_fails: bool,
+        now: f64,
+        log: Vec<String>,
+    }
+
+    fn host(cfg: QflowConfig, has_store: bool, stored: Option<&str>) -> Host {
+        let session = Session::new(&cfg, has_store);
+        let redactor = Redactor::new(&cfg.secrets());
+        Host { cfg, session, held: None, redactor, stored: stored.map(String::from), store_fails: false, now: 1_000_000.0, log: vec![] }
+    }
+
+    fn ok(access: &str, refresh: Option<&str>) -> Result<HttpResponse, AuthError> {
+        let rt = refresh.map_or(String::new(), |r| format!(",\"refresh_token\":\"{r}\""));
+        Ok(HttpResponse {
+            status: 200,
+            retry_after: None,
+            body: format!("{{\"access_token\":\"{access}\",\"expires_in\":3600,\"token_type\":\"Bearer\"{rt}}}"),
+        })
+    }
+
+    fn status(code: u16, retry_after: Option<&str>, body: &str) -> Result<HttpResponse, AuthError> {
+        Ok(HttpResponse { status: code, retry_after: retry_after.map(String::from), body: body.into() })
+    }
+
+    fn refused() -> Result<HttpResponse, AuthError> {
+        status(400, None, r#"{"error":"invalid_grant"}"#)
+    }
+
+    /// What a request asks for, as the transcript shows it: the grant and its credential.
+    fn describe(r: &HttpRequest) -> String {
+        let field = |k: &str| r.body.split('&').find_map(|p| p.strip_prefix(k).and_then(|v| v.strip_prefix('='))).unwrap_or("").to_string();
+        match field("grant_type").as_str() {
+            "refresh_token" => format!("send refresh {}", field("refresh_token")),
+            "authorization_code" => format!("send code {}", field("code")),
+            g => format!("send {g}"),
+        }
+    }
+
+    impl Host {
+        fn ctx(&mut self) -> Ctx<'_> {
+            Ctx { cfg: &self.cfg, session: &mut self.session, held: &mut self.held, redactor: &mut self.redactor }
+        }
+
+        /// Runs an acquisition to its end; `server` answers each request (in order of sending).
+        fn run(&mut self, mut a: Acquisition, mut server: impl FnMut(&str) -> Result<HttpResponse, AuthError>) -> Result<Option<Token>, AuthError> {
+            let mut input = None;
+            let mut installed = None;
+            for _ in 0..100 {
+                let now = self.now;
+                let action = a.step(&mut self.ctx(), input.take(), now);
+                match action {
+                    Action::ReadStore => {
+                        self.log.push(format!("read {}", self.stored.as_deref().unwrap_or("-")));
+                        input =
+                            Some(Input::StoreRead(if self.store_fails { Err(AuthError::new(ErrorCode::StoreFailed, "x")) } else { Ok(self.stored.clone()) }));
+                    }
+                    Action::WriteStore(v) => {
+                        let r = if self.store_fails { Err(AuthError::new(ErrorCode::StoreFailed, "put failed")) } else { Ok(()) };
+                        self.log.push(format!("write {}{}", v.expose(), if r.is_err() { " (fails)" } else { "" }));
+                        if r.is_ok() {
+                            self.stored = Some(v.expose().to_string());
+                        }
+                        input = Some(Input::StoreWritten(r));
+                    }
+                    Action::Send { request, timeout_ms, .. } => {
+                        let d = describe(&request);
+                        self.log.push(d.clone());
+                        assert!(timeout_ms >= 1.0 && timeout_ms <= self.cfg.timeout_ms);
+                        self.now += 5.0;
+                        input = Some(Input::Answer(server(&d)));
+                    }
+                    Action::Wait(ms) => {
+                        self.log.push(format!("wait {ms}"));
+                        self.now += ms;
+                        input = Some(Input::Waited);
+                    }
+                    Action::Emit(e) => self.log.push(format!("event {}", e.parts().0)),
+                    Action::Install(t) => {
+                        self.log.push(format!("install {}", t.access.expose()));
+                        installed = Some(t);
+                    }
+                    Action::Done(r) => {
+                        self.log.push(format!("done {}", r.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok")));
+                        return r.map(|_| installed);
+                    }
+                }
+            }
+            panic!("the acquisition did not end: {:?}", self.log);
+        }
+
+        fn acquire(&mut self, server: impl FnMut(&str) -> Result<HttpResponse, AuthError>) -> Result<Option<Token>, AuthError> {
+            self.log.clear();
+            let now = self.now;
+            let a = Acquisition::new(&mut self.ctx(), now);
+            self.run(a, server)
+        }
+    }
+
+    #[test]
+    fn a_rotated_refresh_token_is_saved_before_the_access_token_is_installed() {
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let t = h.acquire(|_| ok("at2", Some("rt2"))).unwrap().unwrap();
+        assert_eq!(t.access.expose(), "at2");
+        assert_eq!(h.log, ["read rt1", "send refresh rt1", "write rt2", "event refresh_token_rotated", "install at2", "event token_refreshed", "done ok"]);
+        // The next refresh uses rt2 and never rt1 again.
+        h.acquire(|_| ok("at3", Some("rt3"))).unwrap();
+        assert_eq!(h.log[..3], ["read rt2", "send refresh rt2", "write rt3"]);
+    }
+
+    #[test]
+    fn without_a_store_the_first_grant_is_the_password_and_nothing_is_written() {
+        let mut h = host(cfg(|o| o.persisted = false), false, None);
+        h.acquire(|_| ok("at1", Some("rt1"))).unwrap();
+        assert_eq!(h.log, ["send password", "install at1", "event token_acquired", "done ok"]);
+        h.acquire(|_| ok("at2", Some("rt2"))).unwrap();
+        assert_eq!(h.log[0], "send refresh rt1");
+    }
+
+    #[test]
+    fn a_refused_refresh_token_rereads_the_store_then_falls_back_to_the_password() {
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        h.acquire(|r| if r.starts_with("send refresh") { refused() } else { ok("at2", Some("rt2")) }).unwrap();
+        assert_eq!(
+            h.log,
+            [
+                "read rt1",
+                "send refresh rt1",
+                "read rt1",
+                "event fallback_to_password",
+                "send password",
+                "write rt2",
+                "event refresh_token_rotated",
+                "install at2",
+                "event token_acquired",
+                "done ok"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_newer_token_another_isolate_saved_is_used_after_a_refusal() {
+        // The store changes between the two reads: another isolate rotated rt1 -> rt9.
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let mut reads = 0;
+        let mut a = Acquisition::new(&mut h.ctx(), 0.0);
+        let mut input = None;
+        let mut log = vec![];
+        loop {
+            match a.step(&mut h.ctx(), input.take(), 0.0) {
+                Action::ReadStore => {
+                    reads += 1;
+                    input = Some(Input::StoreRead(Ok(Some(if reads == 1 { "rt1" } else { "rt9" }.into()))));
+                }
+                Action::Send { request, .. } => {
+                    let d = describe(&request);
+                    log.push(d.clone());
+                    input = Some(Input::Answer(if d == "send refresh rt1" { refused() } else { ok("at10", Some("rt10")) }));
+                }
+                Action::WriteStore(_) => input = Some(Input::StoreWritten(Ok(()))),
+                Action::Done(r) => {
+                    assert!(r.is_ok());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(log, ["send refresh rt1", "send refresh rt9"], "the newer token, not the password");
+    }
+
+    #[test]
+    fn a_lost_answer_is_never_resent_with_the_same_refresh_token() {
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let r = h.acquire(|r| if r.starts_with("send refresh") { Err(AuthError::new(ErrorCode::Timeout, "lost")) } else { ok("at2", Some("rt2")) });
+        assert!(r.is_ok());
+        assert_eq!(h.log.iter().filter(|l| *l == "send refresh rt1").count(), 1, "{:?}", h.log);
+        assert!(h.log.contains(&"send password".to_string()));
+    }
+
+    #[test]
+    fn a_refused_connection_is_resent_with_backoff_and_the_token_kept() {
+        let mut h = host(cfg(|o| o.password = None), true, Some("rt1"));
+        let refused_conn = || {
+            let mut e = AuthError::new(ErrorCode::Network, "refused");
+            e.unsent = true;
+            Err(e)
+        };
+        let e = h.acquire(|_| refused_conn()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Network);
+        assert_eq!(
+            h.log,
+            [
+                "read rt1",
+                "send refresh rt1",
+                "event retry",
+                "wait 100",
+                "send refresh rt1",
+                "event retry",
+                "wait 200",
+                "send refresh rt1",
+                "event retry",
+                "wait 400",
+                "send refresh rt1",
+                "done network"
+            ]
+        );
+        // Never taken by the server: still the token to use.
+        h.acquire(|_| ok("at2", Some("rt2"))).unwrap();
+        assert_eq!(h.log[1], "send refresh rt1");
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_the_deadline() {
+        let mut h = host(cfg(|o| o.persisted = false), false, None);
+        let mut n = 0;
+        h.acquire(|_| {
+            n += 1;
+            if n == 1 {
+                status(503, Some("2"), "")
+            } else {
+                ok("at1", None)
+            }
+        })
+        .unwrap();
+        assert_eq!(h.log, ["send password", "event retry", "wait 2000", "send password", "install at1", "event token_acquired", "done ok"]);
+        // One that would outlast the deadline is not waited for: the error goes to the caller.
+        let mut h = host(cfg(|o| o.persisted = false), false, None);
+        let e = h.acquire(|_| status(429, Some("10"), "")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RateLimited);
+        assert_eq!(e.retry_after, Some(10));
+        assert_eq!(h.log, ["send password", "done rate_limited"]);
+    }
+
+    #[test]
+    fn a_failed_save_holds_the_token_back_until_it_is_saved() {
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        h.store_fails = true;
+        h.stored = Some("rt1".into());
+        // The first read fails too: an error (the saved token may be the only one).
+        assert_eq!(h.acquire(|_| ok("at2", Some("rt2"))).unwrap_err().code, ErrorCode::StoreFailed);
+        assert_eq!(h.log, ["read rt1", "done store_failed"]);
+        // The store reads again, but cannot write: the new token is held, not handed out.
+        h.store_fails = false;
+        let mut writes = 0;
+        let now = h.now;
+        let mut a = Acquisition::new(&mut h.ctx(), now);
+        let mut input = None;
+        let mut installed = vec![];
+        let err = loop {
+            match a.step(&mut h.ctx(), input.take(), 0.0) {
+                Action::ReadStore => input = Some(Input::StoreRead(Ok(Some("rt1".into())))),
+                Action::Send { .. } => input = Some(Input::Answer(ok("at2", Some("rt2")))),
+                Action::WriteStore(_) => {
+                    writes += 1;
+                    input = Some(Input::StoreWritten(Err(AuthError::new(ErrorCode::StoreFailed, "put failed"))));
+                }
+                Action::Install(t) => installed.push(t),
+                Action::Done(r) => break r.unwrap_err(),
+                _ => {}
+            }
+        };
+        assert_eq!((err.code, writes, installed.len()), (ErrorCode::StoreFailed, 1, 0));
+        assert!(h.held.is_some());
+        // The next acquisition saves the held token first and hands it out, with no request.
+        let t = h.acquire(|r| panic!("no request while a held token is valid: {r}")).unwrap().unwrap();
+        assert_eq!(t.access.expose(), "at2");
+        assert_eq!(h.log, ["write rt2", "event refresh_token_rotated", "install at2", "done ok"]);
+        assert!(h.held.is_none());
+    }
+
+    #[test]
+    fn an_exchange_starts_a_new_chain_without_reading_the_store() {
+        let mut h = host(
+            cfg(|o| {
+                o.username = None;
+                o.password = None;
+                o.store_key = Some("session:1".into());
+            }),
+            true,
+            None,
+        );
+        h.held = Some(Token::new("old".into(), Some("rt-old".into()), None, 0.0, "t", 200).unwrap());
+        let grant = Grant::Code { code: Secret::new("code-1"), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
+        let now = h.now;
+        let a = Acquisition::exchange(&mut h.ctx(), grant, now);
+        h.run(a, |_| ok("at1", Some("rt1"))).unwrap();
+        assert_eq!(h.log, ["send code code-1", "write rt1", "event refresh_token_rotated", "install at1", "event token_acquired", "done ok"]);
+        // A code is single use: a lost answer is not resent.
+        let grant = Grant::Code { code: Secret::new("code-2"), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
+        h.log.clear();
+        let now = h.now;
+        let a = Acquisition::exchange(&mut h.ctx(), grant, now);
+        assert_eq!(h.run(a, |_| status(502, None, "")).unwrap_err().code, ErrorCode::ServerError);
+        assert_eq!(h.log, ["send code code-2", "done server_error"]);
+    }
+
+    #[test]
+    fn configuration_errors_fail_at_once_and_server_text_is_redacted() {
+        let mut h = host(cfg(|o| o.persisted = false), false, None);
+        let e = h.acquire(|_| status(401, None, r#"{"error":"invalid_client","error_description":"bad secret CANARY-cs-1"}"#)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidClient);
+        assert!(!e.message.contains("CANARY"), "{}", e.message);
+        assert_eq!(h.log, ["send password", "done invalid_client"]);
+    }
+
+    #[test]
+    fn an_answer_to_a_question_not_asked_ends_the_flow_with_an_error() {
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let mut a = Acquisition::new(&mut h.ctx(), 0.0);
+        assert!(matches!(a.step(&mut h.ctx(), None, 0.0), Action::ReadStore));
+        assert!(matches!(a.step(&mut h.ctx(), Some(Input::Waited), 0.0), Action::Done(Err(_))));
+    }
+}
