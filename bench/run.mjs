@@ -54,10 +54,9 @@ log(`\nwritten: target/bench/results.json  (machine: ${results.machine.cpu}, ${r
 // 1. Size: what ships, raw and gzip -9, against the oauth4webapi calls a Qflow client needs.
 async function size() {
   const pkg = (f) => readFileSync(join(ROOT, "pkg", f));
-  const glueFiles = ["qauth.js", "errors.js", "values.js", "workerd.js", "fast.js"];
-  const snippet = execFileSync("sh", ["-c", "cat pkg/snippets/*/src/js/glue.js pkg/snippets/*/src/js/error.js pkg/snippets/*/src/js/values.js"], { cwd: ROOT });
+  const glueFiles = ["qauth.js", "workerd.js", "fast.js", "broker.js", "glue/glue.js", "glue/error.js", "glue/values.js"];
   const wasm = pkg("qauth_bg.wasm");
-  const glue = Buffer.concat([...glueFiles.map(pkg), snippet]);
+  const glue = Buffer.concat(glueFiles.map(pkg));
   // The oauth4webapi subset: what a password + refresh client with client_secret_post calls.
   const dir = mkdtempSync(join(tmpdir(), "qauth-bench-"));
   writeFileSync(
@@ -77,9 +76,8 @@ async function size() {
   log(`   oauth4webapi subset (esbuild --minify) ${String(b.raw).padStart(5)} ${String(b.gzip).padStart(9)}`);
   log(`   ratio qauth / oauth4webapi (gzip): ${results.figures.size.ratioGzip}  (target total <= 30720 B gzip)`);
   // The browser build a page loads: each file gzipped on its own, as a server sends them.
-  const page = ["qauth_browser.wasm", "browser.js", "errors.js", "values.js", "load.js"].map(pkg);
-  const snippets = ["error.js", "values.js"].map((f) => execFileSync("sh", ["-c", `cat pkg/snippets/*/src/js/${f}`], { cwd: ROOT }));
-  const browserGz = [...page, ...snippets].reduce((n, b) => n + gz(b), 0);
+  const page = ["qauth_browser.wasm", "browser.js", "load.js", "glue/error.js", "glue/values.js"].map(pkg);
+  const browserGz = page.reduce((n, b) => n + gz(b), 0);
   results.figures.size.browserBuild = { gzip: browserGz, target: "<= 10240 B gzip (JS + wasm a page loads)" };
   log(`   browser build (sign-in redirect: wasm + JS a page loads, gzip -9 per file) ${browserGz}  (target <= 10240 B)`);
   try {

@@ -4,8 +4,8 @@
 // memory and turns the answer into an object or an AuthError; every rule and message is the
 // wasm's. Loaded asynchronously (top-level await); bundlers that understand
 // `new URL("./x", import.meta.url)` (Vite, webpack 5) emit the file.
-import { AuthError } from "./errors.js";
-import { ownKeys, urlInput } from "./values.js";
+import { AuthError } from "./glue/error.js";
+import { ownKeys, urlInput } from "./glue/values.js";
 import { wasmLoadFailed } from "./load.js";
 
 let wasm;

@@ -10,4 +10,4 @@ initSync({ module });
 
 export { QflowAuth, QpienAuth } from "./fast.js";
 export { beginAuthorization, completeAuthorization } from "./qauth.js";
-export { AuthError } from "./errors.js";
+export { AuthError } from "./glue/error.js";

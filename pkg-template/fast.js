@@ -1,26 +1,36 @@
-// The cache-hit path of `headers()` in JS, so a hit costs no JS↔wasm crossing. The core stays the
-// only owner of the cache: on every change of the cached token it calls the function registered
-// here with (Promise resolved with the frozen headers, ms until which it may be handed out) or
-// (undefined, 0); a caller past that time, or with nothing cached, goes into wasm as before.
-import { QflowAuth, QpienAuth } from "./qauth.js";
+// The cache-hit path of `headers()` in JS, so a hit costs no JS↔wasm crossing: the exported
+// classes extend the generated ones (no patching of their prototypes). The core stays the only
+// owner of the freshness rule: on every change of the cached token it calls the function
+// registered here with (Promise resolved with the frozen headers, the time until which the core
+// says it may be handed out) or (undefined, 0); a caller past that time, or with nothing cached,
+// goes into wasm as before.
+import { QflowAuth as QflowCore, QpienAuth as QpienCore } from "./qauth.js";
 
 const STATE = Symbol("qauth.hit");
 
-for (const C of [QflowAuth, QpienAuth]) {
-  const slow = C.prototype.headers;
-  C.prototype.headers = function headers() {
-    const s = this[STATE];
-    if (s !== undefined && Date.now() < s.until) return s.promise;
-    if (s === undefined) {
-      // The registered function closes over this small object only, never over the client.
-      const st = (this[STATE] = { promise: undefined, until: 0 });
-      this.__mirror((promise, until) => {
-        st.promise = promise;
-        st.until = until;
-      });
-    }
-    return slow.call(this);
-  };
+/** The cached answer, or `miss()` (which registers the mirror on first use). */
+function hit(client, miss) {
+  const s = client[STATE];
+  if (s !== undefined && Date.now() < s.until) return s.promise;
+  if (s === undefined) {
+    // The registered function closes over this small object only, never over the client.
+    const st = (client[STATE] = { promise: undefined, until: 0 });
+    client.__mirror((promise, until) => {
+      st.promise = promise;
+      st.until = until;
+    });
+  }
+  return miss();
 }
 
-export { QflowAuth, QpienAuth };
+export class QflowAuth extends QflowCore {
+  headers() {
+    return hit(this, () => super.headers());
+  }
+}
+
+export class QpienAuth extends QpienCore {
+  headers() {
+    return hit(this, () => super.headers());
+  }
+}

@@ -11,4 +11,4 @@ try {
 
 export { QflowAuth, QpienAuth } from "./fast.js";
 export { beginAuthorization, completeAuthorization } from "./qauth.js";
-export { AuthError } from "./errors.js";
+export { AuthError } from "./glue/error.js";

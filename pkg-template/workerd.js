@@ -7,5 +7,5 @@ initSync({ module: wasmModule });
 
 export { QflowAuth, QpienAuth } from "./fast.js";
 export { beginAuthorization, completeAuthorization } from "./qauth.js";
-export { AuthError } from "./errors.js";
+export { AuthError } from "./glue/error.js";
 export { TokenBroker } from "./broker.js";

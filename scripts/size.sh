@@ -19,7 +19,7 @@ if [ "${1:-}" = "--top" ]; then
 fi
 [ -f pkg/qauth_bg.wasm ] || { echo "pkg/ not built: run scripts/build-pkg.sh" >&2; exit 1; }
 gz() { gzip -9 -c "$@" | wc -c; }
-glue=(pkg/qauth.js pkg/errors.js pkg/values.js pkg/workerd.js pkg/fast.js pkg/broker.js pkg/snippets/*/src/js/{glue,error,values}.js)
+glue=(pkg/qauth.js pkg/workerd.js pkg/fast.js pkg/broker.js pkg/glue/{glue,error,values}.js)
 w_raw=$(wc -c < pkg/qauth_bg.wasm); w_gz=$(gz pkg/qauth_bg.wasm)
 j_raw=$(cat "${glue[@]}" | wc -c); j_gz=$(cat "${glue[@]}" | gzip -9 | wc -c)
 printf '%-28s %9s %12s\n' "file" "raw B" "gzip -9 B"
@@ -27,7 +27,7 @@ printf '%-28s %9d %12d\n' "qauth_bg.wasm" "$w_raw" "$w_gz"
 printf '%-28s %9d %12d\n' "JS glue (workerd entry)" "$j_raw" "$j_gz"
 printf '%-28s %9d %12d  (%.1f KB gzip; target <= 30 KB)\n' "total" $((w_raw + j_raw)) $((w_gz + j_gz)) "$(echo "($w_gz + $j_gz)/1024" | bc -l)"
 # The browser build, as a page loads it: each file gzipped on its own (what a server sends).
-page=(pkg/qauth_browser.wasm pkg/browser.js pkg/errors.js pkg/values.js pkg/load.js pkg/snippets/*/src/js/{error,values}.js)
+page=(pkg/qauth_browser.wasm pkg/browser.js pkg/load.js pkg/glue/{error,values}.js)
 b_raw=0; b_gz=0
 for f in "${page[@]}"; do b_raw=$((b_raw + $(wc -c < "$f"))); b_gz=$((b_gz + $(gz "$f"))); done
 printf '%-28s %9d %12d\n' "qauth_browser.wasm" "$(wc -c < pkg/qauth_browser.wasm)" "$(gz pkg/qauth_browser.wasm)"
