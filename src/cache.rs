@@ -61,12 +61,9 @@ impl TokenCache {
         self.in_flight = true;
     }
 
-    /// Ends the in-flight request; a new token replaces the old one, a failure keeps nothing new.
-    pub fn finish(&mut self, token: Option<Token>) {
+    /// Ends the in-flight request (its token, if any, was installed with `put`).
+    pub fn finish(&mut self) {
         self.in_flight = false;
-        if let Some(t) = token {
-            self.put(t);
-        }
     }
 
     /// Installs a token obtained outside `step` (an authorization-code exchange).
@@ -119,7 +116,8 @@ mod tests {
         assert_eq!(c.step(0.0), Step::Start);
         assert_eq!(c.step(0.0), Step::Join);
         assert_eq!(c.step(0.0), Step::Join);
-        c.finish(Some(token(3600.0, 0.0)));
+        c.put(token(3600.0, 0.0));
+        c.finish();
         assert_eq!(c.step(1.0), Step::Ready);
     }
 
@@ -127,7 +125,7 @@ mod tests {
     fn failure_lets_the_next_caller_start_again() {
         let mut c = TokenCache::new(60.0);
         assert_eq!(c.step(0.0), Step::Start);
-        c.finish(None);
+        c.finish();
         assert_eq!(c.step(0.0), Step::Start);
     }
 
@@ -135,7 +133,8 @@ mod tests {
     fn proactive_refresh_inside_skew() {
         let mut c = TokenCache::new(60.0);
         c.step(0.0);
-        c.finish(Some(token(3600.0, 0.0)));
+        c.put(token(3600.0, 0.0));
+        c.finish();
         assert_eq!(c.step(3_539_999.0), Step::Ready);
         assert_eq!(c.step(3_540_000.0), Step::Start);
     }
@@ -144,7 +143,8 @@ mod tests {
     fn skew_capped_at_half_lifetime() {
         let mut c = TokenCache::new(60.0);
         c.step(0.0);
-        c.finish(Some(token(2.0, 0.0)));
+        c.put(token(2.0, 0.0));
+        c.finish();
         assert_eq!(c.usable_until(), Some(1000.0));
         assert_eq!(c.step(999.0), Step::Ready);
         assert_eq!(c.step(1000.0), Step::Start);
@@ -154,12 +154,14 @@ mod tests {
     fn invalidate_if_only_drops_that_generation() {
         let mut c = TokenCache::new(0.0);
         c.step(0.0);
-        c.finish(Some(token(3600.0, 0.0)));
+        c.put(token(3600.0, 0.0));
+        c.finish();
         let old = c.generation();
         c.invalidate_if(old);
         assert!(c.fresh(1.0).is_none());
         c.step(0.0);
-        c.finish(Some(token(3600.0, 0.0)));
+        c.put(token(3600.0, 0.0));
+        c.finish();
         c.invalidate_if(old);
         assert!(c.fresh(1.0).is_some(), "a newer token survives a stale 401");
     }

@@ -31,6 +31,7 @@
 // formatting in it, its own allocator and panic handler (`js::browser`). Modules it compiles
 // take `String`/`Vec` from `alloc`, which is the same type as std's in the other builds.
 #![cfg_attr(all(target_arch = "wasm32", not(feature = "server")), no_std)]
+#![warn(unreachable_pub)]
 
 extern crate alloc;
 

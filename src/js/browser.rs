@@ -32,7 +32,7 @@ extern "C" {
 
 /// Memory for an input of `len` bytes, which the next `qauth_begin` / `qauth_complete` consumes.
 #[no_mangle]
-pub extern "C" fn qauth_alloc(len: usize) -> *mut u8 {
+pub(super) extern "C" fn qauth_alloc(len: usize) -> *mut u8 {
     let mut v = Vec::<u8>::with_capacity(len);
     let p = v.as_mut_ptr();
     core::mem::forget(v);
@@ -44,14 +44,14 @@ pub extern "C" fn qauth_alloc(len: usize) -> *mut u8 {
 /// # Safety
 /// `ptr` and `len` are an answer of `qauth_begin` / `qauth_complete`, released once.
 #[no_mangle]
-pub unsafe extern "C" fn qauth_free(ptr: *mut u8, len: usize) {
+pub(super) unsafe extern "C" fn qauth_free(ptr: *mut u8, len: usize) {
     drop(Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, len)));
 }
 
 /// # Safety
 /// `ptr`/`len` come from `qauth_alloc(len)`, filled by the caller; consumed here.
 #[no_mangle]
-pub unsafe extern "C" fn qauth_begin(ptr: *mut u8, len: usize) -> *mut u8 {
+pub(super) unsafe extern "C" fn qauth_begin(ptr: *mut u8, len: usize) -> *mut u8 {
     let input = Vec::from_raw_parts(ptr, len, len);
     let answer = (|| {
         let mut items = Items(&input);
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn qauth_begin(ptr: *mut u8, len: usize) -> *mut u8 {
 /// # Safety
 /// As `qauth_begin`.
 #[no_mangle]
-pub unsafe extern "C" fn qauth_complete(ptr: *mut u8, len: usize) -> *mut u8 {
+pub(super) unsafe extern "C" fn qauth_complete(ptr: *mut u8, len: usize) -> *mut u8 {
     let input = Vec::from_raw_parts(ptr, len, len);
     let answer = (|| {
         let mut items = Items(&input);

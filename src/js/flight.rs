@@ -25,7 +25,7 @@ use crate::flow::{Action, Input};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 
-pub struct Slot {
+pub(super) struct Slot {
     pub cache: TokenCache,
     pending: Option<Promise>,
     /// The frozen headers object for the cached token (`undefined` when there is none).
@@ -54,7 +54,7 @@ pub struct Slot {
 /// A token as callers use it: the frozen headers, the access token, the cache generation (for a
 /// 401 to drop exactly this one), and its expiry.
 #[derive(Clone)]
-pub struct Got {
+pub(super) struct Got {
     pub headers: JsValue,
     pub access: Secret,
     pub generation: u32,
@@ -63,10 +63,10 @@ pub struct Got {
 }
 
 /// What the mirror is told after a change, sent once the borrow has ended.
-pub struct Publish(Option<(Function, JsValue, f64)>);
+pub(super) struct Publish(Option<(Function, JsValue, f64)>);
 
 impl Publish {
-    pub fn send(self) {
+    pub(super) fn send(self) {
         if let Some((f, p, until)) = self.0 {
             let _ = f.call2(&JsValue::UNDEFINED, &p, &until.into());
         }
@@ -74,7 +74,7 @@ impl Publish {
 }
 
 impl Slot {
-    pub fn new(refresh_skew_s: f64, events: Events, redactor: Redactor) -> Self {
+    pub(super) fn new(refresh_skew_s: f64, events: Events, redactor: Redactor) -> Self {
         Slot {
             cache: TokenCache::new(refresh_skew_s),
             pending: None,
@@ -103,7 +103,7 @@ impl Slot {
     }
 
     /// The hot path of `headers()`: the prebuilt, resolved Promise if the token is fresh.
-    pub fn fast(&self) -> Option<Promise> {
+    pub(super) fn fast(&self) -> Option<Promise> {
         self.cache.fresh(now()).and(self.resolved.clone())
     }
 
@@ -140,7 +140,7 @@ impl Slot {
         self.publish()
     }
 
-    pub fn publish(&self) -> Publish {
+    pub(super) fn publish(&self) -> Publish {
         Publish(self.mirror.clone().map(|f| {
             let until = self.cache.usable_until().filter(|_| self.resolved.is_some()).unwrap_or(0.0);
             (f, self.resolved.as_ref().map_or(JsValue::UNDEFINED, |p| p.into()), until)
@@ -149,14 +149,14 @@ impl Slot {
 }
 
 /// With a `broker`: what to lease and from where.
-pub struct Lease {
+pub(super) struct Lease {
     pub broker: Rc<Broker>,
     pub request: LeaseRequest,
     pub timeout_ms: f64,
 }
 
 /// A provider that can get a new token.
-pub trait Source: Sized + 'static {
+pub(super) trait Source: Sized + 'static {
     fn slot(&mut self) -> &mut Slot;
     /// The auth headers for an access token.
     fn headers_for(&self, access: &Secret) -> Vec<(&'static str, String)>;
@@ -174,7 +174,7 @@ pub trait Source: Sized + 'static {
 /// Performs a flow's actions until it is done: the one loop between the core's flows
 /// (`acquisition::Acquisition`, `qpien::Mint`) and the host. `step` advances the flow inside a
 /// borrow of the client that ends before any call into JS; `what` names the server in errors.
-pub async fn drive<S: Source>(rc: &Rc<RefCell<S>>, step: &mut dyn FnMut(&mut S, Option<Input>, f64) -> Action, what: &str) -> Result<(), AuthError> {
+pub(super) async fn drive<S: Source>(rc: &Rc<RefCell<S>>, step: &mut dyn FnMut(&mut S, Option<Input>, f64) -> Action, what: &str) -> Result<(), AuthError> {
     let mut input = None;
     loop {
         let action = step(&mut rc.borrow_mut(), input.take(), now());
@@ -212,7 +212,7 @@ fn no_store() -> AuthError {
 }
 
 /// Installs `token` (the borrow ends before the mirror is told).
-pub fn install<S: Source>(rc: &Rc<RefCell<S>>, token: Token, generation: Option<u32>) {
+pub(super) fn install<S: Source>(rc: &Rc<RefCell<S>>, token: Token, generation: Option<u32>) {
     let publish = {
         let mut me = rc.borrow_mut();
         let pairs = me.headers_for(&token.access);
@@ -221,26 +221,26 @@ pub fn install<S: Source>(rc: &Rc<RefCell<S>>, token: Token, generation: Option<
     publish.send();
 }
 
-pub fn invalidate<S: Source>(rc: &Rc<RefCell<S>>) {
+pub(super) fn invalidate<S: Source>(rc: &Rc<RefCell<S>>) {
     let publish = rc.borrow_mut().slot().invalidate();
     publish.send();
 }
 
 /// Drops the token only if it is still the one of `generation` (a 401 answered to an old
 /// token must not drop a newer one).
-pub fn invalidate_if<S: Source>(rc: &Rc<RefCell<S>>, generation: u32) {
+pub(super) fn invalidate_if<S: Source>(rc: &Rc<RefCell<S>>, generation: u32) {
     let publish = rc.borrow_mut().slot().invalidate_if(generation);
     if let Some(p) = publish {
         p.send();
     }
 }
 
-pub fn events<S: Source>(rc: &Rc<RefCell<S>>) -> Events {
+pub(super) fn events<S: Source>(rc: &Rc<RefCell<S>>) -> Events {
     rc.borrow_mut().slot().events.clone()
 }
 
 /// Adds live credentials (a code, a verifier, a token read from a store) to the redaction set.
-pub fn remember<S: Source>(rc: &Rc<RefCell<S>>, secrets: &[&Secret]) {
+pub(super) fn remember<S: Source>(rc: &Rc<RefCell<S>>, secrets: &[&Secret]) {
     let mut me = rc.borrow_mut();
     for s in secrets {
         me.slot().redactor.add(s);
@@ -248,7 +248,7 @@ pub fn remember<S: Source>(rc: &Rc<RefCell<S>>, secrets: &[&Secret]) {
 }
 
 /// One lease from the broker, installed (used by `obtain` and by `exchangeCode`).
-pub async fn lease_from<S: Source>(rc: &Rc<RefCell<S>>, lease: Lease) -> Result<(), AuthError> {
+pub(super) async fn lease_from<S: Source>(rc: &Rc<RefCell<S>>, lease: Lease) -> Result<(), AuthError> {
     let started = now();
     let redactor = rc.borrow_mut().slot().redactor.clone();
     let (token, generation) = lease.broker.lease(lease.request, lease.timeout_ms, &redactor).await?;
@@ -309,7 +309,7 @@ fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: impl std::future::Future<Output =
         {
             let mut me = done.borrow_mut();
             let s = me.slot();
-            s.cache.finish(None);
+            s.cache.finish();
             s.pending = None;
         }
         r.map(|_| JsValue::UNDEFINED).map_err(JsValue::from)
@@ -328,7 +328,10 @@ async fn settled<S: Source>(rc: &Rc<RefCell<S>>, p: Promise) -> Result<Got, JsVa
 /// Runs `work` (an authorization-code exchange) as the client's single flight: after any
 /// acquisition in progress has settled, with callers arriving meanwhile joining it, so a refresh
 /// cannot finish after the exchange and overwrite the new chain.
-pub async fn exclusive<S: Source>(rc: &Rc<RefCell<S>>, work: impl std::future::Future<Output = Result<(), AuthError>> + 'static) -> Result<Got, JsValue> {
+pub(super) async fn exclusive<S: Source>(
+    rc: &Rc<RefCell<S>>,
+    work: impl std::future::Future<Output = Result<(), AuthError>> + 'static,
+) -> Result<Got, JsValue> {
     loop {
         let pending = rc.borrow_mut().slot().pending.clone();
         match pending {
@@ -345,7 +348,7 @@ pub async fn exclusive<S: Source>(rc: &Rc<RefCell<S>>, work: impl std::future::F
 
 /// A usable token: the cached one, or the one the single in-flight acquisition (started here or
 /// joined) installed. Callers use what this returns, never a second read of the cache.
-pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, JsValue> {
+pub(super) async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, JsValue> {
     let step = this.borrow_mut().slot().cache.step(now());
     let p = match step {
         Step::Ready => match this.borrow_mut().slot().got() {
@@ -366,7 +369,7 @@ pub async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, JsValue> {
 }
 
 /// `headers()`: a resolved Promise of the cached object on a hit, else after `ensure`.
-pub fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
+pub(super) fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
     if let Some(p) = this.borrow_mut().slot().fast() {
         return p;
     }
@@ -375,14 +378,14 @@ pub fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
 }
 
 /// `accessToken()`: the token string, after `ensure`.
-pub fn access_token<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
+pub(super) fn access_token<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
     let rc = this.clone();
     super::host::promise(async move { Ok(ensure(&rc).await?.access.expose().into()) })
 }
 
 /// The token broker's side of a lease (`TokenBroker.lease` calls this on its own client): drops
 /// the token if `stale` names it (once, for every isolate), then the current token, single-flight.
-pub fn lease<S: Source>(this: &Rc<RefCell<S>>, stale: JsValue) -> Promise {
+pub(super) fn lease<S: Source>(this: &Rc<RefCell<S>>, stale: JsValue) -> Promise {
     let rc = this.clone();
     super::host::promise(async move {
         // Restored first: after a restart the stale generation may name the stored token.

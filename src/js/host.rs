@@ -65,26 +65,26 @@ impl From<AuthError> for JsValue {
 
 /// Runs `work` as a Promise. Every async export goes through this one instantiation of
 /// `future_to_promise` (a boxed future), instead of one copy of its machinery per method.
-pub fn promise(work: impl core::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+pub(super) fn promise(work: impl core::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
     let boxed: core::pin::Pin<Box<dyn core::future::Future<Output = Result<JsValue, JsValue>>>> = Box::pin(work);
     wasm_bindgen_futures::future_to_promise(boxed)
 }
 
-pub fn now() -> f64 {
+pub(super) fn now() -> f64 {
     js_sys::Date::now()
 }
 
-pub async fn wait(ms: f64) {
+pub(super) async fn wait(ms: f64) {
     let _ = JsFuture::from(sleep(ms)).await;
 }
 
 /// A method argument that is not what the method takes: `invalid_request`, nothing sent.
-pub fn bad_arg(what: &str) -> AuthError {
+pub(super) fn bad_arg(what: &str) -> AuthError {
     AuthError::new(ErrorCode::InvalidRequest, what)
 }
 
 /// A plain object argument (not an array, not a revoked Proxy), checked without user code.
-pub fn is_record(v: &JsValue) -> bool {
+pub(super) fn is_record(v: &JsValue) -> bool {
     own_keys(v).is_object()
 }
 
@@ -103,7 +103,7 @@ fn transport_error(e: &JsValue, what: &str) -> AuthError {
     err
 }
 
-pub fn headers_from(pairs: &[(&'static str, String)]) -> Result<Headers, AuthError> {
+pub(super) fn headers_from(pairs: &[(&'static str, String)]) -> Result<Headers, AuthError> {
     let h = Headers::new().map_err(|_| AuthError::new(ErrorCode::InvalidRequest, "cannot build headers"))?;
     for (k, v) in pairs {
         h.set(k, v).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "a credential contains characters not allowed in an HTTP header"))?;
@@ -112,18 +112,18 @@ pub fn headers_from(pairs: &[(&'static str, String)]) -> Result<Headers, AuthErr
 }
 
 /// Sends a request; its `init` carries the timeout signal, which also covers reading the body.
-pub async fn send_raw(req: &Request, what: &str) -> Result<Response, AuthError> {
+pub(super) async fn send_raw(req: &Request, what: &str) -> Result<Response, AuthError> {
     let resp = JsFuture::from(host_fetch(req)).await.map_err(|e| transport_error(&e, what))?;
     resp.dyn_into::<Response>().map_err(|_| AuthError::new(ErrorCode::BadResponse, crate::http::cat(what, " answered with something that is not a Response")))
 }
 
 /// The body as text, read no further than `cap` bytes: past it, `bad_response` with the status.
-pub async fn read_text(resp: &Response, cap: usize, what: &str) -> Result<String, AuthError> {
+pub(super) async fn read_text(resp: &Response, cap: usize, what: &str) -> Result<String, AuthError> {
     let t = JsFuture::from(read_capped(resp, cap as f64)).await.map_err(|e| transport_error(&e, what))?;
     t.as_string().ok_or_else(|| bad_response(what, resp.status(), "a body larger than qauth reads (see the README's limits)"))
 }
 
-pub fn init(method: &str, headers: &Headers, timeout_ms: f64, user_signal: Option<web_sys::AbortSignal>) -> RequestInit {
+pub(super) fn init(method: &str, headers: &Headers, timeout_ms: f64, user_signal: Option<web_sys::AbortSignal>) -> RequestInit {
     let i = RequestInit::new();
     i.set_method(method);
     i.set_headers(headers);
@@ -134,7 +134,7 @@ pub fn init(method: &str, headers: &Headers, timeout_ms: f64, user_signal: Optio
 }
 
 /// One HTTP exchange for the core; the body is read up to `cap` bytes.
-pub async fn send(r: &HttpRequest, timeout_ms: f64, cap: usize, what: &str) -> Result<HttpResponse, AuthError> {
+pub(super) async fn send(r: &HttpRequest, timeout_ms: f64, cap: usize, what: &str) -> Result<HttpResponse, AuthError> {
     let i = init(r.method, &headers_from(&r.headers)?, timeout_ms, None);
     i.set_body(&JsValue::from_str(&r.body));
     let req = Request::new_with_str_and_init(&r.url, &i).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "the endpoint URL is not valid for fetch"))?;
@@ -148,11 +148,11 @@ pub async fn send(r: &HttpRequest, timeout_ms: f64, cap: usize, what: &str) -> R
 /// The caller's `onEvent`. Events carry names, timings and codes, never a secret. Cloned out of
 /// the client before emitting, so a callback can call any method of its client.
 #[derive(Clone, Default)]
-pub struct Events(Option<Function>);
+pub(super) struct Events(Option<Function>);
 
 impl Events {
     /// The one place an `Event` becomes a JS object.
-    pub fn emit(&self, event: Event) {
+    pub(super) fn emit(&self, event: Event) {
         let Some(f) = &self.0 else { return };
         let (kind, values) = event.parts();
         let o = Object::new();
@@ -171,14 +171,14 @@ impl Events {
 /// Reads an options object from JS. A missing or wrong value, an unknown name (with the closest
 /// known one) or an object that throws when read is an error naming the option: `invalid_config`
 /// for a constructor, `invalid_request` for a method's argument.
-pub struct Options<'a> {
+pub(super) struct Options<'a> {
     v: &'a JsValue,
     code: ErrorCode,
 }
 
 impl<'a> Options<'a> {
     /// `v` must be an object whose own keys are all in `known`. `what` names it in errors.
-    pub fn new(v: &'a JsValue, what: &str, known: &[&str], code: ErrorCode) -> Result<Options<'a>, AuthError> {
+    pub(super) fn new(v: &'a JsValue, what: &str, known: &[&str], code: ErrorCode) -> Result<Options<'a>, AuthError> {
         let keys = own_keys(v);
         let keys = keys.dyn_ref::<Array>().ok_or_else(|| not_an_object(what, code))?;
         for k in keys.iter() {
@@ -207,19 +207,19 @@ impl<'a> Options<'a> {
         }
     }
 
-    pub fn str(&self, name: &str) -> Result<Option<String>, AuthError> {
+    pub(super) fn str(&self, name: &str) -> Result<Option<String>, AuthError> {
         read_str(name, self.seen(name), self.code)
     }
 
-    pub fn num(&self, name: &str) -> Result<Option<f64>, AuthError> {
+    pub(super) fn num(&self, name: &str) -> Result<Option<f64>, AuthError> {
         read_num(name, self.seen(name), self.code)
     }
 
-    pub fn func(&self, name: &str) -> Result<Option<Function>, AuthError> {
+    pub(super) fn func(&self, name: &str) -> Result<Option<Function>, AuthError> {
         self.get(name)?.map(|v| v.dyn_into::<Function>().map_err(|_| self.err(name, "must be a function"))).transpose()
     }
 
-    pub fn events(&self) -> Result<Events, AuthError> {
+    pub(super) fn events(&self) -> Result<Events, AuthError> {
         Ok(Events(self.func("onEvent")?))
     }
 
@@ -257,7 +257,7 @@ impl<'a> Options<'a> {
     /// Where a client's tokens live, one rule for both classes: a `broker` replaces a `store`;
     /// inside the broker the store is the object's storage; `public_store`: whether the class
     /// takes a `store` from its users (QpienAuth has no refresh token to keep).
-    pub fn home(&self, public_store: bool) -> Result<Home, AuthError> {
+    pub(super) fn home(&self, public_store: bool) -> Result<Home, AuthError> {
         let broker_side = self.broker_side();
         let (_, timeout_ms) = crate::config::timing(self.num("refreshSkewSeconds")?, self.num("timeoutMs")?)?;
         let store = self.store(timeout_ms)?.map(Rc::new);
@@ -273,14 +273,14 @@ impl<'a> Options<'a> {
 }
 
 /// Where a client's tokens live (see `Options::home`).
-pub struct Home {
+pub(super) struct Home {
     pub store: Option<Rc<Store>>,
     pub broker: Option<Rc<Broker>>,
     pub broker_side: bool,
 }
 
 /// The caller's persistent store for refresh tokens.
-pub struct Store {
+pub(super) struct Store {
     obj: JsValue,
     get: Function,
     put: Function,
@@ -296,7 +296,7 @@ impl Store {
         JsFuture::from(call_store(&self.obj, f, args, self.timeout_ms)).await.map_err(|_| store_error(op))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Option<String>, AuthError> {
+    pub(super) async fn get(&self, key: &str) -> Result<Option<String>, AuthError> {
         let v = self.call(&self.get, &Array::of1(&key.into()), "get(key) failed").await?;
         if v.is_null() || v.is_undefined() {
             return Ok(None);
@@ -304,18 +304,18 @@ impl Store {
         v.as_string().map(Some).ok_or_else(|| store_error("get(key) returned something that is not a string"))
     }
 
-    pub async fn put(&self, key: &str, value: &str) -> Result<(), AuthError> {
+    pub(super) async fn put(&self, key: &str, value: &str) -> Result<(), AuthError> {
         self.call(&self.put, &Array::of2(&key.into(), &value.into()), "put(key, value) failed").await.map(|_| ())
     }
 }
 
 /// The `TokenBroker` namespace: one object per credential, asked over Durable Object RPC.
-pub struct Broker {
+pub(super) struct Broker {
     ns: JsValue,
 }
 
 /// What a lease request carries (built by the core: `broker_options`).
-pub struct LeaseRequest {
+pub(super) struct LeaseRequest {
     pub provider: &'static str,
     /// The object's name (`broker_name`: never a secret).
     pub name: String,
@@ -335,7 +335,7 @@ fn obj_of(pairs: &[(&str, JsValue)]) -> Object {
 
 impl Broker {
     /// One lease: the object's answer as the token (and its generation) or the typed error.
-    pub async fn lease(&self, r: LeaseRequest, timeout_ms: f64, redactor: &crate::secret::Redactor) -> Result<(crate::token::Token, u32), AuthError> {
+    pub(super) async fn lease(&self, r: LeaseRequest, timeout_ms: f64, redactor: &crate::secret::Redactor) -> Result<(crate::token::Token, u32), AuthError> {
         use crate::broker::{lease_error, lease_failed, lease_token, Field};
         let opts: Vec<(&str, JsValue)> = r
             .options

@@ -188,7 +188,11 @@ impl Target for Sessions {
                     }
                 }
                 Op::Finish(lifetime) => {
-                    cache.finish(lifetime.map(|l| token(l, now, None)));
+                    // As the driver does: a token from the acquisition is installed, then it ends.
+                    if let Some(l) = lifetime {
+                        cache.put(token(*l, now, None));
+                    }
+                    cache.finish();
                     flying = false;
                 }
                 Op::Put(lifetime) => cache.put(token(*lifetime, now, None)),
