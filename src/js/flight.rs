@@ -10,11 +10,13 @@
 //! the broker are called after the borrow ends, so a callback may call any method of its client.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use super::host::{freeze_headers, now, Broker, Events, LeaseRequest, Store};
 use crate::broker::{decode_access, encode_access};
@@ -27,7 +29,7 @@ use crate::token::Token;
 
 pub(super) struct Slot {
     pub cache: TokenCache,
-    pending: Option<Promise>,
+    pending: Option<Rc<RefCell<Flight>>>,
     /// The frozen headers object for the cached token (`undefined` when there is none).
     headers: JsValue,
     /// A Promise already resolved with `headers`: every cache hit returns this same object, so a
@@ -300,11 +302,38 @@ async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// One acquisition's outcome, shared by every caller that joined it: a Rust future rather than
+/// a JS Promise, so the error stays an `AuthError` until an export returns it.
+#[derive(Default)]
+pub(crate) struct Flight {
+    done: Option<Result<(), AuthError>>,
+    wakers: Vec<Waker>,
+}
+
+/// Waits for a `Flight` to end; resolves to its outcome (each waiter gets a clone).
+struct Landing(Rc<RefCell<Flight>>);
+
+impl Future for Landing {
+    type Output = Result<(), AuthError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut f = self.0.borrow_mut();
+        match &f.done {
+            Some(r) => Poll::Ready(r.clone()),
+            None => {
+                f.wakers.push(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
 /// Starts `work` as the client's one acquisition: parked in the slot for joiners, and the cache
-/// told when it ends. The error is turned into JS after the borrow ends.
-fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: impl std::future::Future<Output = Result<(), AuthError>> + 'static) -> Promise {
-    let done = rc.clone();
-    let p = super::host::promise(async move {
+/// told when it ends, before the joiners are woken.
+fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: impl Future<Output = Result<(), AuthError>> + 'static) -> Rc<RefCell<Flight>> {
+    let flight = Rc::new(RefCell::new(Flight::default()));
+    let (done, landed) = (rc.clone(), flight.clone());
+    wasm_bindgen_futures::spawn_local(async move {
         let r = work.await;
         {
             let mut me = done.borrow_mut();
@@ -312,31 +341,33 @@ fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: impl std::future::Future<Output =
             s.cache.finish();
             s.pending = None;
         }
-        r.map(|_| JsValue::UNDEFINED).map_err(JsValue::from)
+        let wakers = {
+            let mut f = landed.borrow_mut();
+            f.done = Some(r);
+            std::mem::take(&mut f.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
     });
-    rc.borrow_mut().slot().pending = Some(p.clone());
-    p
+    rc.borrow_mut().slot().pending = Some(flight.clone());
+    flight
 }
 
-/// What the acquisition behind `p` installed.
-async fn settled<S: Source>(rc: &Rc<RefCell<S>>, p: Promise) -> Result<Got, JsValue> {
-    JsFuture::from(p).await?;
+/// What the acquisition behind `flight` installed.
+async fn settled<S: Source>(rc: &Rc<RefCell<S>>, flight: Rc<RefCell<Flight>>) -> Result<Got, AuthError> {
+    Landing(flight).await?;
     let last = rc.borrow_mut().slot().last.clone();
-    last.ok_or_else(|| AuthError::new(crate::error::ErrorCode::ServerError, "no token after acquisition").into())
+    last.ok_or_else(|| AuthError::new(crate::error::ErrorCode::ServerError, "no token after acquisition"))
 }
 
 /// Runs `work` (an authorization-code exchange) as the client's single flight: after any
 /// acquisition in progress has settled, with callers arriving meanwhile joining it, so a refresh
 /// cannot finish after the exchange and overwrite the new chain.
-pub(super) async fn exclusive<S: Source>(
-    rc: &Rc<RefCell<S>>,
-    work: impl std::future::Future<Output = Result<(), AuthError>> + 'static,
-) -> Result<Got, JsValue> {
+pub(super) async fn exclusive<S: Source>(rc: &Rc<RefCell<S>>, work: impl Future<Output = Result<(), AuthError>> + 'static) -> Result<Got, AuthError> {
     loop {
         let pending = rc.borrow_mut().slot().pending.clone();
         match pending {
-            Some(p) => {
-                let _ = JsFuture::from(p).await;
+            Some(f) => {
+                let _ = Landing(f).await;
             }
             None => break,
         }
@@ -348,12 +379,12 @@ pub(super) async fn exclusive<S: Source>(
 
 /// A usable token: the cached one, or the one the single in-flight acquisition (started here or
 /// joined) installed. Callers use what this returns, never a second read of the cache.
-pub(super) async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, JsValue> {
+pub(super) async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, AuthError> {
     let step = this.borrow_mut().slot().cache.step(now());
     let p = match step {
         Step::Ready => match this.borrow_mut().slot().got() {
             Some(got) => return Ok(got),
-            None => return Err(AuthError::new(crate::error::ErrorCode::ServerError, "no token").into()),
+            None => return Err(AuthError::new(crate::error::ErrorCode::ServerError, "no token")),
         },
         Step::Join => this.borrow_mut().slot().pending.clone(),
         Step::Start => None,

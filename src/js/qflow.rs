@@ -248,9 +248,8 @@ enum Answer {
 }
 
 /// Sends `base` with both headers; on 401 forces one refresh (shared with concurrent callers)
-/// and retries once. A documented 403 gate becomes its typed error. (Errors are `JsValue`
-/// because a shared acquisition's error is already one: it is handed to every waiting caller.)
-async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, JsValue> {
+/// and retries once. A documented 403 gate becomes its typed error.
+async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, AuthError> {
     let timeout = rc.borrow().cfg.timeout_ms;
     for attempt in 0..2 {
         let got = ensure(rc).await?;
