@@ -276,5 +276,5 @@ async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, Au
             _ => return Ok(Answer::Response(resp)),
         }
     }
-    Err(AuthError::new(ErrorCode::Unauthorized, "the Qflow API refused a freshly refreshed token (HTTP 401 twice)").with_status(401).into())
+    Err(AuthError::new(ErrorCode::Unauthorized, "the Qflow API refused a freshly refreshed token (HTTP 401 twice)").with_status(401))
 }
