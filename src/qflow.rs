@@ -301,6 +301,29 @@ impl QflowConfig {
     }
 }
 
+/// What an API answer's status means for a call made through the client.
+#[derive(Debug, PartialEq)]
+pub enum ApiNext {
+    /// Hand the answer back.
+    Done,
+    /// A 401 to a token not yet refreshed for this call: drop that token (for every caller that
+    /// holds it, once), get another, send again.
+    RefreshAndRetry,
+    /// A 403: read its (small) body for a documented gate (`api_gate`).
+    ProbeGate,
+    Fail(AuthError),
+}
+
+/// The 401 rule: one forced refresh and one retry per call; a second 401 is `unauthorized`.
+pub fn api_next(status: u16, refreshed: bool) -> ApiNext {
+    match status {
+        401 if !refreshed => ApiNext::RefreshAndRetry,
+        401 => ApiNext::Fail(AuthError::new(ErrorCode::Unauthorized, "the Qflow API refused a freshly refreshed token (HTTP 401 twice)").with_status(401)),
+        403 => ApiNext::ProbeGate,
+        _ => ApiNext::Done,
+    }
+}
+
 /// Largest 403 body read to look for a gate; a gate answer is a few hundred bytes.
 pub const MAX_GATE_BODY_BYTES: usize = 16 * 1024;
 
@@ -572,6 +595,15 @@ mod tests {
             assert_eq!(c.check_sent(bad).unwrap_err().code, ErrorCode::InvalidRequest, "{bad}");
         }
         assert_eq!(QflowConfig::comms_probe_path("ev 1/2"), "/comms/v1/api/comms/templates?eventId=ev%201%2F2");
+    }
+
+    #[test]
+    fn one_refresh_and_one_retry_on_401() {
+        assert_eq!(api_next(200, false), ApiNext::Done);
+        assert_eq!(api_next(500, false), ApiNext::Done, "other answers are the caller's");
+        assert_eq!(api_next(401, false), ApiNext::RefreshAndRetry);
+        assert!(matches!(api_next(401, true), ApiNext::Fail(e) if e.code == ErrorCode::Unauthorized && e.status == Some(401)));
+        assert_eq!(api_next(403, true), ApiNext::ProbeGate);
     }
 
     #[test]

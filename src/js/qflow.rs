@@ -12,7 +12,7 @@ use super::host::{self, bad_arg, now, url_input, Broker, Home, LeaseRequest, Opt
 use crate::acquisition::{Acquisition, Ctx};
 use crate::error::{AuthError, ErrorCode};
 use crate::pkce::valid_verifier;
-use crate::qflow::{api_gate, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES};
+use crate::qflow::{api_gate, api_next, ApiNext, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 
@@ -251,7 +251,8 @@ enum Answer {
 /// and retries once. A documented 403 gate becomes its typed error.
 async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, AuthError> {
     let timeout = rc.borrow().cfg.timeout_ms;
-    for attempt in 0..2 {
+    let mut refreshed = false;
+    loop {
         let got = ensure(rc).await?;
         let h = Headers::new_with_headers(&base.headers()).map_err(|_| bad_request())?;
         set_auth_headers(rc, &h, &got)?;
@@ -260,10 +261,13 @@ async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, Au
         let req = Request::new_with_request_and_init(&copy, &i).map_err(|_| bad_request())?;
         rc.borrow().cfg.check_sent(&req.url())?;
         let resp = host::send_raw(&req, API).await?;
-        match resp.status() {
-            401 if attempt == 0 => flight::invalidate_if(rc, got.generation),
-            401 => break,
-            403 => {
+        match api_next(resp.status(), refreshed) {
+            ApiNext::Done => return Ok(Answer::Response(resp)),
+            ApiNext::RefreshAndRetry => {
+                flight::invalidate_if(rc, got.generation);
+                refreshed = true;
+            }
+            ApiNext::ProbeGate => {
                 let probe = resp.clone().map_err(|_| bad_request())?;
                 // Only a small body can be a gate answer; a larger one is passed on untouched.
                 if let Ok(body) = host::read_text(&probe, MAX_GATE_BODY_BYTES, API).await {
@@ -273,8 +277,7 @@ async fn api_fetch(rc: &Rc<RefCell<Inner>>, base: &Request) -> Result<Answer, Au
                 }
                 return Ok(Answer::Response(resp));
             }
-            _ => return Ok(Answer::Response(resp)),
+            ApiNext::Fail(e) => return Err(e),
         }
     }
-    Err(AuthError::new(ErrorCode::Unauthorized, "the Qflow API refused a freshly refreshed token (HTTP 401 twice)").with_status(401))
 }
