@@ -1,10 +1,12 @@
 //! Single-flight token acquisition around the core's `TokenCache`, shared by both providers.
 //!
-//! The first caller that finds no usable token starts one acquisition as a Promise and parks it
-//! in the `Slot`; every other caller awaits that same Promise and so shares its result or its
-//! error. An acquisition is, by configuration: a lease from the `TokenBroker` (`broker` option),
-//! the provider's own grants (`Source::acquire`), or, inside the broker, the same grants with the
-//! current access token kept in the object's storage (restored after a restart).
+//! The first caller that finds no usable token starts one acquisition (a `Flight`, spawned on the
+//! microtask queue) and parks it in the `Slot`; every other caller awaits that same flight and so
+//! shares its result or its typed error. An acquisition is, by configuration: a lease from the
+//! `TokenBroker` (`broker` option), the provider's own grants (`Source::acquire`: a core flow,
+//! `acquisition::Acquisition` or `qpien::Mint`, performed by `drive`), or, inside the broker, the
+//! same grants with the current access token kept in the object's storage (restored after a
+//! restart).
 //!
 //! No `RefCell` borrow is held across a call into JS: events, the `fast.js` mirror, the store and
 //! the broker are called after the borrow ends, so a callback may call any method of its client.

@@ -1,8 +1,9 @@
 //! The bindings layer: the only code that knows JsValue, Promises, fetch and wasm memory.
 //!
 //! Server build (`server` feature, wasm-bindgen): `host` wraps the host (fetch with timeouts,
-//! timers, options, events, store); `flight` drives the core's `TokenCache` with one in-flight
-//! Promise per client (single-flight); `qflow`, `qpien`, `pkce` are the exports.
+//! timers, options, events, store); `flight` keeps one in-flight acquisition per client around
+//! the core's `TokenCache` and `drive`s the core's flows (the actions they ask for, performed);
+//! `qflow`, `qpien`, `pkce` are the exports.
 //! Browser build (no `server`): `browser`, the sign-in redirect as plain exports over bytes.
 
 #[cfg(feature = "server")]
