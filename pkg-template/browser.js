@@ -12,7 +12,15 @@ let wasm;
 try {
   const response = await fetch(new URL("./qauth_browser.wasm", import.meta.url));
   if (!response.ok) throw new TypeError(`fetch answered status ${response.status}`);
-  const random = (ptr, len) => crypto.getRandomValues(new Uint8Array(wasm.memory.buffer, ptr, len));
+  // 1 when the CSPRNG filled the bytes, 0 when there is none: the wasm then refuses to go on.
+  const random = (ptr, len) => {
+    try {
+      crypto.getRandomValues(new Uint8Array(wasm.memory.buffer, ptr, len));
+      return 1;
+    } catch {
+      return 0;
+    }
+  };
   wasm = (await WebAssembly.instantiate(await response.arrayBuffer(), { qauth: { random } })).instance.exports;
 } catch (e) {
   throw wasmLoadFailed("browser", e);

@@ -8,7 +8,10 @@ export interface QflowProxyOptions {
    * below it. Required and non-empty: the middleware is never an open proxy.
    */
   allow: readonly [`${Uppercase<string>} /${string}`, ...`${Uppercase<string>} /${string}`[]];
-  /** The mount path stripped before forwarding, e.g. `"/qflow"`. Default `""`. */
+  /**
+   * The mount path stripped before forwarding, e.g. `"/qflow"`: calls under it that are not on
+   * `allow` answer 404. Default `""` (no prefix: calls not on `allow` go to `next()`).
+   */
   prefix?: string;
   /** Request headers passed on (default: accept, accept-language, content-type, conditionals, prefer). */
   forwardHeaders?: readonly string[];

@@ -5,13 +5,20 @@
 // Loads no wasm of its own: `auth` is a client the app made from its runtime's entry.
 import { AuthError } from "./glue/error.js";
 
-const METHOD = /^[A-Z]+$/;
 /** Characters a forwarded path may have once decoded (RFC 3986 pchar minus `%`). */
 const PATH_CHARS = /^[A-Za-z0-9\-._~/:@!$&'()*+,=]*$/;
 /** Request headers passed on by default: content negotiation and conditionals, never credentials. */
 const FORWARD = ["accept", "accept-language", "content-type", "content-language", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "prefer"];
-/** Response headers never passed back: the API's cookies, and what the runtime's fetch already undid. */
-const DROP = new Set(["set-cookie", "set-cookie2", "content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"]);
+/**
+ * Response headers passed back: what describes the body and its caching. Nothing else (the API's
+ * cookies, trace or diagnostic headers that may echo a request, CORS, `www-authenticate`), and not
+ * `content-encoding` / `content-length`, which the runtime's fetch already undid.
+ */
+const PASS_BACK = ["content-type", "content-language", "cache-control", "etag", "last-modified", "expires", "vary", "retry-after"];
+/** An HTTP header name (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Request headers never forwarded: the caller's credentials and routing (qauth sets its own). */
+const NEVER = /^(?:authorization|proxy-authorization|cookie|host)$/i;
 
 function configError(problem) {
   return new AuthError("invalid_config", `qflowProxy options: ${problem}`, "Fix the named option and create the middleware again.", false);
@@ -21,7 +28,7 @@ function configError(problem) {
 function rule(entry) {
   const m = typeof entry === "string" ? /^([A-Z]+) (\/[^\s?#%]*)$/.exec(entry) : null;
   const path = m && m[2];
-  if (!m || !METHOD.test(m[1]) || path === "/" || path.endsWith("/") || path.split("/").slice(1).some((s) => s === "" || s === "." || s === "..")) {
+  if (!m || path === "/" || path.endsWith("/") || path.split("/").slice(1).some((s) => s === "" || s === "." || s === "..")) {
     throw configError('each `allow` entry is "METHOD /path" (e.g. "GET /checkin/v1/api/events"): an uppercase method, one space, an API path without query, trailing slash or dot segments');
   }
   return [m[1], path];
@@ -54,13 +61,17 @@ function answer(status, code, message, hint, extra) {
   });
 }
 
-/** An `AuthError` from `auth.fetch()` as an answer: its code and hint, never a credential (it has none). */
+/**
+ * An `AuthError` from `auth.fetch()` as an answer. The caller's own mistake (400) and the API's
+ * documented refusals (403) say why; anything else is this server's business (its identity
+ * server's words, its configuration) and answers with the code only.
+ */
 function failure(e) {
   if (!(e instanceof AuthError)) throw e;
-  const status =
-    e.code === "invalid_request" ? 400 : e.code === "comms_api_not_enabled" || e.code === "trust_required" ? 403 : e.retryable ? 503 : 502;
   const extra = e.retryAfter !== undefined ? { "retry-after": String(e.retryAfter) } : {};
-  return answer(status, e.code, e.message, e.hint, extra);
+  if (e.code === "invalid_request") return answer(400, e.code, e.message, e.hint, extra);
+  if (e.status === 403) return answer(403, e.code, e.message, e.hint, extra);
+  return answer(e.retryable ? 503 : 502, e.code, undefined, undefined, extra);
 }
 
 /**
@@ -73,13 +84,13 @@ export function qflowProxy(options) {
   const known = ["auth", "allow", "prefix", "forwardHeaders"];
   for (const k of Object.keys(options)) if (!known.includes(k)) throw configError(`\`${k}\` is not an option (${known.join(", ")})`);
   const { auth, allow, prefix = "", forwardHeaders = FORWARD } = options;
-  if (!auth || typeof auth.fetch !== "function" || typeof auth.authorizeRequest !== "function") throw configError("`auth` must be a QflowAuth client");
+  if (!auth || typeof auth.fetch !== "function") throw configError("`auth` must be a QflowAuth client");
   if (!Array.isArray(allow) || allow.length === 0) throw configError("`allow` is required: the methods and API paths this proxy may forward (never an open proxy)");
   if (typeof prefix !== "string" || (prefix !== "" && (!prefix.startsWith("/") || prefix.endsWith("/") || /[?#%\s]/.test(prefix)))) {
     throw configError('`prefix` is the mount path to strip, like "/qflow" (no trailing slash), or "" for none');
   }
-  if (!Array.isArray(forwardHeaders) || forwardHeaders.some((h) => typeof h !== "string" || /^(?:authorization|cookie|ocp-apim-subscription-key|host)$/i.test(h))) {
-    throw configError("`forwardHeaders` is a list of request header names; credentials (authorization, cookie, the subscription key) and host are never forwarded");
+  if (!Array.isArray(forwardHeaders) || forwardHeaders.some((h) => typeof h !== "string" || !TOKEN.test(h) || NEVER.test(h))) {
+    throw configError("`forwardHeaders` is a list of request header names; the caller's credentials (authorization, cookie) and host are never forwarded");
   }
   const rules = allow.map(rule);
   const pass = forwardHeaders.map((h) => h.toLowerCase());
@@ -89,6 +100,8 @@ export function qflowProxy(options) {
     const path = below(req.url, prefix);
     if (path === null) return next();
     const ok = path && rules.some(([m, p]) => m === req.method && (path.decoded === p || path.decoded.startsWith(p + "/")));
+    // Mounted without a prefix, the middleware does not own the whole namespace: others go on.
+    if (!ok && prefix === "") return next();
     if (!ok) return answer(404, "not_allowed", "This method and path are not forwarded to the Qflow API.", "Add it to the proxy's `allow` list if it should be.");
     const query = /\?[^#]*/.exec(req.url);
     const headers = new Headers();
@@ -108,7 +121,10 @@ export function qflowProxy(options) {
       return failure(e);
     }
     const out = new Headers();
-    for (const [k, v] of upstream.headers) if (!DROP.has(k)) out.append(k, v);
+    for (const k of PASS_BACK) {
+      const v = upstream.headers.get(k);
+      if (v !== null) out.set(k, v);
+    }
     return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
   };
 }

@@ -15,7 +15,8 @@ export function wasmLoadFailed(entry, cause) {
   try {
     if (cause && cause.code === "ENOENT") why = "the file is not there";
     else if (cause instanceof TypeError && /URL/i.test(String(cause.message))) why = "its location is not a valid URL (a CommonJS bundle has no import.meta.url)";
-    else if (cause instanceof TypeError && /status|fetch/i.test(String(cause.message))) why = "fetching it failed (the bundler did not emit it: HTTP 404)";
+    else if (cause instanceof TypeError && /module/i.test(String(cause.message))) why = "the bundler did not import it as a precompiled module";
+    else if (cause instanceof TypeError && /status|fetch/i.test(String(cause.message))) why = "fetching it failed (a status that is not OK: the bundler did not emit it)";
     else if (cause instanceof WebAssembly.CompileError) why = "what was found there is not qauth's WebAssembly (an HTML 404 page?)";
   } catch {
     /* keep the general reason */

@@ -14,7 +14,6 @@ use alloc::collections::VecDeque;
 use crate::error::AuthError;
 use crate::event::Event;
 use crate::flow::{Action, Input, Retrying};
-use crate::http::MAX_BODY_BYTES;
 use crate::qflow::{After, Grant, QflowConfig, Session};
 use crate::secret::Redactor;
 use crate::token::{parse_token_response, Token};
@@ -160,7 +159,7 @@ impl Acquisition {
             }
             (Phase::Waiting(grant, mut retrying, started), Input::Waited) => {
                 let timeout_ms = retrying.attempt(now);
-                self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms, cap: MAX_BODY_BYTES });
+                self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms });
                 self.phase = Phase::Sending(grant, retrying, started);
             }
             (Phase::Saving(grant, token, started), Input::StoreWritten(r)) => match r {
@@ -174,11 +173,8 @@ impl Acquisition {
                     self.failed(ctx, &grant, e);
                 }
             },
-            (phase, _) => {
-                // An answer to a question not asked: the driver's bug; nothing is decided on it.
-                self.phase = phase;
-                self.finish(Err(AuthError::new(crate::error::ErrorCode::ServerError, "an unexpected step answer")));
-            }
+            // An answer to a question not asked: the driver's bug; nothing is decided on it.
+            _ => self.finish(Err(AuthError::new(crate::error::ErrorCode::ServerError, "an unexpected step answer"))),
         }
     }
 
@@ -188,7 +184,7 @@ impl Acquisition {
         // not take it (`retry`).
         let mut retrying = Retrying::new(self.deadline, !matches!(grant, Grant::Password));
         let timeout_ms = retrying.attempt(now);
-        self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms, cap: MAX_BODY_BYTES });
+        self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms });
         self.phase = Phase::Sending(grant, retrying, now);
     }
 
@@ -214,12 +210,15 @@ impl Acquisition {
         self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
     }
 
-    /// The held token is saved now: handed out if still valid, else a grant is needed after all.
-    fn held_saved(&mut self, _ctx: &mut Ctx, t: Token, now: f64) {
+    /// The held token is saved now: handed out if still valid, else a grant is needed after all,
+    /// with the whole `timeoutMs` for it (a slow save must not leave a refresh no time to
+    /// answer: a timed-out refresh token counts as spent).
+    fn held_saved(&mut self, ctx: &mut Ctx, t: Token, now: f64) {
         if t.expires_at_ms > now {
             self.out.push_back(Action::Install(t));
             self.finish(Ok(()));
         } else {
+            self.deadline = now + ctx.cfg.timeout_ms;
             self.phase = Phase::NextGrant;
         }
     }

@@ -16,9 +16,9 @@ pub enum Action {
     ReadStore,
     /// Write this refresh token to the store at the client's key; answer `Input::StoreWritten`.
     WriteStore(Secret),
-    /// Send the request, reading at most `cap` bytes of the answer within `timeout_ms`; answer
-    /// `Input::Answer`.
-    Send { request: HttpRequest, timeout_ms: f64, cap: usize },
+    /// Send the request (a token endpoint: its answer is read up to `http::MAX_BODY_BYTES`)
+    /// within `timeout_ms`; answer `Input::Answer`.
+    Send { request: HttpRequest, timeout_ms: f64 },
     /// Wait, then answer `Input::Waited`.
     Wait(f64),
     /// Tell `onEvent` (no answer).

@@ -348,7 +348,7 @@ impl Mint {
 
     fn send(&mut self, cfg: &QpienConfig, now: f64) {
         let timeout_ms = self.retrying.attempt(now);
-        self.out.push_back(Action::Send { request: cfg.mint_request(), timeout_ms, cap: crate::http::MAX_BODY_BYTES });
+        self.out.push_back(Action::Send { request: cfg.mint_request(), timeout_ms });
     }
 
     /// The next action, after `input` (the answer to a `Send` or a `Wait`).

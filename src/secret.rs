@@ -101,7 +101,6 @@ impl Redactor {
     }
 }
 
-/// The forms a credential is echoed back in: as is, form-encoded, JSON-escaped.
 /// Where `needle` first starts in `hay`. A plain byte scan: the texts are short server messages,
 /// and it is a fraction of the size of `str::find`'s two-way searcher in the wasm.
 pub fn find(hay: &str, needle: &str) -> Option<usize> {
@@ -112,6 +111,7 @@ pub fn find(hay: &str, needle: &str) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
+/// The forms a credential is echoed back in: as is, form-encoded, JSON-escaped.
 fn variants(v: &str) -> Vec<String> {
     if v.len() < MIN_REDACT_LEN {
         return Vec::new();

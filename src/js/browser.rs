@@ -26,20 +26,25 @@ use crate::pkce::{begin, parse_callback, BeginOptions, BEGIN_OPTIONS, COMPLETE_O
 
 #[link(wasm_import_module = "qauth")]
 extern "C" {
-    /// Fills `len` bytes at `ptr` from the platform CSPRNG (`crypto.getRandomValues`).
-    fn random(ptr: *mut u8, len: usize);
+    /// Fills `len` bytes at `ptr` from the platform CSPRNG (`crypto.getRandomValues`); 1 when
+    /// it did, 0 when there is none (never a predictable verifier instead).
+    fn random(ptr: *mut u8, len: usize) -> u32;
 }
 
 /// Memory for an input of `len` bytes, which the next `qauth_begin` / `qauth_complete` consumes.
+/// It starts a call: nothing of an earlier one is live any more, so memory is rewound first (also
+/// after a call that trapped midway).
 #[no_mangle]
 pub(super) extern "C" fn qauth_alloc(len: usize) -> *mut u8 {
+    ALLOCATOR.rewind();
     let mut v = Vec::<u8>::with_capacity(len);
     let p = v.as_mut_ptr();
     core::mem::forget(v);
     p
 }
 
-/// Releases an answer buffer (its length is in its first four bytes).
+/// Releases an answer buffer (its length is in its first four bytes); with this allocator the
+/// memory itself comes back at the next call's rewind.
 ///
 /// # Safety
 /// `ptr` and `len` are an answer of `qauth_begin` / `qauth_complete`, released once.
@@ -64,7 +69,9 @@ pub(super) unsafe extern "C" fn qauth_begin(ptr: *mut u8, len: usize) -> *mut u8
             scope: o.str("scope")?,
         };
         let mut bytes = [0u8; RANDOM_BYTES];
-        random(bytes.as_mut_ptr(), bytes.len());
+        if random(bytes.as_mut_ptr(), bytes.len()) != 1 {
+            return Err(AuthError::config("crypto", "getRandomValues is not available"));
+        }
         let b = begin(opts, &bytes)?;
         Ok([b.url, b.state, b.code_verifier])
     })();
@@ -179,21 +186,26 @@ impl Record {
     }
 }
 
-/// The allocator: a bump pointer over memory grown on demand, rewound whenever nothing is live.
-/// Every export frees all it allocated before it returns (the answer buffer is freed by
-/// `browser.js` right after reading it), so memory never grows past one call's worth. A few dozen
+/// The allocator: a bump pointer over memory grown on demand, rewound at the start of each call
+/// (`qauth_alloc`): by contract nothing outlives a call (the answer buffer is read by
+/// `browser.js` before its next call), so memory never grows past one call's worth. A few dozen
 /// bytes of code, where a general allocator would be most of this build.
 struct Bump {
     base: Cell<usize>,
     next: Cell<usize>,
-    live: Cell<usize>,
+}
+
+impl Bump {
+    fn rewind(&self) {
+        self.next.set(self.base.get());
+    }
 }
 
 // wasm32 without threads: one thread touches it.
 unsafe impl Sync for Bump {}
 
 #[global_allocator]
-static ALLOCATOR: Bump = Bump { base: Cell::new(0), next: Cell::new(0), live: Cell::new(0) };
+static ALLOCATOR: Bump = Bump { base: Cell::new(0), next: Cell::new(0) };
 
 const PAGE: usize = 65_536;
 
@@ -213,17 +225,11 @@ unsafe impl GlobalAlloc for Bump {
             return core::ptr::null_mut();
         }
         self.next.set(end);
-        self.live.set(self.live.get() + 1);
         start as *mut u8
     }
 
-    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {
-        let live = self.live.get().saturating_sub(1);
-        self.live.set(live);
-        if live == 0 {
-            self.next.set(self.base.get());
-        }
-    }
+    /// Freed all at once, by the next call's rewind.
+    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
 }
 
 /// A panic (out of memory, a bug) traps: the export throws a `WebAssembly.RuntimeError` and no

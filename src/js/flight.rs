@@ -107,8 +107,8 @@ impl Slot {
     }
 
     /// The hot path of `headers()`: the prebuilt, resolved Promise if the token is fresh.
-    pub(super) fn fast(&self) -> Option<Promise> {
-        self.cache.fresh(now()).and(self.resolved.clone())
+    pub(super) fn fast(&self, now_ms: f64) -> Option<Promise> {
+        self.cache.fresh(now_ms).and(self.resolved.clone())
     }
 
     /// Installs a token (with the broker's `generation` when restoring one) and its headers.
@@ -181,7 +181,8 @@ pub(super) trait Source: Sized + 'static {
 pub(super) async fn drive<S: Source>(rc: &Rc<RefCell<S>>, step: &mut dyn FnMut(&mut S, Option<Input>, f64) -> Action, what: &str) -> Result<(), AuthError> {
     let mut input = None;
     loop {
-        let action = step(&mut rc.borrow_mut(), input.take(), now());
+        let at = now();
+        let action = step(&mut rc.borrow_mut(), input.take(), at);
         // Bound first, so no borrow of the client lives across the store's await.
         let store = matches!(action, Action::ReadStore | Action::WriteStore(_)).then(|| rc.borrow().store()).flatten();
         input = match action {
@@ -193,7 +194,7 @@ pub(super) async fn drive<S: Source>(rc: &Rc<RefCell<S>>, step: &mut dyn FnMut(&
                 Some((store, key)) => store.put(&key, value.expose()).await,
                 None => Err(no_store()),
             })),
-            Action::Send { request, timeout_ms, cap } => Some(Input::Answer(super::host::send(&request, timeout_ms, cap, what).await)),
+            Action::Send { request, timeout_ms } => Some(Input::Answer(super::host::send(&request, timeout_ms, crate::http::MAX_BODY_BYTES, what).await)),
             Action::Wait(ms) => {
                 super::host::wait(ms).await;
                 Some(Input::Waited)
@@ -285,7 +286,8 @@ async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
         return lease_from(rc, lease).await.inspect_err(|_| rc.borrow_mut().slot().stale = stale);
     }
     restore_access(rc).await;
-    if rc.borrow_mut().slot().cache.fresh(now()).is_some() {
+    let at = now();
+    if rc.borrow_mut().slot().cache.fresh(at).is_some() {
         return Ok(());
     }
     S::acquire(rc.clone()).await?;
@@ -382,7 +384,8 @@ pub(super) async fn exclusive<S: Source>(rc: &Rc<RefCell<S>>, work: impl Future<
 /// A usable token: the cached one, or the one the single in-flight acquisition (started here or
 /// joined) installed. Callers use what this returns, never a second read of the cache.
 pub(super) async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, AuthError> {
-    let step = this.borrow_mut().slot().cache.step(now());
+    let at = now();
+    let step = this.borrow_mut().slot().cache.step(at);
     let p = match step {
         Step::Ready => match this.borrow_mut().slot().got() {
             Some(got) => return Ok(got),
@@ -403,7 +406,8 @@ pub(super) async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, Auth
 
 /// `headers()`: a resolved Promise of the cached object on a hit, else after `ensure`.
 pub(super) fn headers<S: Source>(this: &Rc<RefCell<S>>) -> Promise {
-    if let Some(p) = this.borrow_mut().slot().fast() {
+    let at = now();
+    if let Some(p) = this.borrow_mut().slot().fast(at) {
         return p;
     }
     let rc = this.clone();

@@ -109,10 +109,15 @@ export function emit(callback, event) {
   }
 }
 
+/** `n` bytes from the platform CSPRNG; empty when there is none (the caller refuses to go on). */
 export function randomBytes(n) {
-  const b = new Uint8Array(n);
-  crypto.getRandomValues(b);
-  return b;
+  try {
+    const b = new Uint8Array(n);
+    crypto.getRandomValues(b);
+    return b;
+  } catch {
+    return new Uint8Array(0);
+  }
 }
 
 

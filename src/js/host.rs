@@ -174,6 +174,9 @@ impl Events {
 pub(super) struct Options<'a> {
     v: &'a JsValue,
     code: ErrorCode,
+    /// Its own enumerable keys: an option is one of these, never an inherited property (so a
+    /// polluted `Object.prototype.identityUrl` is no option), the same rule as the browser build.
+    keys: Vec<String>,
 }
 
 impl<'a> Options<'a> {
@@ -181,10 +184,11 @@ impl<'a> Options<'a> {
     pub(super) fn new(v: &'a JsValue, what: &str, known: &[&str], code: ErrorCode) -> Result<Options<'a>, AuthError> {
         let keys = own_keys(v);
         let keys = keys.dyn_ref::<Array>().ok_or_else(|| not_an_object(what, code))?;
-        for k in keys.iter() {
-            known_option(&k.as_string().unwrap_or_default(), known, what, code)?;
+        let keys: Vec<String> = keys.iter().map(|k| k.as_string().unwrap_or_default()).collect();
+        for k in &keys {
+            known_option(k, known, what, code)?;
         }
-        Ok(Options { v, code })
+        Ok(Options { v, code, keys })
     }
 
     fn err(&self, name: &str, problem: &str) -> AuthError {
@@ -193,18 +197,27 @@ impl<'a> Options<'a> {
         e
     }
 
-    fn get(&self, name: &str) -> Result<Option<JsValue>, AuthError> {
-        let v = Reflect::get(self.v, &JsValue::from_str(name)).map_err(|_| self.err(name, "could not be read"))?;
+    /// The value of the own property `name`: `Ok(None)` when it is not one, or is undefined / null.
+    fn get(&self, name: &str) -> Result<Option<JsValue>, ()> {
+        if !self.keys.iter().any(|k| k == name) {
+            return Ok(None);
+        }
+        let v = Reflect::get(self.v, &JsValue::from_str(name)).map_err(|_| ())?;
         Ok((!v.is_undefined() && !v.is_null()).then_some(v))
     }
 
     /// What is under `name`, as `config` classifies it.
     fn seen(&self, name: &str) -> Seen {
-        match Reflect::get(self.v, &JsValue::from_str(name)) {
-            Err(_) => Seen::Unreadable,
-            Ok(v) if v.is_undefined() || v.is_null() => Seen::Missing,
-            Ok(v) => v.as_string().map(Seen::Str).or_else(|| v.as_f64().map(Seen::Num)).unwrap_or(Seen::Other),
+        match self.get(name) {
+            Err(()) => Seen::Unreadable,
+            Ok(None) => Seen::Missing,
+            Ok(Some(v)) => v.as_string().map(Seen::Str).or_else(|| v.as_f64().map(Seen::Num)).unwrap_or(Seen::Other),
         }
+    }
+
+    /// A present value, or the error for one that could not be read.
+    fn value(&self, name: &str) -> Result<Option<JsValue>, AuthError> {
+        self.get(name).map_err(|()| self.err(name, "could not be read"))
     }
 
     pub(super) fn str(&self, name: &str) -> Result<Option<String>, AuthError> {
@@ -216,7 +229,7 @@ impl<'a> Options<'a> {
     }
 
     pub(super) fn func(&self, name: &str) -> Result<Option<Function>, AuthError> {
-        self.get(name)?.map(|v| v.dyn_into::<Function>().map_err(|_| self.err(name, "must be a function"))).transpose()
+        self.value(name)?.map(|v| v.dyn_into::<Function>().map_err(|_| self.err(name, "must be a function"))).transpose()
     }
 
     pub(super) fn events(&self) -> Result<Events, AuthError> {
@@ -224,7 +237,7 @@ impl<'a> Options<'a> {
     }
 
     fn methods(&self, name: &str, methods: &[&str], problem: &str) -> Result<Option<(JsValue, Vec<Function>)>, AuthError> {
-        let Some(obj) = self.get(name)? else { return Ok(None) };
+        let Some(obj) = self.value(name)? else { return Ok(None) };
         let mut fs = Vec::new();
         for m in methods {
             let f = Reflect::get(&obj, &JsValue::from_str(m)).ok().and_then(|f| f.dyn_into::<Function>().ok());

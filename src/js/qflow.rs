@@ -52,7 +52,8 @@ impl Source for Inner {
     }
 
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError> {
-        let mut acquisition = Acquisition::new(&mut this.borrow_mut().ctx(), now());
+        let at = now();
+        let mut acquisition = Acquisition::new(&mut this.borrow_mut().ctx(), at);
         flight::drive(&this, &mut |me, input, now| acquisition.step(&mut me.ctx(), input, now), WHAT).await
     }
 }
@@ -184,7 +185,8 @@ impl QflowAuth {
                     lease.request.exchange = Some((code, verifier, redirect_uri));
                     return flight::lease_from(&work, lease).await;
                 }
-                let mut exchange = Acquisition::exchange(&mut work.borrow_mut().ctx(), Grant::Code { code, verifier, redirect_uri }, now());
+                let at = now();
+                let mut exchange = Acquisition::exchange(&mut work.borrow_mut().ctx(), Grant::Code { code, verifier, redirect_uri }, at);
                 flight::drive(&work, &mut |me, input, now| exchange.step(&mut me.ctx(), input, now), WHAT).await
             })
             .await?;

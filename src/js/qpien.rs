@@ -46,7 +46,8 @@ impl Source for Inner {
     }
 
     async fn acquire(this: Rc<RefCell<Self>>) -> Result<(), AuthError> {
-        let mut mint = Mint::new(&this.borrow().cfg, now());
+        let at = now();
+        let mut mint = Mint::new(&this.borrow().cfg, at);
         flight::drive(&this, &mut |me, input, now| mint.step(&me.cfg, &me.slot.redactor, input, now), WHAT).await
     }
 }

@@ -82,7 +82,7 @@ test("the browser build has no secret-holding client: the classes refuse with a 
 
 test("qauth_browser.wasm through its plain exports: memory stops growing after the first calls (the allocator rewinds)", async () => {
   let exports;
-  const random = (ptr, len) => crypto.getRandomValues(new Uint8Array(exports.memory.buffer, ptr, len));
+  const random = (ptr, len) => (crypto.getRandomValues(new Uint8Array(exports.memory.buffer, ptr, len)), 1);
   ({ exports } = (await WebAssembly.instantiate(readFileSync(join(ROOT, "pkg/qauth_browser.wasm")), { qauth: { random } })).instance);
   const enc = new TextEncoder();
   /** Items as src/js/browser.rs reads them: tag, u32 LE length, bytes. */

@@ -34,6 +34,8 @@ export function cases({ beginAuthorization, completeAuthorization }, idp) {
   begin("good", () => good);
   begin("{ ...good, scopes }", () => ({ ...good, scopes: "openid" }));
   begin("{ ...good, clientID }", () => ({ ...good, clientID: "x" }));
+  // Options are own properties: an inherited one (or a polluted Object.prototype) is none.
+  begin("inherited options", () => Object.create({ ...good }));
   begin("a throwing getter", () => Object.defineProperty({ ...good }, "clientId", { enumerable: true, get: () => { throw new Error("CANARY-getter"); } }));
   for (const u of ["http://evil.example/authz", "https://x.example/authz?x=1", "ftp://x.example/a", "https://user:pw@x.example/a", "https://x.example/a/../b", "https://x.example:99999/a", "https://[::2]/a", "https://x.example/authz"]) {
     begin(`{ ...good, authorizeUrl: ${u} }`, () => ({ ...good, authorizeUrl: u }));

@@ -19,6 +19,23 @@ scenario("headers() after one password grant", async ({ qauth: { QflowAuth, Auth
   assert.equal(s.token.total, 1);
 });
 
+scenario("free() and Symbol.dispose forget the cached headers: a freed client hands out no token", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  for (const end of [(q) => q.free(), (q) => q[Symbol.dispose]()]) {
+    const q = new QflowAuth(qflowOptions(emu));
+    await q.headers();
+    await q.headers(); // a cache hit, served from the JS hit path
+    end(q);
+    let out;
+    try {
+      out = await q.headers();
+    } catch (e) {
+      out = e;
+    }
+    assert.ok(out instanceof Error && !/CANARY/.test(String(out)), `a freed client answered ${JSON.stringify(out)}`);
+  }
+});
+
 scenario("1,000 concurrent headers() on a cold cache -> exactly 1 token request", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   const q = new QflowAuth(qflowOptions(emu));
