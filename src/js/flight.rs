@@ -334,7 +334,7 @@ impl Future for Landing {
 
 /// Starts `work` as the client's one acquisition: parked in the slot for joiners, and the cache
 /// told when it ends, before the joiners are woken.
-fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: impl Future<Output = Result<(), AuthError>> + 'static) -> Rc<RefCell<Flight>> {
+fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: Pin<Box<dyn Future<Output = Result<(), AuthError>>>>) -> Rc<RefCell<Flight>> {
     let flight = Rc::new(RefCell::new(Flight::default()));
     let (done, landed) = (rc.clone(), flight.clone());
     wasm_bindgen_futures::spawn_local(async move {
@@ -377,7 +377,7 @@ pub(super) async fn exclusive<S: Source>(rc: &Rc<RefCell<S>>, work: impl Future<
         }
     }
     rc.borrow_mut().slot().cache.force_start();
-    let p = spawn(rc, work);
+    let p = spawn(rc, Box::pin(work));
     settled(rc, p).await
 }
 
@@ -398,7 +398,7 @@ pub(super) async fn ensure<S: Source>(this: &Rc<RefCell<S>>) -> Result<Got, Auth
         Some(p) => p,
         None => {
             let rc = this.clone();
-            spawn(this, async move { obtain(&rc).await })
+            spawn(this, Box::pin(async move { obtain(&rc).await }))
         }
     };
     settled(this, p).await
