@@ -28,3 +28,11 @@ export interface QflowProxyContext {
  * `404 not_allowed`; an `AuthError` becomes a JSON answer `{ error, message, hint }`.
  */
 export function qflowProxy(options: QflowProxyOptions): (c: QflowProxyContext, next: () => Promise<void>) => Promise<Response | void>;
+
+/**
+ * The path below `prefix` of a request URL, decoded once and checked after decoding (the rule
+ * `qflowProxy` applies): `null` when the URL is not under `prefix`, `false` when anything about
+ * the path is suspicious (encoded `/` `\` `.` `;` `%`, controls, dot or empty segments, bad
+ * escapes), else both forms of it.
+ */
+export function proxyPath(url: string, prefix: string): { encoded: string; decoded: string } | null | false;

@@ -35,11 +35,12 @@ function rule(entry) {
 }
 
 /**
- * The path below `prefix`, decoded once and checked after decoding: null when it is not under
- * `prefix` (not ours), false when anything about it is suspicious (encoded `/` `\` `.` `;` `%`,
- * controls, dot or empty segments, bad escapes). The raw request URL is used, not a normalised one.
+ * The path below `prefix` of a request URL, decoded once and checked after decoding: null when it
+ * is not under `prefix` (not ours), false when anything about it is suspicious (encoded `/` `\`
+ * `.` `;` `%`, controls, dot or empty segments, bad escapes), else `{ encoded, decoded }`. The raw
+ * URL is used, not a normalised one. Exported for proxies of one's own (the demo's BFF uses it).
  */
-function below(url, prefix) {
+export function proxyPath(url, prefix) {
   const raw = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, "").replace(/[?#][\s\S]*$/, "");
   if (!raw.startsWith(prefix + "/")) return null;
   const encoded = raw.slice(prefix.length);
@@ -97,7 +98,7 @@ export function qflowProxy(options) {
 
   return async function qflowProxyMiddleware(c, next) {
     const req = c.req.raw;
-    const path = below(req.url, prefix);
+    const path = proxyPath(req.url, prefix);
     if (path === null) return next();
     const ok = path && rules.some(([m, p]) => m === req.method && (path.decoded === p || path.decoded.startsWith(p + "/")));
     // Mounted without a prefix, the middleware does not own the whole namespace: others go on.

@@ -26,6 +26,20 @@ pub struct BeginOptions {
     pub scope: Option<String>,
 }
 
+impl BeginOptions {
+    /// Reads every option through `str` (each binding's reader of one string option), in one
+    /// order for both builds, so the first bad option named is the same in both.
+    pub fn read(mut str: impl FnMut(&str) -> Result<Option<String>, AuthError>) -> Result<Self, AuthError> {
+        Ok(BeginOptions {
+            client_id: str("clientId")?,
+            redirect_uri: str("redirectUri")?,
+            authorize_url: str("authorizeUrl")?,
+            identity_url: str("identityUrl")?,
+            scope: str("scope")?,
+        })
+    }
+}
+
 /// What `beginAuthorization` hands back: where to send the browser, and what to keep.
 pub struct Begun {
     pub url: String,

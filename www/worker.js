@@ -11,6 +11,7 @@
 // ended) under the hashed id. `/api/…` proxies an allow-list of Qflow API paths with both auth
 // headers. No token, verifier, secret or key is ever in a response to the browser.
 import { QflowAuth, AuthError, beginAuthorization } from "qauth";
+import { proxyPath } from "qauth/hono";
 
 export { TokenBroker } from "qauth"; // the Durable Object class (bound as TOKEN_BROKER)
 
@@ -351,30 +352,11 @@ const withType = (headers) => {
 // ---------------------------------------------------------------------------------------------
 // The proxy
 
-/** Characters a Qflow API path may have once decoded; anything else is refused. */
-const PATH_CHARS = /^[A-Za-z0-9\-._~/:@!$&'()*+,=]*$/;
-
-/**
- * `/api/{path}` → the decoded Qflow API path, or null when anything about it is suspicious:
- * encoded `/` `\` `.` `;` `%` or control characters, dot segments, empty segments, bad escapes.
- * Decoded once, checked after decoding, before the allow-list sees it.
- */
+/** `/api/{path}` → the decoded Qflow API path, or null when anything about it is suspicious (the
+ * rule `qauth/hono` applies: decoded once, checked after decoding, before the allow-list sees it). */
 function apiPath(request) {
-  // The path as the request carries it (no URL normalisation of our own on top).
-  const raw = request.url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, "").replace(/[?#][\s\S]*$/, "");
-  if (!raw.startsWith("/api/")) return null;
-  const encoded = raw.slice("/api".length);
-  if (/%(?:2f|5c|2e|25|3b|00)/i.test(encoded) || /[\\;\x00-\x20\x7f]/.test(encoded)) return null;
-  let decoded;
-  try {
-    decoded = decodeURIComponent(encoded);
-  } catch {
-    return null;
-  }
-  if (!PATH_CHARS.test(decoded) || decoded.includes("%")) return null;
-  const segments = decoded.split("/").slice(1);
-  if (segments.some((s) => s === "" || s === "." || s === "..")) return null;
-  return decoded;
+  const path = proxyPath(request.url, "/api");
+  return path ? path.decoded : null;
 }
 
 const isJson = (type) => /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type ?? "");

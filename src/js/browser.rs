@@ -61,13 +61,7 @@ pub(super) unsafe extern "C" fn qauth_begin(ptr: *mut u8, len: usize) -> *mut u8
     let answer = (|| {
         let mut items = Items(&input);
         let o = Record::read(&mut items, "beginAuthorization options", BEGIN_OPTIONS, ErrorCode::InvalidConfig)?;
-        let opts = BeginOptions {
-            client_id: o.str("clientId")?,
-            redirect_uri: o.str("redirectUri")?,
-            authorize_url: o.str("authorizeUrl")?,
-            identity_url: o.str("identityUrl")?,
-            scope: o.str("scope")?,
-        };
+        let opts = BeginOptions::read(|name| o.str(name))?;
         let mut bytes = [0u8; RANDOM_BYTES];
         if random(bytes.as_mut_ptr(), bytes.len()) != 1 {
             return Err(AuthError::config("crypto", "getRandomValues is not available"));

@@ -1,8 +1,8 @@
 //! Single-flight token acquisition around the core's `TokenCache`, shared by both providers.
 //!
-//! The first caller that finds no usable token starts one acquisition (a `Flight`, spawned on the
-//! microtask queue) and parks it in the `Slot`; every other caller awaits that same flight and so
-//! shares its result or its typed error. An acquisition is, by configuration: a lease from the
+//! The first caller that finds no usable token starts one acquisition (a `Flight`: a Promise to
+//! wait on and a cell with its typed outcome) and parks it in the `Slot`; every other caller
+//! awaits that same flight and so shares its result or its error. An acquisition is, by configuration: a lease from the
 //! `TokenBroker` (`broker` option), the provider's own grants (`Source::acquire`: a core flow,
 //! `acquisition::Acquisition` or `qpien::Mint`, performed by `drive`), or, inside the broker, the
 //! same grants with the current access token kept in the object's storage (restored after a
@@ -15,10 +15,10 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
 
 use super::host::{freeze_headers, now, Broker, Events, LeaseRequest, Store};
 use crate::broker::{decode_access, encode_access};
@@ -31,7 +31,7 @@ use crate::token::Token;
 
 pub(super) struct Slot {
     pub cache: TokenCache,
-    pending: Option<Rc<RefCell<Flight>>>,
+    pending: Option<Flight>,
     /// The frozen headers object for the cached token (`undefined` when there is none).
     headers: JsValue,
     /// A Promise already resolved with `headers`: every cache hit returns this same object, so a
@@ -306,38 +306,30 @@ async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// One acquisition's outcome, shared by every caller that joined it: a Rust future rather than
-/// a JS Promise, so the error stays an `AuthError` until an export returns it.
-#[derive(Default)]
+/// One acquisition, shared by every caller that joined it. Waiters await its JS Promise (in
+/// workerd a continuation must be registered by the request that waits, so a Rust waker from
+/// another request's task would never run) and then read its outcome here, so the error stays an
+/// `AuthError` until an export returns it. The Promise itself always resolves.
+#[derive(Clone)]
 pub(crate) struct Flight {
-    done: Option<Result<(), AuthError>>,
-    wakers: Vec<Waker>,
+    promise: Promise,
+    outcome: Rc<RefCell<Option<Result<(), AuthError>>>>,
 }
 
-/// Waits for a `Flight` to end; resolves to its outcome (each waiter gets a clone).
-struct Landing(Rc<RefCell<Flight>>);
-
-impl Future for Landing {
-    type Output = Result<(), AuthError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut f = self.0.borrow_mut();
-        match &f.done {
-            Some(r) => Poll::Ready(r.clone()),
-            None => {
-                f.wakers.push(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+impl Flight {
+    async fn land(self) -> Result<(), AuthError> {
+        let _ = JsFuture::from(self.promise).await;
+        let outcome = self.outcome.borrow().clone();
+        outcome.unwrap_or_else(|| Err(AuthError::new(crate::error::ErrorCode::ServerError, "the acquisition did not end")))
     }
 }
 
 /// Starts `work` as the client's one acquisition: parked in the slot for joiners, and the cache
-/// told when it ends, before the joiners are woken.
-fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: Pin<Box<dyn Future<Output = Result<(), AuthError>>>>) -> Rc<RefCell<Flight>> {
-    let flight = Rc::new(RefCell::new(Flight::default()));
-    let (done, landed) = (rc.clone(), flight.clone());
-    wasm_bindgen_futures::spawn_local(async move {
+/// told when it ends, before the joiners resume.
+fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: Pin<Box<dyn Future<Output = Result<(), AuthError>>>>) -> Flight {
+    let outcome = Rc::new(RefCell::new(None));
+    let (done, landed) = (rc.clone(), outcome.clone());
+    let promise = super::host::promise(async move {
         let r = work.await;
         {
             let mut me = done.borrow_mut();
@@ -345,20 +337,17 @@ fn spawn<S: Source>(rc: &Rc<RefCell<S>>, work: Pin<Box<dyn Future<Output = Resul
             s.cache.finish();
             s.pending = None;
         }
-        let wakers = {
-            let mut f = landed.borrow_mut();
-            f.done = Some(r);
-            std::mem::take(&mut f.wakers)
-        };
-        wakers.into_iter().for_each(Waker::wake);
+        *landed.borrow_mut() = Some(r);
+        Ok(JsValue::UNDEFINED)
     });
+    let flight = Flight { promise, outcome };
     rc.borrow_mut().slot().pending = Some(flight.clone());
     flight
 }
 
 /// What the acquisition behind `flight` installed.
-async fn settled<S: Source>(rc: &Rc<RefCell<S>>, flight: Rc<RefCell<Flight>>) -> Result<Got, AuthError> {
-    Landing(flight).await?;
+async fn settled<S: Source>(rc: &Rc<RefCell<S>>, flight: Flight) -> Result<Got, AuthError> {
+    flight.land().await?;
     let last = rc.borrow_mut().slot().last.clone();
     last.ok_or_else(|| AuthError::new(crate::error::ErrorCode::ServerError, "no token after acquisition"))
 }
@@ -371,7 +360,7 @@ pub(super) async fn exclusive<S: Source>(rc: &Rc<RefCell<S>>, work: impl Future<
         let pending = rc.borrow_mut().slot().pending.clone();
         match pending {
             Some(f) => {
-                let _ = Landing(f).await;
+                let _ = f.land().await;
             }
             None => break,
         }

@@ -19,13 +19,7 @@ fn set(o: &Object, k: &str, v: &str) {
 pub fn begin_authorization(options: JsValue) -> Promise {
     let begun = (|| {
         let o = Options::new(&options, "beginAuthorization options", crate::pkce::BEGIN_OPTIONS, ErrorCode::InvalidConfig)?;
-        let opts = BeginOptions {
-            client_id: o.str("clientId")?,
-            redirect_uri: o.str("redirectUri")?,
-            authorize_url: o.str("authorizeUrl")?,
-            identity_url: o.str("identityUrl")?,
-            scope: o.str("scope")?,
-        };
+        let opts = BeginOptions::read(|name| o.str(name))?;
         let random: [u8; RANDOM_BYTES] =
             random_bytes(RANDOM_BYTES as u32).try_into().map_err(|_| AuthError::config("crypto", "getRandomValues is not available"))?;
         begin(opts, &random)

@@ -76,6 +76,18 @@ async function signInThrough(pageUrl) {
   }
 }
 
+/** A bundler's output: no secret in it, its payload printed, and the sign-in works from it. */
+async function signInFromBuild(bundler, dist) {
+  assertNoCanary(assert, files(dist).map((f) => readFileSync(join(dist, f), "utf8")).join("\n"), `the ${bundler} bundle`);
+  console.log(`# ${bundler} page payload (JS + wasm, gzip -9): ${payload(dist)} B`);
+  const site = await serveStatic(dist);
+  try {
+    await signInThrough(site.url);
+  } finally {
+    await site.stop();
+  }
+}
+
 before(async () => {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
@@ -128,15 +140,7 @@ test("Vite build: the page signs in through the redirect in Chromium", async () 
   const dir = project("vite", "page");
   const { build } = await import("vite");
   await build({ root: dir, logLevel: "silent", build: { outDir: join(dir, "dist") } });
-  const dist = join(dir, "dist");
-  assertNoCanary(assert, files(dist).map((f) => readFileSync(join(dist, f), "utf8")).join("\n"), "the Vite bundle");
-  console.log(`# Vite page payload (JS + wasm, gzip -9): ${payload(dist)} B`);
-  const site = await serveStatic(dist);
-  try {
-    await signInThrough(site.url);
-  } finally {
-    await site.stop();
-  }
+  await signInFromBuild("Vite", join(dir, "dist"));
 });
 
 test("webpack 5 build: the page signs in through the redirect in Chromium", async () => {
@@ -149,13 +153,7 @@ test("webpack 5 build: the page signs in through the redirect in Chromium", asyn
   assert.ok(!stats.hasErrors(), stats.toString("errors-only"));
   assert.ok(!stats.hasWarnings(), stats.toString("errors-warnings"));
   cpSync(join(dir, "index.html"), join(dist, "index.html"));
-  console.log(`# webpack page payload (JS + wasm, gzip -9): ${payload(dist)} B`);
-  const site = await serveStatic(dist);
-  try {
-    await signInThrough(site.url);
-  } finally {
-    await site.stop();
-  }
+  await signInFromBuild("webpack", dist);
 });
 
 test("esbuild for Node: without the .wasm beside the bundle, the qauth error says what to do; with it, tokens", async () => {
