@@ -124,6 +124,38 @@ fn push_u53(out: &mut String, v: f64) {
     }
 }
 
+/// An isolate's bookkeeping of the broker's token generations: which one to report stale with
+/// the next lease, so the broker drops that token once for every isolate (and never a newer one).
+#[derive(Debug, Default)]
+pub struct Generations {
+    /// The broker's generation of the token this client holds.
+    current: Option<u32>,
+    /// A dropped token's generation, not yet reported.
+    stale: Option<u32>,
+}
+
+impl Generations {
+    /// A lease installed the broker's token of `generation`.
+    pub fn leased(&mut self, generation: u32) {
+        self.current = Some(generation);
+    }
+
+    /// The held token was dropped (`invalidate()`, a 401): its generation is reported next.
+    pub fn dropped(&mut self) {
+        self.stale = self.current.take().or(self.stale);
+    }
+
+    /// The report for the next lease; `failed` gives it back if that lease fails.
+    pub fn take_stale(&mut self) -> Option<u32> {
+        self.stale.take()
+    }
+
+    /// The lease that carried `stale` failed: report it with the next one.
+    pub fn failed(&mut self, stale: Option<u32>) {
+        self.stale = stale;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +191,22 @@ mod tests {
         assert!(!e.message.contains("CANARY"));
         assert_eq!(lease_error(Some("made_up".into()), None, None, None, &r).code, ErrorCode::ServerError);
         assert_eq!(lease_failed("timeout").code, ErrorCode::Timeout);
+    }
+
+    #[test]
+    fn a_dropped_token_is_reported_once_and_a_failed_lease_keeps_the_report() {
+        let mut g = Generations::default();
+        g.dropped();
+        assert_eq!(g.take_stale(), None, "nothing leased, nothing to report");
+        g.leased(3);
+        g.dropped();
+        g.dropped();
+        let s = g.take_stale();
+        assert_eq!(s, Some(3));
+        g.failed(s);
+        assert_eq!(g.take_stale(), Some(3), "kept for the next lease");
+        assert_eq!(g.take_stale(), None, "reported once");
+        g.leased(4);
+        assert_eq!(g.take_stale(), None, "a fresh lease is not stale");
     }
 }

@@ -13,7 +13,7 @@
 //! | `endpoints` | Qflow identity-server facts shared by `qflow` and `pkce` |
 //! | `event`  | `Event`: what `onEvent` is told (one enum, converted to JS in one place) |
 //! | `token`  | token endpoint answers: parsing, expiry |
-//! | `broker` | the token broker's lease request/answer and its stored access-token record |
+//! | `broker` | the token broker's lease request/answer, its stored access-token record, and an isolate's `Generations` (which token to report stale) |
 //! | `cache`  | token cache state machine: fresh / start / join (single-flight), proactive refresh |
 //! | `flow`   | `Action` / `Input`: what a provider's flow asks the one driver in `js::flight` to do |
 //! | `acquisition` | one Qflow token acquisition as a state machine: store, grant choice, retries, save before install |

@@ -21,7 +21,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::host::{freeze_headers, now, Broker, Events, LeaseRequest, Store};
-use crate::broker::{decode_access, encode_access};
+use crate::broker::{decode_access, encode_access, Generations};
 use crate::cache::{Step, TokenCache};
 use crate::error::AuthError;
 use crate::event::Event;
@@ -46,8 +46,7 @@ pub(super) struct Slot {
     pub redactor: Redactor,
     /// With a broker: the broker's generation of the cached token, and one reported stale (by
     /// `invalidate()` or a 401) to send with the next lease.
-    broker_gen: Option<u32>,
-    stale: Option<u32>,
+    generations: Generations,
     /// Inside the broker: the stored access token was looked at.
     access_loaded: bool,
     /// What the last install handed out, for the callers waiting on that acquisition: an
@@ -87,8 +86,7 @@ impl Slot {
             mirror: None,
             events,
             redactor,
-            broker_gen: None,
-            stale: None,
+            generations: Generations::default(),
             access_loaded: false,
             last: None,
         }
@@ -140,7 +138,7 @@ impl Slot {
     fn drop_headers(&mut self) -> Publish {
         self.headers = JsValue::UNDEFINED;
         self.resolved = None;
-        self.stale = self.broker_gen.take().or(self.stale);
+        self.generations.dropped();
         self.publish()
     }
 
@@ -258,7 +256,7 @@ pub(super) async fn lease_from<S: Source>(rc: &Rc<RefCell<S>>, lease: Lease) -> 
     let redactor = rc.borrow_mut().slot().redactor.clone();
     let (token, generation) = lease.broker.lease(lease.request, lease.timeout_ms, &redactor).await?;
     let acquired = Event::TokenAcquired { grant: "broker", ms: now() - started, expires_in_s: token.lifetime_ms / 1000.0 };
-    rc.borrow_mut().slot().broker_gen = Some(generation);
+    rc.borrow_mut().slot().generations.leased(generation);
     install(rc, token, None);
     events(rc).emit(acquired);
     Ok(())
@@ -280,10 +278,9 @@ async fn restore_access<S: Source>(rc: &Rc<RefCell<S>>) {
 async fn obtain<S: Source>(rc: &Rc<RefCell<S>>) -> Result<(), AuthError> {
     let lease = rc.borrow().lease();
     if let Some(mut lease) = lease {
-        let stale = rc.borrow_mut().slot().stale.take();
+        let stale = rc.borrow_mut().slot().generations.take_stale();
         lease.request.stale = stale;
-        // A failed lease keeps the stale report for the next one.
-        return lease_from(rc, lease).await.inspect_err(|_| rc.borrow_mut().slot().stale = stale);
+        return lease_from(rc, lease).await.inspect_err(|_| rc.borrow_mut().slot().generations.failed(stale));
     }
     restore_access(rc).await;
     let at = now();
