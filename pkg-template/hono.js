@@ -62,16 +62,19 @@ function answer(status, code, message, hint, extra) {
   });
 }
 
+/** The API's documented refusals (its Comms gates: public `AuthError` codes), passed on as 403. */
+const GATES = ["comms_api_not_enabled", "trust_required"];
+
 /**
  * An `AuthError` from `auth.fetch()` as an answer. The caller's own mistake (400) and the API's
  * documented refusals (403) say why; anything else is this server's business (its identity
- * server's words, its configuration) and answers with the code only.
+ * server's words, even redacted, and its configuration) and answers with the code only.
  */
 function failure(e) {
   if (!(e instanceof AuthError)) throw e;
   const extra = e.retryAfter !== undefined ? { "retry-after": String(e.retryAfter) } : {};
   if (e.code === "invalid_request") return answer(400, e.code, e.message, e.hint, extra);
-  if (e.status === 403) return answer(403, e.code, e.message, e.hint, extra);
+  if (GATES.includes(e.code)) return answer(403, e.code, e.message, e.hint, extra);
   return answer(e.retryable ? 503 : 502, e.code, undefined, undefined, extra);
 }
 
