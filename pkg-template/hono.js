@@ -73,7 +73,9 @@ const GATES = ["comms_api_not_enabled", "trust_required"];
 function failure(e) {
   if (!(e instanceof AuthError)) throw e;
   const extra = e.retryAfter !== undefined ? { "retry-after": String(e.retryAfter) } : {};
-  if (e.code === "invalid_request") return answer(400, e.code, e.message, e.hint, extra);
+  // A refusal of the call's own arguments has no HTTP status; an `invalid_request` with one is the
+  // identity server's answer, not the caller's business.
+  if (e.code === "invalid_request" && e.status === undefined) return answer(400, e.code, e.message, e.hint, extra);
   if (GATES.includes(e.code)) return answer(403, e.code, e.message, e.hint, extra);
   return answer(e.retryable ? 503 : 502, e.code, undefined, undefined, extra);
 }
