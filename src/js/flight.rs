@@ -192,7 +192,7 @@ pub(super) async fn drive<S: Source>(rc: &Rc<RefCell<S>>, step: &mut dyn FnMut(&
                 Some((store, key)) => store.put(&key, value.expose()).await,
                 None => Err(no_store()),
             })),
-            Action::Send { request, timeout_ms } => Some(Input::Answer(super::host::send(&request, timeout_ms, crate::http::MAX_BODY_BYTES, what).await)),
+            Action::Send { request, timeout_ms } => Some(Input::Answer(super::host::send(&request, timeout_ms, what).await)),
             Action::Wait(ms) => {
                 super::host::wait(ms).await;
                 Some(Input::Waited)

@@ -133,15 +133,15 @@ pub(super) fn init(method: &str, headers: &Headers, timeout_ms: f64, user_signal
     i
 }
 
-/// One HTTP exchange for the core; the body is read up to `cap` bytes.
-pub(super) async fn send(r: &HttpRequest, timeout_ms: f64, cap: usize, what: &str) -> Result<HttpResponse, AuthError> {
+/// One exchange with a token endpoint for the core; the body is read up to `MAX_BODY_BYTES`.
+pub(super) async fn send(r: &HttpRequest, timeout_ms: f64, what: &str) -> Result<HttpResponse, AuthError> {
     let i = init(r.method, &headers_from(&r.headers)?, timeout_ms, None);
     i.set_body(&JsValue::from_str(&r.body));
     let req = Request::new_with_str_and_init(&r.url, &i).map_err(|_| AuthError::new(ErrorCode::InvalidConfig, "the endpoint URL is not valid for fetch"))?;
     let resp = send_raw(&req, what).await?;
     let status = resp.status();
     let retry_after = resp.headers().get("retry-after").ok().flatten();
-    let body = read_text(&resp, cap, what).await?;
+    let body = read_text(&resp, crate::http::MAX_BODY_BYTES, what).await?;
     Ok(HttpResponse { status, retry_after, body })
 }
 
