@@ -5,16 +5,28 @@
 // says it may be handed out) or (undefined, 0); a caller past that time, or with nothing cached,
 // goes into wasm as before.
 import { QflowAuth as QflowCore, QpienAuth as QpienCore } from "./qauth.js";
+import { AuthError } from "./glue/error.js";
 
 const STATE = Symbol("qauth.hit");
+/** After `free()`: a state that never hits and never registers again. */
+const FREED = Object.freeze({ promise: undefined, until: 0 });
+
+const freed = () => new AuthError("invalid_request", "this client was freed (free() or the end of a `using` scope)", "Create a new client; a freed one holds no token any more.", false);
+
+/** Frees the wasm side once; a second call (say, `free()` inside a `using` scope) does nothing. */
+function release(client, free) {
+  if (client[STATE] === FREED) return;
+  client[STATE] = FREED;
+  free.call(client);
+}
 
 /** The cached answer, or undefined (registering the mirror on first use). No allocation on a hit. */
 function hit(client) {
   const s = client[STATE];
   if (s !== undefined && Date.now() < s.until) return s.promise;
+  if (s === FREED) return Promise.reject(freed());
   if (s === undefined) {
-    // First use: register the mirror (a freed client has FREED and never gets here).
-    // The registered function closes over this small object only, never over the client.
+    // First use: register the mirror. The registered function closes over this small object only, never over the client.
     const st = (client[STATE] = { promise: undefined, until: 0 });
     client.__mirror((promise, until) => {
       st.promise = promise;
@@ -24,17 +36,13 @@ function hit(client) {
   return undefined;
 }
 
-/** After `free()`: a state that never hits and never registers again. */
-const FREED = Object.freeze({ promise: undefined, until: 0 });
-
 export class QflowAuth extends QflowCore {
   headers() {
     return hit(this) ?? super.headers();
   }
   /** Forgets the cached headers too: a freed client hands out no token. */
   free() {
-    this[STATE] = FREED;
-    super.free();
+    release(this, super.free);
   }
 }
 
@@ -43,8 +51,7 @@ export class QpienAuth extends QpienCore {
     return hit(this) ?? super.headers();
   }
   free() {
-    this[STATE] = FREED;
-    super.free();
+    release(this, super.free);
   }
 }
 

@@ -25,7 +25,8 @@ export interface QflowProxyContext {
 /**
  * A Hono middleware: `app.use("/qflow/*", qflowProxy({ auth, prefix: "/qflow", allow: ["GET /checkin/v1/api/events"] }))`.
  * Allowed calls are forwarded with query and body intact; other paths under `prefix` answer
- * `404 not_allowed`; an `AuthError` becomes a JSON answer `{ error, message, hint }`.
+ * `404 not_allowed`; an `AuthError` becomes `{ error, message, hint }` for the caller's own mistake
+ * (400) or a Comms gate (403), `{ error }` alone otherwise (503 / 502); an API redirect is `502`.
  */
 export function qflowProxy(options: QflowProxyOptions): (c: QflowProxyContext, next: () => Promise<void>) => Promise<Response | void>;
 

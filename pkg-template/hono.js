@@ -14,7 +14,7 @@ const FORWARD = ["accept", "accept-language", "content-type", "content-language"
  * cookies, trace or diagnostic headers that may echo a request, CORS, `www-authenticate`), and not
  * `content-encoding` / `content-length`, which the runtime's fetch already undid.
  */
-const PASS_BACK = ["content-type", "content-language", "cache-control", "etag", "last-modified", "expires", "vary", "retry-after"];
+const PASS_BACK = ["content-type", "content-language", "content-disposition", "content-range", "accept-ranges", "cache-control", "etag", "last-modified", "expires", "vary", "retry-after", "link"];
 /** An HTTP header name (RFC 9110 token). */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Request headers never forwarded: the caller's credentials and routing (qauth sets its own). */
@@ -41,6 +41,8 @@ function rule(entry) {
  * URL is used, not a normalised one. Exported for proxies of one's own (the demo's BFF uses it).
  */
 export function proxyPath(url, prefix) {
+  if (typeof url !== "string") return false;
+  checkPrefix(prefix);
   const raw = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, "").replace(/[?#][\s\S]*$/, "");
   if (!raw.startsWith(prefix + "/")) return null;
   const encoded = raw.slice(prefix.length);
@@ -80,21 +82,28 @@ function failure(e) {
   return answer(e.retryable ? 503 : 502, e.code, undefined, undefined, extra);
 }
 
+/** A mount path: "" or "/seg…" without a trailing slash, query, fragment, escapes or spaces. */
+function checkPrefix(prefix) {
+  if (typeof prefix !== "string" || (prefix !== "" && (!prefix.startsWith("/") || prefix.endsWith("/") || /[?#%\s]/.test(prefix)))) {
+    throw configError('`prefix` is the mount path to strip, like "/qflow" (no trailing slash), or "" for none');
+  }
+}
+
 /**
  * Forwards `METHOD {prefix}/{path}?{query}` to `auth`'s `apiUrl` when `METHOD /{path}` is on `allow`
- * (that path or one below it); any other method or path under `prefix` is `404 not_allowed`, and
- * requests outside `prefix` go to `next()`.
+ * (that path or one below it). With a prefix, any other method or path under it is `404
+ * not_allowed`; requests outside it (and, without a prefix, calls not on `allow`) go to `next()`.
+ * Options are read from the object's own properties, as everywhere in qauth.
  */
 export function qflowProxy(options) {
   if (options === null || typeof options !== "object") throw configError("takes `{ auth, allow, prefix?, forwardHeaders? }`");
   const known = ["auth", "allow", "prefix", "forwardHeaders"];
   for (const k of Object.keys(options)) if (!known.includes(k)) throw configError(`\`${k}\` is not an option (${known.join(", ")})`);
-  const { auth, allow, prefix = "", forwardHeaders = FORWARD } = options;
+  const own = (k, fallback) => (Object.hasOwn(options, k) && options[k] !== undefined ? options[k] : fallback);
+  const [auth, allow, prefix, forwardHeaders] = [own("auth"), own("allow"), own("prefix", ""), own("forwardHeaders", FORWARD)];
   if (!auth || typeof auth.fetch !== "function") throw configError("`auth` must be a QflowAuth client");
   if (!Array.isArray(allow) || allow.length === 0) throw configError("`allow` is required: the methods and API paths this proxy may forward (never an open proxy)");
-  if (typeof prefix !== "string" || (prefix !== "" && (!prefix.startsWith("/") || prefix.endsWith("/") || /[?#%\s]/.test(prefix)))) {
-    throw configError('`prefix` is the mount path to strip, like "/qflow" (no trailing slash), or "" for none');
-  }
+  checkPrefix(prefix);
   if (!Array.isArray(forwardHeaders) || forwardHeaders.some((h) => typeof h !== "string" || !TOKEN.test(h) || NEVER.test(h))) {
     throw configError("`forwardHeaders` is a list of request header names; the caller's credentials (authorization, cookie) and host are never forwarded");
   }
@@ -125,6 +134,12 @@ export function qflowProxy(options) {
       upstream = await auth.fetch(path.encoded + (query ? query[0] : ""), init);
     } catch (e) {
       return failure(e);
+    }
+    // A redirect is never relayed (qauth does not follow one with credentials either): the API
+    // moved something, which is this server's business. 304 answers a conditional request.
+    if (upstream.status >= 300 && upstream.status < 400 && upstream.status !== 304) {
+      await upstream.body?.cancel().catch(() => {});
+      return answer(502, "bad_response");
     }
     const out = new Headers();
     for (const k of PASS_BACK) {

@@ -150,9 +150,10 @@ impl Generations {
         self.stale.take()
     }
 
-    /// The lease that carried `stale` failed: report it with the next one.
+    /// The lease that carried `stale` failed: report it with the next one (unless a token dropped
+    /// meanwhile is already to be reported).
     pub fn failed(&mut self, stale: Option<u32>) {
-        self.stale = stale;
+        self.stale = self.stale.or(stale);
     }
 }
 
@@ -208,5 +209,11 @@ mod tests {
         assert_eq!(g.take_stale(), None, "reported once");
         g.leased(4);
         assert_eq!(g.take_stale(), None, "a fresh lease is not stale");
+        // A proactive lease is out (nothing to report) when a 401 drops the still-cached token;
+        // that lease fails: the report made meanwhile is kept.
+        let s = g.take_stale();
+        g.dropped();
+        g.failed(s);
+        assert_eq!(g.take_stale(), Some(4));
     }
 }

@@ -257,8 +257,14 @@ impl<'a> Options<'a> {
     /// The package's internal flag for the client inside `TokenBroker` (a Symbol key, so it is
     /// no option a user can write by mistake, nor one an "unknown option" hint suggests).
     fn broker_side(&self) -> bool {
+        // An own property only: a polluted prototype must not turn a user's client into the broker's.
         let key = js_sys::Symbol::for_("qauth.brokerSide");
-        Reflect::get(self.v, &key).map(|v| v.is_truthy()).unwrap_or(false)
+        let target: &Object = self.v.unchecked_ref();
+        Reflect::get_own_property_descriptor(target, &key)
+            .ok()
+            .filter(|d| d.is_object())
+            .and_then(|d| Reflect::get(&d, &"value".into()).ok())
+            .is_some_and(|v| v.is_truthy())
     }
 
     /// `broker`: a Durable Object namespace bound to `TokenBroker` (`idFromName` and `get`).

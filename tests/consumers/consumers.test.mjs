@@ -315,3 +315,23 @@ async function freePort() {
   await new Promise((r) => s.close(r));
   return port;
 }
+
+test("qauth/hono: an API redirect is 502, never relayed; only body and caching headers come back", async () => {
+  const { Hono } = await import("hono");
+  const { qflowProxy } = await import(join(DIR, "node_modules/qauth/hono.js"));
+  const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
+  const b = workerBindings(emu.url);
+  const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: emu.url });
+  const app = new Hono();
+  app.use("/q/*", qflowProxy({ auth, prefix: "/q", allow: ["GET /checkin/v1/api/redirect", "GET /checkin/v1/api/events"] }));
+  await emu.control("reset");
+  const moved = await app.request("/q/checkin/v1/api/redirect");
+  assert.equal(moved.status, 502);
+  assert.equal(moved.headers.get("location"), null);
+  assert.deepEqual(await moved.json(), { error: "bad_response" });
+  const ok = await app.request("/q/checkin/v1/api/events", { headers: { cookie: "sid=CANARY-cookie", authorization: "Bearer CANARY-caller" } });
+  assert.equal(ok.status, 200);
+  assert.deepEqual([...ok.headers.keys()].filter((k) => !["content-type", "cache-control", "vary"].includes(k)), [], "only allow-listed headers");
+  assert.equal((await ok.json()).user, CREDS.joe.username);
+  auth.free();
+});
