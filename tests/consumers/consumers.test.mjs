@@ -335,3 +335,28 @@ test("qauth/hono: an API redirect is 502, never relayed; only body and caching h
   assert.equal((await ok.json()).user, CREDS.joe.username);
   auth.free();
 });
+
+test("qauth/hono: wrong arguments are typed AuthErrors (invalid_config), never a crash or an open proxy", async () => {
+  const { qflowProxy, proxyPath } = await import(join(DIR, "node_modules/qauth/hono.js"));
+  const { AuthError } = await import(join(DIR, "node_modules/qauth/node.js"));
+  const auth = { fetch: async () => new Response("CANARY-should-not-be-called") };
+  const bad = [undefined, null, 42, "x", {}, { auth }, { auth: 42, allow: ["GET /a"] }, { auth, allow: [] }, { auth, allow: "GET /a" }, { auth, allow: [42] },
+    { auth, allow: ["get /a"] }, { auth, allow: ["GET /"] }, { auth, allow: ["GET /a/../b"] }, { auth, allow: ["GET /a"], prefix: "q" }, { auth, allow: ["GET /a"], prefix: "/q/" },
+    { auth, allow: ["GET /a"], forwardHeaders: ["cookie"] }, { auth, allow: ["GET /a"], forwardHeaders: ["bad header"] }, { auth, allow: ["GET /a"], scopes: 1 }];
+  for (const o of bad) {
+    let e;
+    try {
+      qflowProxy(o);
+    } catch (err) {
+      e = err;
+    }
+    assert.ok(e instanceof AuthError, `qflowProxy(${JSON.stringify(o)}) threw ${e}`);
+    assert.equal(e.code, "invalid_config");
+    assert.equal(e.retryable, false);
+    assert.ok(e.hint);
+  }
+  assert.equal(proxyPath(42, "/q"), false);
+  assert.throws(() => proxyPath("http://x/q/a", 42), (e) => e instanceof AuthError && e.code === "invalid_config");
+  // A good configuration still works after all that.
+  assert.equal(typeof qflowProxy({ auth, allow: ["GET /a"] }), "function");
+});
