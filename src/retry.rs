@@ -15,6 +15,8 @@ use crate::error::{AuthError, ErrorCode};
 pub const MAX_ATTEMPTS: u32 = 4;
 const BASE_DELAY_MS: f64 = 100.0;
 const MAX_BACKOFF_MS: f64 = 2_000.0;
+/// The least time a resent request gets: less, and the error so far is returned instead.
+const MIN_ATTEMPT_MS: f64 = 250.0;
 /// A `Retry-After` longer than this is not waited for: the error goes to the caller with it.
 const MAX_RETRY_AFTER_MS: f64 = 10_000.0;
 
@@ -30,8 +32,9 @@ pub fn delay_ms(attempts: u32, err: &AuthError, remaining_ms: f64, single_use: b
         Some(s) => (s as f64 * 1000.0).max(BASE_DELAY_MS),
         None => (BASE_DELAY_MS * f64::from(1u32 << (attempts - 1).min(10))).min(MAX_BACKOFF_MS),
     };
-    // Leave the next attempt some time to run, or it can only time out.
-    (delay <= MAX_RETRY_AFTER_MS && delay + 50.0 < remaining_ms).then_some(delay)
+    // Leave the next attempt time to run: one squeezed into the last few ms can only time out, and
+    // its `timeout` would then hide the error that was worth reporting.
+    (delay <= MAX_RETRY_AFTER_MS && delay + MIN_ATTEMPT_MS < remaining_ms).then_some(delay)
 }
 
 #[cfg(test)]
@@ -81,6 +84,8 @@ mod tests {
         e.retry_after = Some(1);
         assert_eq!(delay_ms(1, &e, 10_000.0, false), Some(1000.0));
         assert_eq!(delay_ms(1, &e, 900.0, false), None, "does not sleep past the deadline");
+        assert_eq!(delay_ms(1, &e, 1200.0, false), None, "nor leave the next attempt too little time");
+        assert_eq!(delay_ms(1, &e, 1300.0, false), Some(1000.0));
         e.retry_after = Some(120);
         assert_eq!(delay_ms(1, &e, 1e9, false), None, "a long Retry-After goes back to the caller");
     }
