@@ -13,7 +13,7 @@
 // tokens are written to storage. Errors come back as data: fields of thrown errors do not
 // survive RPC.
 import { DurableObject } from "cloudflare:workers";
-import { QflowAuth, QpienAuth } from "./fast.js";
+import { QflowAuth, QpienAuth } from "./client.js";
 
 const PROVIDERS = { qflow: QflowAuth, qpien: QpienAuth };
 /** Marks the client inside the object (read by the wasm client; not a user option). */

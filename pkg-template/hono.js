@@ -3,7 +3,7 @@
 // check, the headers, the 401 refresh-and-retry and the 403 gates are `QflowAuth.fetch()`'s; this
 // file only decides which incoming requests may reach it, and turns its errors into answers.
 // Loads no wasm of its own: `auth` is a client the app made from its runtime's entry.
-import { AuthError } from "./glue/error.js";
+import { AuthError } from "./error.js";
 
 /** Characters a forwarded path may have once decoded (RFC 3986 pchar minus `%`). */
 const PATH_CHARS = /^[A-Za-z0-9\-._~/:@!$&'()*+,=]*$/;

@@ -1,7 +1,7 @@
 // The one place that says what to do when a bundler did not ship qauth_bg.wasm where the entry
 // looks for it (esbuild without a `.wasm` loader, a CJS bundle without `import.meta.url`, a file
 // copied without its neighbour). Pure JS: it must work when the wasm is exactly what is missing.
-import { AuthError } from "./glue/error.js";
+import { AuthError } from "./error.js";
 
 const FIX =
   "qauth ships qauth_bg.wasm next to its entry files and the bundler must keep it: " +

@@ -1,7 +1,7 @@
 // Node >= 20 entry: reads the .wasm next to this file and instantiates it synchronously (so
 // `require("qauth")` works where Node loads ES modules with require, from 20.19).
 import { readFileSync } from "node:fs";
-import { initSync } from "./qauth.js";
+import { wasm } from "./client.js";
 import { wasmLoadFailed } from "./load.js";
 
 let module;
@@ -10,8 +10,6 @@ try {
 } catch (e) {
   throw wasmLoadFailed("node", e);
 }
-initSync({ module });
+wasm.connect(new WebAssembly.Instance(module, wasm.imports));
 
-export { QflowAuth, QpienAuth } from "./fast.js";
-export { beginAuthorization, completeAuthorization } from "./qauth.js";
-export { AuthError } from "./glue/error.js";
+export { QflowAuth, QpienAuth, beginAuthorization, completeAuthorization, AuthError } from "./client.js";

@@ -1,11 +1,9 @@
 // Cloudflare Workers / workerd entry: Workers cannot compile wasm from bytes at run time, so the
 // .wasm is imported as a module (wrangler and esbuild with `conditions: ["workerd"]` keep it one).
 import wasmModule from "./qauth_bg.wasm";
-import { initSync } from "./qauth.js";
+import { wasm } from "./client.js";
 
-initSync({ module: wasmModule });
+wasm.connect(new WebAssembly.Instance(wasmModule, wasm.imports));
 
-export { QflowAuth, QpienAuth } from "./fast.js";
-export { beginAuthorization, completeAuthorization } from "./qauth.js";
-export { AuthError } from "./glue/error.js";
+export { QflowAuth, QpienAuth, beginAuthorization, completeAuthorization, AuthError } from "./client.js";
 export { TokenBroker } from "./broker.js";

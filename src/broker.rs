@@ -6,6 +6,7 @@
 //! rotated refresh token before answering, and keeps its current access token in storage so a
 //! restarted object hands it out again instead of asking the identity server.
 
+use alloc::string::String;
 use crate::error::{AuthError, ErrorCode};
 use crate::http::push_num;
 use crate::json::{self, write_str, Value};
@@ -28,7 +29,7 @@ pub fn broker_timeout_ms(timeout_ms: f64) -> f64 {
 
 /// A generation number from JS (a whole number in `u32`), or `None`.
 pub fn generation(v: f64) -> Option<u32> {
-    (v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v)).then_some(v as u32)
+    ((0.0..=f64::from(u32::MAX)).contains(&v) && f64::from(v as u32) == v).then_some(v as u32)
 }
 
 /// One token handed out by the broker: the token as the isolate caches it and the broker's
@@ -108,8 +109,9 @@ pub fn decode_access(text: &str) -> Option<(Token, u32)> {
 
 /// A non-negative whole number below 2^53 in decimal (timestamps in ms), without `core::fmt`.
 fn push_u53(out: &mut String, v: f64) {
-    let v = v.clamp(0.0, 9_007_199_254_740_991.0).trunc();
-    let high = (v / 1e9).trunc();
+    // `as` truncates toward zero (core has no `f64::trunc` without std).
+    let v = v.clamp(0.0, 9_007_199_254_740_991.0) as u64 as f64;
+    let high = (v / 1e9) as u64 as f64;
     let low = (v - high * 1e9) as u32;
     if high > 0.0 {
         push_num(out, high as u32);

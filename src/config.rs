@@ -8,11 +8,16 @@ use crate::error::{AuthError, ErrorCode};
 
 /// What the bindings found under an option's name. Both bindings (wasm-bindgen, and the browser
 /// build's plain exports) report what they saw; what it means is decided here, once.
+#[derive(Clone)]
 pub enum Seen {
     /// `undefined` or `null`: the option is not given.
     Missing,
     Str(String),
     Num(f64),
+    /// A function.
+    Func,
+    /// An object, with the names of its methods.
+    Object(Vec<String>),
     /// A value of another type.
     Other,
     /// Reading it threw (a getter, a revoked Proxy).

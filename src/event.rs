@@ -3,6 +3,8 @@
 //! Events carry names, timings and codes, never a secret; the `.d.ts` is checked against
 //! `Event::SHAPES` by `tests/types.rs`.
 
+use alloc::vec;
+use alloc::vec::Vec;
 use crate::error::ErrorCode;
 
 #[derive(Clone, Debug, PartialEq)]

@@ -27,10 +27,10 @@
 //! Adding a provider: one module beside `qflow`/`qpien` using `cache`, `token`, `retry`; one
 //! export in `js`.
 
-// The browser build (no `server` feature, on wasm32) is `no_std`: no std panic machinery or
-// formatting in it, its own allocator and panic handler (`js::browser`). Modules it compiles
-// take `String`/`Vec` from `alloc`, which is the same type as std's in the other builds.
-#![cfg_attr(all(target_arch = "wasm32", not(feature = "server")), no_std)]
+// On wasm32 the crate is `no_std`: no std panic machinery or formatting in it, its own
+// allocator and panic handler (`js`). Modules take `String`/`Vec` from `alloc`, which is the same
+// type as std's in the native build (tests).
+#![cfg_attr(target_arch = "wasm32", no_std)]
 #![warn(unreachable_pub)]
 
 extern crate alloc;

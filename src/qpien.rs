@@ -5,6 +5,9 @@
 //! the emulator implements the same shape. ID and secret travel as variables, never interpolated
 //! into the document, so a crafted secret cannot inject GraphQL.
 
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 use crate::config::{required, timing};
 use crate::error::{AuthError, ErrorCode};
 use crate::event::Event;
@@ -290,6 +293,15 @@ pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, redactor: 
     Verdict::Ok
 }
 
+/// `query Name` / `mutation Name` → `Name`, for error messages when no operationName is given.
+pub fn operation_name(query: &str) -> String {
+    let mut words = query.split(|c: char| c.is_whitespace() || c == '(' || c == '{').filter(|w| !w.is_empty());
+    match (words.next(), words.next()) {
+        (Some("query" | "mutation" | "subscription"), Some(name)) if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => name.to_string(),
+        _ => "anonymous".to_string(),
+    }
+}
+
 /// The retry budget of one `graphql()` call: one re-mint for an expired/unknown token, one for
 /// scopes. Turns a verdict into what the bindings do next.
 #[derive(Debug, Default)]
@@ -306,6 +318,16 @@ pub enum Next {
 }
 
 impl Attempts {
+    /// The budget as bits, for a driver that keeps it between answers (bit 0: re-minted, bit 1:
+    /// re-minted for scopes).
+    pub fn bits(&self) -> u8 {
+        u8::from(self.reminted) | u8::from(self.reminted_for_scopes) << 1
+    }
+
+    pub fn from_bits(b: u8) -> Self {
+        Attempts { reminted: b & 1 != 0, reminted_for_scopes: b & 2 != 0 }
+    }
+
     pub fn next(&mut self, v: Verdict, operation: &str) -> Next {
         match v {
             Verdict::Ok => Next::Done,

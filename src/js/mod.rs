@@ -1,28 +1,88 @@
-//! The bindings layer: the only code that knows JsValue, Promises, fetch and wasm memory.
+//! The bindings: the only code that knows wasm memory. Both builds are `no_std` wasm with plain
+//! exports; the package's JS (`pkg-template/wire.js` and the entries) moves bytes to and from
+//! them, and performs what the server build's ops ask for (`pkg-template/client.js`).
 //!
-//! Server build (`server` feature, wasm-bindgen): `host` wraps the host (fetch with timeouts,
-//! timers, options, events, store); `flight` keeps one in-flight acquisition per client around
-//! the core's `TokenCache` and `drive`s the core's flows (the actions they ask for, performed);
-//! `qflow`, `qpien`, `pkce` are the exports.
-//! Browser build (no `server`): `browser`, the sign-in redirect as plain exports over bytes.
+//! - `wire`: the byte format, and the options record every argument is read as;
+//! - `pkce`: `beginAuthorization` / `completeAuthorization` (both builds);
+//! - `server` (the `server` feature): the clients' ops;
+//! - `browser` (without it): the browser build's bump allocator.
+//!
+//! Exports: `qauth_alloc(len)` (an input buffer), `qauth_call(op, handle, now, ptr, len)` (runs
+//! an op, consuming the input; answers an output buffer), `qauth_free(ptr, len)` (an output
+//! buffer, once read).
 
-#[cfg(feature = "server")]
-mod flight;
-#[cfg(feature = "server")]
-mod host;
-#[cfg(feature = "server")]
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
 mod pkce;
-#[cfg(feature = "server")]
-mod qflow;
-#[cfg(feature = "server")]
-mod qpien;
+mod wire;
 
 #[cfg(feature = "server")]
-pub use pkce::{begin_authorization, complete_authorization};
-#[cfg(feature = "server")]
-pub use qflow::QflowAuth;
-#[cfg(feature = "server")]
-pub use qpien::QpienAuth;
+mod server;
 
 #[cfg(not(feature = "server"))]
 mod browser;
+
+use crate::error::AuthError;
+
+const BEGIN: u32 = 1;
+const COMPLETE: u32 = 2;
+
+/// Memory for an input of `len` bytes, which the next `qauth_call` consumes.
+#[no_mangle]
+pub extern "C" fn qauth_alloc(len: usize) -> *mut u8 {
+    #[cfg(not(feature = "server"))]
+    browser::rewind();
+    let mut v = Vec::<u8>::with_capacity(len);
+    let p = v.as_mut_ptr();
+    core::mem::forget(v);
+    p
+}
+
+/// Releases an answer buffer (its length is in its first four bytes).
+///
+/// # Safety
+/// `ptr` and `len` are an answer of `qauth_call`, released once.
+#[no_mangle]
+pub unsafe extern "C" fn qauth_free(ptr: *mut u8, len: usize) {
+    drop(Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, len)));
+}
+
+/// Runs op `op` (on client `handle`, at wall-clock `now` ms) with the items at `ptr`/`len`.
+///
+/// # Safety
+/// `ptr`/`len` come from `qauth_alloc(len)`, filled by the caller; consumed here.
+#[no_mangle]
+pub unsafe extern "C" fn qauth_call(op: u32, handle: u32, now: f64, ptr: *mut u8, len: usize) -> *mut u8 {
+    let input = Vec::from_raw_parts(ptr, len, len);
+    let mut items = wire::Items(&input);
+    let mut out = wire::Out::default();
+    let r: Result<(), AuthError> = match op {
+        BEGIN => pkce::begin(&mut items, &mut out),
+        COMPLETE => pkce::complete(&mut items, &mut out),
+        #[cfg(feature = "server")]
+        _ => server::call(op, handle, now, &mut items, &mut out),
+        #[cfg(not(feature = "server"))]
+        _ => {
+            let _ = (handle, now);
+            Err(wire::bad_input())
+        }
+    };
+    if let Err(e) = r {
+        out.error(&e);
+    }
+    out.finish()
+}
+
+/// A panic (out of memory, a bug) traps: the call throws a `WebAssembly.RuntimeError`, and no
+/// formatting code is linked in.
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+/// The server build's allocator: clients live as long as the isolate, so memory is freed and
+/// reused (dlmalloc, what std uses on wasm32).
+#[cfg(feature = "server")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;

@@ -1,48 +1,39 @@
-//! Server side of the authorization-code redirect (`beginAuthorization` also runs in workerd for a
-//! backend-for-frontend; `completeAuthorization` anywhere). The browser build exports the same
-//! two functions from `js::browser`; both call `crate::pkce`.
+//! `beginAuthorization` / `completeAuthorization` (ops `BEGIN`, `COMPLETE`), the same in both
+//! builds: the browser build is only these; the server build has them for a backend-for-frontend.
 
-use js_sys::{Object, Promise, Reflect};
-use wasm_bindgen::prelude::*;
+use alloc::string::String;
 
-use super::host::{bad_arg, random_bytes, url_input, Options};
+use super::wire::{Items, Out, Record};
 use crate::error::{AuthError, ErrorCode};
-use crate::pkce::{begin, parse_callback, BeginOptions, RANDOM_BYTES};
+use crate::pkce::{begin as begin_pkce, parse_callback, BeginOptions, BEGIN_OPTIONS, COMPLETE_OPTIONS, NOT_A_CALLBACK_URL, RANDOM_BYTES};
 
-fn set(o: &Object, k: &str, v: &str) {
-    let _ = Reflect::set(o, &k.into(), &v.into());
+#[link(wasm_import_module = "qauth")]
+extern "C" {
+    /// Fills `len` bytes at `ptr` from the platform CSPRNG (`crypto.getRandomValues`); 1 when
+    /// it did, 0 when there is none (never a predictable verifier instead).
+    fn random(ptr: *mut u8, len: usize) -> u32;
 }
 
-/// `{ url, state, codeVerifier }`: PKCE S256 from the platform CSPRNG. One synchronous step,
-/// answered as a settled Promise (the public contract is async).
-#[wasm_bindgen(js_name = beginAuthorization)]
-pub fn begin_authorization(options: JsValue) -> Promise {
-    let begun = (|| {
-        let o = Options::new(&options, "beginAuthorization options", crate::pkce::BEGIN_OPTIONS, ErrorCode::InvalidConfig)?;
-        let opts = BeginOptions::read(|name| o.str(name))?;
-        let random: [u8; RANDOM_BYTES] =
-            random_bytes(RANDOM_BYTES as u32).try_into().map_err(|_| AuthError::config("crypto", "getRandomValues is not available"))?;
-        begin(opts, &random)
-    })();
-    match begun {
-        Ok(b) => {
-            let out = Object::new();
-            set(&out, "url", &b.url);
-            set(&out, "state", &b.state);
-            set(&out, "codeVerifier", &b.code_verifier);
-            Promise::resolve(&JsValue::from(out))
-        }
-        Err(e) => Promise::reject(&e.into()),
+/// Items: the options record. Answer `R`: url, state, codeVerifier.
+pub(super) fn begin(items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
+    let o = Record::read(items, "beginAuthorization options", BEGIN_OPTIONS, ErrorCode::InvalidConfig)?;
+    let opts = BeginOptions::read(|name| o.str(name))?;
+    let mut bytes = [0u8; RANDOM_BYTES];
+    // SAFETY: the import writes exactly `len` bytes into the buffer it is given.
+    if unsafe { random(bytes.as_mut_ptr(), bytes.len()) } != 1 {
+        return Err(AuthError::config("crypto", "getRandomValues is not available"));
     }
+    let b = begin_pkce(opts, &bytes)?;
+    out.kind(b'R').str(&b.url).str(&b.state).str(&b.code_verifier);
+    Ok(())
 }
 
-/// `{ code }` from the callback URL, if its `state` is the expected one.
-#[wasm_bindgen(js_name = completeAuthorization)]
-pub fn complete_authorization(callback_url: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
-    let callback_url = url_input(&callback_url).ok_or_else(|| bad_arg(crate::pkce::NOT_A_CALLBACK_URL))?;
-    let o = Options::new(&options, "completeAuthorization options", crate::pkce::COMPLETE_OPTIONS, ErrorCode::InvalidRequest)?;
-    let code = parse_callback(&callback_url, o.str("state")?.as_deref())?;
-    let out = Object::new();
-    set(&out, "code", code.expose());
-    Ok(out.into())
+/// Items: the callback URL (`S`: a string or a URL's href; anything else `X`), the options
+/// record. Answer `R`: code.
+pub(super) fn complete(items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
+    let url: String = items.str()?.ok_or_else(|| AuthError::new(ErrorCode::InvalidRequest, NOT_A_CALLBACK_URL))?;
+    let o = Record::read(items, "completeAuthorization options", COMPLETE_OPTIONS, ErrorCode::InvalidRequest)?;
+    let code = parse_callback(&url, o.str("state")?.as_deref())?;
+    out.kind(b'R').str(code.expose());
+    Ok(())
 }

@@ -1,0 +1,636 @@
+// The server build's clients: the driver between the wasm's ops (src/js/server.rs) and the host.
+// The wasm decides everything (which request, which grant, retries, what to save before a token
+// is used, what an answer means, every error); this file performs what it answers (fetch with a
+// timeout, the caller's store and broker, timers, onEvent) and keeps the Promises: one in-flight
+// acquisition per client, shared by every caller that arrives while it runs.
+import { AuthError } from "./error.js";
+import { Items, Wasm, toError, kind, probes, ownKeys, urlInput } from "./wire.js";
+
+/** The server build's wasm (the entry instantiates it and calls `wasm.connect`). */
+export const wasm = new Wasm();
+const call = (op, handle, items) => wasm.call(op, handle, items);
+const one = (op, handle, items) => wasm.one(op, handle, items);
+
+export const beginAuthorization = (options) => wasm.beginAuthorization(options);
+export const completeAuthorization = (callbackUrl, options) => wasm.completeAuthorization(callbackUrl, options);
+export { AuthError };
+
+// Op numbers (src/js/server.rs).
+const [NEW_QFLOW, NEW_QPIEN, FREE, STEP, FINISH, INVALIDATE, INVALIDATE_IF, OBTAIN, INPUT, EXCHANGE, RESTORE_KEY, RESTORED, SAVE_ACCESS] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
+const [TARGET, CHECK_SENT, API_NEXT, API_GATE, COMMS_URL, COMMS_STATUS, GRAPHQL_ARGS, GRAPHQL_VERDICT, FAIL, PROBES] = [23, 24, 25, 26, 27, 28, 29, 30, 31, 32];
+// FAIL reasons (the wasm owns their text).
+const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+];
+
+/** The AuthError for a FAIL reason. */
+function fail(reason, detail) {
+  const items = new Items().num(reason);
+  items.value(detail);
+  return toError(call(FAIL, 0, items)[0]);
+}
+
+// The methods the two classes share but users do not see.
+const [ENSURE, ONE, RECORDS, INVALIDATE_TOKEN, EXCHANGE_CODE, TIMEOUT] = ["ensure", "one", "records", "invalidateIf", "exchange", "timeout"].map((n) => Symbol(n));
+
+/** Marks the client inside TokenBroker (read by the wasm from an own property; not a user option). */
+const BROKER_SIDE = Symbol.for("qauth.brokerSide");
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A signal that aborts after `ms`, or when `other` (a caller's signal) aborts. */
+function timeoutSignal(ms, other) {
+  const t = AbortSignal.timeout(Math.max(1, Math.ceil(ms)));
+  return other && typeof AbortSignal.any === "function" ? AbortSignal.any([other, t]) : t;
+}
+
+/**
+ * "timeout" | "abort" | "refused" | "network": what a rejected fetch or body read means.
+ * "refused" only where the runtime proves nothing was sent (Node's ECONNREFUSED).
+ */
+function failureKind(e) {
+  try {
+    const name = e && e.name;
+    if (name === "TimeoutError") return "timeout";
+    if (name === "AbortError") return "abort";
+    return e && e.cause && e.cause.code === "ECONNREFUSED" ? "refused" : "network";
+  } catch {
+    return "network";
+  }
+}
+
+/**
+ * The body as text, read chunk by chunk and abandoned past `cap` bytes (resolves `null`), so an
+ * oversized answer is never held whole.
+ */
+async function readCapped(response, cap) {
+  // Cancels are not awaited: on a clone (the 403 probe), cancelling one branch of a tee settles
+  // only when the other branch is read, which is the caller's business.
+  const declared = Number(response.headers.get("content-length"));
+  if (declared > cap || !response.body) {
+    if (response.body) response.body.cancel().catch(() => {});
+    return declared > cap ? null : "";
+  }
+  const reader = response.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/**
+ * Calls a store method (`get`/`put` of a KV namespace, DO storage, or the caller's object) and
+ * awaits it within `ms`. A throw, a rejection or a hang all come back as a rejection.
+ */
+async function callStore(store, method, args, ms) {
+  let timer;
+  try {
+    const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("store timeout")), ms)));
+    return await Promise.race([(async () => Reflect.apply(store[method], store.obj, args))(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Asks the TokenBroker Durable Object named `name` for a token. Never rejects: resolves the
+ * object's answer (`{ token }` or `{ error }`), or `{ failed: "timeout" | "threw" | "invalid" }`.
+ */
+async function brokerLease(ns, name, request, ms) {
+  let timer;
+  try {
+    const stub = ns.get(ns.idFromName(name));
+    const timeout = new Promise((resolve) => (timer = setTimeout(() => resolve({ failed: "timeout" }), ms)));
+    const answer = await Promise.race([stub.lease(request), timeout]);
+    return answer && typeof answer === "object" ? answer : { failed: "threw" };
+  } catch (e) {
+    return { failed: e instanceof TypeError && !e.remote ? "invalid" : "threw" };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Sets header pairs from the wasm (or a token's headers) on `h`; a value the platform refuses is an error. */
+function setAll(h, pairs) {
+  for (const [k, v] of pairs) {
+    try {
+      h.set(k, v);
+    } catch {
+      throw fail(BAD_HEADER);
+    }
+  }
+  return h;
+}
+
+const pairsOf = (record, from) => {
+  const out = [];
+  for (let i = from; i < record.length; i += 2) out.push([record[i], record[i + 1]]);
+  return out;
+};
+
+/** Frees the wasm side of clients that were dropped without `free()`. */
+const registry = typeof FinalizationRegistry === "function" ? new FinalizationRegistry((h) => call(FREE, h)) : undefined;
+
+class Client {
+  #h;
+  #freed = false;
+  #events;
+  #store;
+  #broker;
+  #brokerSide;
+  #timeout;
+  /** The in-flight acquisition: `{ promise, outcome }`. */
+  #pending;
+  /** The cached token as callers use it (`{ headers, access, generation, expiresAt, lifetime }`). */
+  #got;
+  /** What the last install handed out, for the callers of that acquisition (an onEvent callback may invalidate first). */
+  #last;
+  /** The hit path: until when (the wasm says) `#resolved` may be handed out. */
+  #until = 0;
+  #resolved;
+
+  constructor(op, options) {
+    if (!probes.length) probes.push(...one(PROBES));
+    const items = new Items();
+    let side = false;
+    try {
+      side = !!Object.getOwnPropertyDescriptor(options, BROKER_SIDE)?.value;
+    } catch {
+      /* not an object: the wasm says so */
+    }
+    items.num(side ? 1 : 0);
+    const seen = items.record(options);
+    const [h, flags, timeout] = one(op, 0, items);
+    this.#h = h;
+    this.#timeout = timeout;
+    if (flags & 1) {
+      const s = seen.store;
+      this.#store = { obj: s, get: s.get, put: s.put };
+    }
+    if (flags & 2) this.#broker = seen.broker;
+    this.#brokerSide = !!(flags & 4);
+    if (flags & 8) this.#events = seen.onEvent;
+    registry?.register(this, h, this);
+  }
+
+  [RECORDS](op, items) {
+    if (this.#freed) throw fail(FREED);
+    return call(op, this.#h, items);
+  }
+
+  [ONE](op, items) {
+    if (this.#freed) throw fail(FREED);
+    return one(op, this.#h, items);
+  }
+
+  [TIMEOUT]() {
+    return this.#timeout;
+  }
+
+  /** The auth headers, frozen; a cache hit does no token work and allocates nothing. */
+  headers() {
+    if (Date.now() < this.#until) return this.#resolved;
+    return this[ENSURE]().then((got) => got.headers);
+  }
+
+  async accessToken() {
+    return (await this[ENSURE]()).access;
+  }
+
+  /** Drops the cached token; the next call gets a new one. With a broker, the broker drops it too. */
+  invalidate() {
+    this[ONE](INVALIDATE);
+    this.#drop();
+  }
+
+  /** Releases the wasm memory of this client; afterwards every method fails with `invalid_request`. */
+  free() {
+    if (this.#freed) return;
+    registry?.unregister(this);
+    call(FREE, this.#h);
+    this.#freed = true;
+    this.#drop();
+  }
+
+  [Symbol.dispose]() {
+    this.free();
+  }
+
+  #drop() {
+    this.#got = undefined;
+    this.#resolved = undefined;
+    this.#until = 0;
+  }
+
+  /** Drops the token only if it is still the one of `generation` (a 401 to an old token keeps a newer one). */
+  [INVALIDATE_TOKEN](generation) {
+    const [dropped] = this[ONE](INVALIDATE_IF, new Items().num(generation));
+    if (dropped) this.#drop();
+  }
+
+  /** A usable token: the cached one, or the one the single in-flight acquisition (started here or joined) installed. */
+  async [ENSURE]() {
+    const [step] = this[ONE](STEP);
+    if (step === 0) {
+      if (this.#got) return this.#got;
+      throw fail(NO_TOKEN);
+    }
+    return this.#settled(step === 1 && this.#pending ? this.#pending : this.#spawn(() => this.#obtain()));
+  }
+
+  /** Starts `work` as the client's one acquisition; the wasm is told when it ends, before anyone resumes. */
+  #spawn(work) {
+    const flight = {};
+    this.#pending = flight;
+    flight.promise = (async () => {
+      try {
+        await work();
+        flight.outcome = { ok: true };
+      } catch (e) {
+        flight.outcome = { error: e instanceof AuthError ? e : fail(NO_END) };
+      }
+      if (this.#pending === flight) this.#pending = undefined;
+      if (!this.#freed) call(FINISH, this.#h);
+    })();
+    return flight;
+  }
+
+  async #settled(flight) {
+    await flight.promise;
+    const o = flight.outcome;
+    if (!o) throw fail(NO_END);
+    if (o.error) throw o.error;
+    if (!this.#last) throw fail(NO_TOKEN);
+    return this.#last;
+  }
+
+  /** One acquisition, whichever way this client gets tokens. */
+  async #obtain() {
+    if (!this.#broker) await this.#restore();
+    const installed = await this.#run(this[RECORDS](OBTAIN));
+    if (this.#brokerSide && installed) {
+      // Only saves a restarted object a grant: a failure here costs nothing but that.
+      const [key, record] = this[ONE](SAVE_ACCESS);
+      if (key !== undefined) await callStore(this.#store, "put", [key, record], this.#timeout).catch(() => {});
+    }
+  }
+
+  /** Inside the broker, once: the access token kept in storage, installed if it is one. */
+  async #restore() {
+    const [key] = this[ONE](RESTORE_KEY);
+    if (key === undefined) return;
+    let v;
+    try {
+      v = await callStore(this.#store, "get", [key], this.#timeout);
+    } catch {
+      return;
+    }
+    this.#perform(this[RECORDS](RESTORED, new Items().value(typeof v === "string" ? v : undefined)));
+  }
+
+  /** Installs and emits what `records` says; the first record asking for something else, or undefined. */
+  #perform(records) {
+    for (const r of records) {
+      if (r[0] === kind.I) this.#install(r);
+      else if (r[0] === kind.V) this.#emit(r);
+      else return r;
+    }
+    return undefined;
+  }
+
+  /** Performs a task's records until it is done; how many tokens it installed. */
+  async #run(records) {
+    let installs = 0;
+    for (;;) {
+      let input;
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i];
+        switch (r[0]) {
+          case kind.I:
+            this.#install(r);
+            installs++;
+            break;
+          case kind.V:
+            this.#emit(r);
+            break;
+          case kind.E:
+            throw toError(r);
+          case kind.d:
+            return installs;
+          case kind.r:
+            input = await this.#storeGet(r[1]);
+            break;
+          case kind.w:
+            input = await this.#storePut(r[1], r[2]);
+            break;
+          case kind.s:
+            input = await this.#send(r);
+            break;
+          case kind.z:
+            await sleep(r[1]);
+            input = new Items().str("z");
+            break;
+          case kind.L:
+            input = await this.#lease(r, records[i + 1]?.[0] === kind.x ? records[++i] : undefined);
+            break;
+        }
+      }
+      if (!input) throw fail(NO_END);
+      records = this[RECORDS](INPUT, input);
+    }
+  }
+
+  #install(r) {
+    const [, access, generation, until, expiresAt, lifetime] = r;
+    const headers = Object.freeze(Object.fromEntries(pairsOf(r, 6)));
+    this.#got = this.#last = { headers, access, generation, expiresAt, lifetime };
+    this.#resolved = Promise.resolve(headers);
+    this.#until = until;
+  }
+
+  #emit(r) {
+    const f = this.#events;
+    if (!f) return;
+    const event = { type: r[1] };
+    for (const [k, v] of pairsOf(r, 2)) event[k] = v;
+    try {
+      f(event);
+    } catch {
+      /* the caller's bug, not ours to surface */
+    }
+  }
+
+  async #storeGet(key) {
+    try {
+      return new Items().str("r").value(await callStore(this.#store, "get", [key], this.#timeout));
+    } catch {
+      return new Items().str("r!");
+    }
+  }
+
+  async #storePut(key, value) {
+    try {
+      await callStore(this.#store, "put", [key, value], this.#timeout);
+      return new Items().str("w");
+    } catch {
+      return new Items().str("w!");
+    }
+  }
+
+  /** One exchange with a token endpoint: `[s, method, url, timeout, cap, body, ...header pairs]`. */
+  async #send([, method, url, timeout, cap, body, ...pairs]) {
+    let req;
+    try {
+      const headers = setAll(new Headers(), pairsOf(pairs, 0));
+      req = new Request(url, { method, headers, body, redirect: "manual", signal: timeoutSignal(timeout) });
+    } catch (e) {
+      return new Items().str("af").num(e instanceof AuthError ? BAD_HEADER : BAD_ENDPOINT).missing();
+    }
+    try {
+      const resp = await fetch(req);
+      const retryAfter = resp.headers.get("retry-after");
+      const text = await readCapped(resp, cap);
+      return new Items().str("a").num(resp.status).value(retryAfter).value(text);
+    } catch (e) {
+      return new Items().str("a!").str(failureKind(e));
+    }
+  }
+
+  /** One lease from the broker: `[L, name, timeout, provider, stale, ...option pairs]`, `[x, code, verifier, redirectUri]`. */
+  async #lease([, name, timeout, provider, stale, ...fields], exchange) {
+    const request = { provider, options: Object.fromEntries(pairsOf(fields, 0)) };
+    if (stale !== undefined) request.stale = stale;
+    if (exchange) request.exchange = { code: exchange[1], codeVerifier: exchange[2], redirectUri: exchange[3] };
+    const answer = await brokerLease(this.#broker, name, request, timeout);
+    const items = new Items();
+    try {
+      const { token: t, error: e } = answer;
+      if (t != null) items.str("t").value(t.accessToken).value(t.expiresInMs).value(t.lifetimeMs).value(t.generation);
+      else if (e != null) items.str("e").value(e.code).value(e.message).value(e.status).value(e.retryAfter);
+      else items.str("f").value(answer.failed);
+    } catch {
+      return new Items().str("f").str("threw");
+    }
+    return items;
+  }
+
+  /** Runs an authorization-code exchange as the single flight, after any acquisition in progress. */
+  async [EXCHANGE_CODE](args) {
+    const checked = new Items().num(0);
+    checked.record(args);
+    const [code, codeVerifier, redirectUri] = this[ONE](EXCHANGE, checked);
+    while (this.#pending) await this.#pending.promise;
+    const start = new Items().num(1);
+    start.record({ code, codeVerifier, redirectUri });
+    await this.#settled(this.#spawn(() => this.#run(this[RECORDS](EXCHANGE, start))));
+  }
+
+  /** The token broker's side of a lease (TokenBroker calls this on its own client); internal. */
+  async __lease(stale) {
+    // Restored first: after a restart the stale generation may name the stored token.
+    await this.#restore();
+    if (typeof stale === "number") this[INVALIDATE_TOKEN](stale);
+    const t = await this[ENSURE]();
+    return { accessToken: t.access, expiresInMs: t.expiresAt - Date.now(), lifetimeMs: t.lifetime, generation: t.generation };
+  }
+}
+
+/** Gets OAuth tokens for the Qflow API and builds both auth headers. */
+export class QflowAuth extends Client {
+  constructor(options) {
+    super(NEW_QFLOW, options);
+  }
+
+  /** `fetch()` against `apiUrl` with both headers, `redirect: "manual"`, a timeout, and one forced refresh + retry on 401. */
+  async fetch(input, init) {
+    const a = await this.#api(this.#base(input, init, "fetch()"));
+    return a.response;
+  }
+
+  /** `{ enabled: true }` or `{ enabled: false, reason: "comms_api_not_enabled" }`. */
+  async commsAccess(eventId) {
+    const [url] = this[ONE](COMMS_URL, new Items().value(eventId));
+    let base;
+    try {
+      base = new Request(url);
+    } catch {
+      throw fail(BAD_EVENT_ID);
+    }
+    const a = await this.#api(base, true);
+    if (a.disabled) return { enabled: false, reason: a.disabled };
+    this[ONE](COMMS_STATUS, new Items().num(a.response.status));
+    return { enabled: true };
+  }
+
+  /** A copy of the request with both headers set, for middleware; its URL must be on `apiUrl`'s origin. */
+  async authorizeRequest(input, init) {
+    const base = this.#base(input, init, "authorizeRequest()");
+    const got = await this[ENSURE]();
+    let out;
+    try {
+      out = new Request(base, { headers: setAll(new Headers(base.headers), Object.entries(got.headers)), redirect: "manual" });
+    } catch (e) {
+      throw e instanceof AuthError ? e : fail(NOT_COPIED);
+    }
+    this[ONE](CHECK_SENT, new Items().str(out.url));
+    return out;
+  }
+
+  /** Exchanges an authorization code (with its PKCE verifier) for tokens; with a broker, the broker does. */
+  async exchangeCode(args) {
+    await this[EXCHANGE_CODE](args);
+  }
+
+  /**
+   * The caller's input as a Request of our own making, checked to be on `apiUrl`'s origin. The
+   * URL checked is the one the platform wrote into that request, not a property of the caller's
+   * object (which a subclass or a Proxy can fake).
+   */
+  #base(input, init, what) {
+    if (init !== undefined && init !== null && typeof init !== "object") throw fail(NOT_AN_INIT, what);
+    let req;
+    try {
+      if (input instanceof Request) req = new Request(input, init ?? {});
+      else {
+        const s = urlInput(input);
+        if (s === undefined) throw fail(NOT_AN_INPUT, what);
+        req = new Request(this[ONE](TARGET, new Items().str(s))[0], init ?? {});
+      }
+    } catch (e) {
+      throw e instanceof AuthError ? e : fail(NOT_A_REQUEST, what);
+    }
+    this[ONE](CHECK_SENT, new Items().str(req.url));
+    return req;
+  }
+
+  /** Sends `base` with both headers; what the wasm says of the status decides the rest. */
+  async #api(base, comms = false) {
+    let refreshed = false;
+    for (;;) {
+      const got = await this[ENSURE]();
+      let req;
+      try {
+        const headers = setAll(new Headers(base.headers), Object.entries(got.headers));
+        let copy;
+        try {
+          copy = base.clone();
+        } catch {
+          throw fail(BODY_USED);
+        }
+        req = new Request(copy, { method: base.method, headers, redirect: "manual", signal: timeoutSignal(this[TIMEOUT](), base.signal) });
+      } catch (e) {
+        throw e instanceof AuthError ? e : fail(NOT_COPIED);
+      }
+      this[ONE](CHECK_SENT, new Items().str(req.url));
+      let resp;
+      try {
+        resp = await fetch(req);
+      } catch (e) {
+        throw fail(API_TRANSPORT, failureKind(e));
+      }
+      const [next, cap] = this[ONE](API_NEXT, new Items().num(resp.status).num(refreshed ? 1 : 0));
+      if (next === 1) {
+        this[INVALIDATE_TOKEN](got.generation);
+        refreshed = true;
+        continue;
+      }
+      if (next === 2) {
+        // Only a small body can be a gate answer; a larger one is passed on untouched.
+        let body = null;
+        try {
+          body = await readCapped(resp.clone(), cap);
+        } catch {
+          /* not a gate */
+        }
+        if (body !== null) {
+          const [disabled, reason] = this[ONE](API_GATE, new Items().str(body).num(comms ? 1 : 0));
+          if (disabled) return { disabled: reason };
+        }
+      }
+      return { response: resp };
+    }
+  }
+
+}
+
+/** Mints Qpien tokens with `generateOAuthToken` and runs GraphQL operations with them. */
+export class QpienAuth extends Client {
+  constructor(options) {
+    super(NEW_QPIEN, options);
+  }
+
+  /**
+   * Runs one operation and resolves to its `data`. Mints again once on TOKEN_EXPIRED /
+   * UNAUTHORIZED, once on INSUFFICIENT_SCOPES; never resends the operation otherwise.
+   */
+  async graphql(query, variables, options) {
+    const items = new Items().value(query);
+    const vars = variables === undefined || variables === null ? 0 : ownKeys(variables) !== null ? 1 : 2;
+    items.num(vars);
+    if (options === undefined || options === null) items.missing();
+    else items.record(options);
+    const [op, operationName, endpoint, timeout, cap, ...pairs] = this[ONE](GRAPHQL_ARGS, items);
+    const payload = { query };
+    if (vars === 1) payload.variables = variables;
+    if (operationName !== undefined) payload.operationName = operationName;
+    let body;
+    try {
+      body = JSON.stringify(payload);
+    } catch {
+      throw fail(NOT_JSON);
+    }
+    let attempts = 0;
+    for (;;) {
+      const got = await this[ENSURE]();
+      let req;
+      try {
+        const headers = setAll(setAll(new Headers(), pairsOf(pairs, 0)), Object.entries(got.headers));
+        req = new Request(endpoint, { method: "POST", headers, body, redirect: "manual", signal: timeoutSignal(timeout) });
+      } catch (e) {
+        throw e instanceof AuthError ? e : fail(BAD_ENDPOINT);
+      }
+      let resp, text;
+      try {
+        resp = await fetch(req);
+        text = await readCapped(resp, cap);
+      } catch (e) {
+        throw fail(QPIEN_TRANSPORT, failureKind(e));
+      }
+      if (text === null) throw fail(QPIEN_TOO_BIG, resp.status);
+      const [verdict, error] = this[RECORDS](GRAPHQL_VERDICT, new Items().num(resp.status).str(text).str(op).num(attempts));
+      const [, next, bits, hasData] = verdict;
+      let data;
+      if (hasData) {
+        try {
+          data = JSON.parse(text).data;
+        } catch {
+          /* the wasm read it; the host could not */
+        }
+      }
+      if (next === 0) return data === undefined ? null : data;
+      if (next === 1) {
+        attempts = bits;
+        this[INVALIDATE_TOKEN](got.generation);
+        continue;
+      }
+      const err = toError(error);
+      if (data !== undefined) err.data = data;
+      throw err;
+    }
+  }
+}

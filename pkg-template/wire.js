@@ -1,0 +1,192 @@
+// The bytes between JS and qauth's wasm (both builds; the format is documented in src/js/wire.rs).
+// This file moves bytes: it writes what it saw of the arguments into wasm memory, reads the
+// answer's records back, and turns an error record into an AuthError. Every rule and message is
+// the wasm's. Also here: the two sign-in functions, which are the same in both builds.
+import { AuthError } from "./error.js";
+
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const [O, N, K, S, D, M, X, U, F, J, P] = [..."ONKSDMXUFJP"].map((c) => c.charCodeAt(0));
+/** Record kinds in answers. */
+export const kind = Object.fromEntries([..."RIVErwszLxd"].map((c) => [c, c.charCodeAt(0)]));
+const EMPTY = new Uint8Array(0);
+/** Method names the server build asks about on an object option (set by client.js from the wasm). */
+export const probes = [];
+
+/** A non-array object's own string keys; null for anything else, or when reading throws (a revoked Proxy). */
+export function ownKeys(o) {
+  try {
+    return o !== null && typeof o === "object" && !Array.isArray(o) ? Object.keys(o) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A string, or a URL object's href; undefined for anything else, or a fake URL. */
+export function urlInput(v) {
+  if (typeof v === "string") return v;
+  try {
+    const href = typeof URL === "function" && v instanceof URL ? v.href : undefined;
+    return typeof href === "string" ? href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The input of one call: items appended in order. */
+export class Items {
+  parts = [];
+  size = 0;
+  item(tag, bytes = EMPTY) {
+    this.parts.push(tag, bytes);
+    this.size += 5 + bytes.length;
+    return this;
+  }
+  str(s) {
+    return this.item(S, encoder.encode(s));
+  }
+  num(n) {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, n, true);
+    return this.item(D, b);
+  }
+  missing() {
+    return this.item(M);
+  }
+  /** A value as the wasm classifies it: string, number, missing, function, other. */
+  value(v) {
+    if (typeof v === "string") return this.str(v);
+    if (typeof v === "number") return this.num(v);
+    if (v === undefined || v === null) return this.item(M);
+    if (typeof v === "function") return this.item(F);
+    if (typeof v !== "object") return this.item(X);
+    // An object: which of the probed methods it has (reading one may throw: then it has not).
+    this.item(J);
+    for (const name of probes) {
+      let f;
+      try {
+        f = v[name];
+      } catch {
+        /* not a method */
+      }
+      if (typeof f === "function") this.item(P, encoder.encode(name));
+    }
+    return this;
+  }
+  /** An options argument: its shape, then each own key and what was under it. Returns what was read. */
+  record(o) {
+    const keys = ownKeys(o);
+    const seen = {};
+    if (keys === null) {
+      this.item(N);
+      return seen;
+    }
+    this.item(O);
+    for (const k of keys) {
+      this.item(K, encoder.encode(k));
+      let v;
+      try {
+        v = o[k];
+      } catch {
+        this.item(U);
+        continue;
+      }
+      seen[k] = v;
+      this.value(v);
+    }
+    return seen;
+  }
+}
+
+/** An `E` record as the AuthError it describes. */
+export function toError([, code, message, hint, retryable, status, retryAfter, ...messages]) {
+  return new AuthError(code, message, hint, retryable === 1, status, retryAfter, messages.length ? messages : undefined);
+}
+
+/** One instantiated build of the wasm (the server build, or the browser build), and calls into it. */
+export class Wasm {
+  exports;
+  /** What the wasm imports: `random` fills its memory from the CSPRNG (1) or reports there is none (0). */
+  imports = {
+    qauth: {
+      random: (ptr, len) => {
+        try {
+          crypto.getRandomValues(new Uint8Array(this.exports.memory.buffer, ptr, len));
+          return 1;
+        } catch {
+          return 0;
+        }
+      },
+    },
+  };
+
+  /** Binds to the instantiated wasm (each entry does this once, before any call). */
+  connect(instance) {
+    this.exports = instance.exports;
+  }
+
+  /** Runs op `op` on client `handle`; its answer as records (`[kind, ...values]`). */
+  call(op, handle = 0, items = new Items()) {
+    const ptr = this.exports.qauth_alloc(items.size);
+    let mem = new Uint8Array(this.exports.memory.buffer);
+    let view = new DataView(this.exports.memory.buffer);
+    let at = ptr;
+    const { parts } = items;
+    for (let i = 0; i < parts.length; i += 2) {
+      const b = parts[i + 1];
+      mem[at] = parts[i];
+      view.setUint32(at + 1, b.length, true);
+      mem.set(b, at + 5);
+      at += 5 + b.length;
+    }
+    const out = this.exports.qauth_call(op, handle, Date.now(), ptr, items.size);
+    // The call may have grown memory: fresh views.
+    mem = new Uint8Array(this.exports.memory.buffer);
+    view = new DataView(this.exports.memory.buffer);
+    const total = view.getUint32(out, true);
+    const records = [];
+    let record;
+    for (let p = out + 4; p < out + total; ) {
+      const tag = mem[p];
+      const n = view.getUint32(p + 1, true);
+      const body = p + 5;
+      if (tag === 107 /* k */) records.push((record = [mem[body]]));
+      else record.push(tag === S ? decoder.decode(mem.subarray(body, body + n)) : tag === D ? view.getFloat64(body, true) : undefined);
+      p = body + n;
+    }
+    this.exports.qauth_free(out, total);
+    return records;
+  }
+
+  /** The first record's values, or its error thrown. */
+  one(op, handle, items) {
+    const [first] = this.call(op, handle, items);
+    if (first[0] === kind.E) throw toError(first);
+    return first.slice(1);
+  }
+
+  /** `{ url, state, codeVerifier }`: PKCE S256 from the platform CSPRNG. */
+  beginAuthorization(options) {
+    try {
+      const items = new Items();
+      items.record(options);
+      const [url, state, codeVerifier] = this.one(BEGIN, 0, items);
+      return Promise.resolve({ url, state, codeVerifier });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** `{ code }` from the callback URL, if its `state` is the expected one. */
+  completeAuthorization(callbackUrl, options) {
+    const url = urlInput(callbackUrl);
+    const items = url === undefined ? new Items().item(X) : new Items().str(url);
+    items.record(options);
+    const [code] = this.one(COMPLETE, 0, items);
+    return { code };
+  }
+}
+
+const BEGIN = 1;
+const COMPLETE = 2;

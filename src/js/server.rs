@@ -1,0 +1,713 @@
+//! The server build's clients (`QflowAuth`, `QpienAuth`) as synchronous ops over a table of
+//! clients: the package's JS driver (`pkg-template/client.js`) performs what they answer (send
+//! this request, read or write the store, wait, lease from the broker, install this token, tell
+//! `onEvent`) and feeds the result back. Every decision is here or in the core; the driver keeps
+//! Promises, the single in-flight acquisition's Promise, and the JS objects (store, broker,
+//! callbacks) that the ops name by role.
+//!
+//! An op never calls into JS (only `random`, in `pkce`), so no state is shared with a callback
+//! while it runs: the driver calls `onEvent` and the store between ops.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+
+use super::wire::{bad_input, Items, Out, Record};
+use crate::acquisition::{Acquisition, Ctx};
+use crate::broker::{access_key, decode_access, encode_access, generation, lease_error, lease_failed, lease_token, Field, Generations};
+use crate::cache::{Step, TokenCache};
+use crate::config::Seen;
+use crate::error::{AuthError, ErrorCode};
+use crate::event::{Event, Value};
+use crate::flow::{Action, Input};
+use crate::http::{bad_response, cat, HttpResponse};
+use crate::pkce::valid_verifier;
+use crate::qflow::{api_gate, api_next, ApiNext, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES};
+use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Mint, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
+use crate::secret::{Redactor, Secret};
+use crate::token::Token;
+
+/// Method names the driver probes on an object option (the `J` item lists those it found).
+const PROBED: &[&str] = &["get", "put", "idFromName"];
+
+const QFLOW: &str = "the Qflow identity server";
+const QFLOW_API: &str = "the Qflow API";
+const QPIEN: &str = "the Qpien GraphQL endpoint";
+
+enum Provider {
+    Qflow { cfg: QflowConfig, session: Session, held: Option<Token> },
+    Qpien { cfg: QpienConfig },
+}
+
+/// What an acquisition in progress is waiting on.
+enum Task {
+    Lease { stale: Option<u32>, started: f64 },
+    Acquire(Acquisition),
+    Mint(Mint),
+}
+
+struct Client {
+    p: Provider,
+    cache: TokenCache,
+    /// Every live credential this client holds or has seen, for redacting server text.
+    redactor: Redactor,
+    /// With a broker: the generation of the held token, and one to report stale.
+    generations: Generations,
+    broker: bool,
+    broker_side: bool,
+    /// Inside the broker: the stored access token was looked at.
+    access_loaded: bool,
+    task: Option<Task>,
+    /// An authorization code to exchange: `(code, verifier, redirectUri)` from `exchangeCode`.
+    exchange: Option<(Secret, Secret, String)>,
+}
+
+struct Table(UnsafeCell<Vec<Option<Client>>>);
+
+// wasm32 without threads, and no op re-enters another (ops never call into JS).
+unsafe impl Sync for Table {}
+
+static CLIENTS: Table = Table(UnsafeCell::new(Vec::new()));
+
+fn table() -> &'static mut Vec<Option<Client>> {
+    // SAFETY: one thread, and each op takes this once and returns before the next op runs.
+    unsafe { &mut *CLIENTS.0.get() }
+}
+
+fn freed() -> AuthError {
+    AuthError::new(ErrorCode::InvalidRequest, "this client was freed (free() or the end of a `using` scope)")
+}
+
+fn arg(message: &str) -> AuthError {
+    AuthError::new(ErrorCode::InvalidRequest, message)
+}
+
+pub(super) const NEW_QFLOW: u32 = 10;
+pub(super) const NEW_QPIEN: u32 = 11;
+const FREE: u32 = 12;
+const STEP: u32 = 13;
+const FINISH: u32 = 14;
+const INVALIDATE: u32 = 15;
+const INVALIDATE_IF: u32 = 16;
+const OBTAIN: u32 = 17;
+const INPUT: u32 = 18;
+const EXCHANGE: u32 = 19;
+const RESTORE_KEY: u32 = 20;
+const RESTORED: u32 = 21;
+const SAVE_ACCESS: u32 = 22;
+const TARGET: u32 = 23;
+const CHECK_SENT: u32 = 24;
+const API_NEXT: u32 = 25;
+const API_GATE: u32 = 26;
+const COMMS_URL: u32 = 27;
+const COMMS_STATUS: u32 = 28;
+const GRAPHQL_ARGS: u32 = 29;
+const GRAPHQL_VERDICT: u32 = 30;
+const FAIL: u32 = 31;
+const PROBES: u32 = 32;
+
+/// Runs one op on client `handle` (ignored by `NEW_*` and `FAIL`).
+pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
+    match op {
+        NEW_QFLOW | NEW_QPIEN => return new_client(op == NEW_QFLOW, items, out),
+        FAIL => return Err(failure(items)?),
+        PROBES => {
+            out.kind(b'R');
+            for name in PROBED {
+                out.str(name);
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let slot = table().get_mut(handle as usize).ok_or_else(freed)?;
+    if op == FREE {
+        *slot = None;
+        out.kind(b'R');
+        return Ok(());
+    }
+    let c = slot.as_mut().ok_or_else(freed)?;
+    match op {
+        STEP => {
+            let s = match c.cache.step(now) {
+                Step::Ready => 0.0,
+                Step::Join => 1.0,
+                Step::Start => 2.0,
+            };
+            out.kind(b'R').num(s);
+        }
+        FINISH => {
+            c.cache.finish();
+            c.task = None;
+            out.kind(b'R');
+        }
+        INVALIDATE => {
+            c.cache.invalidate();
+            c.generations.dropped();
+            out.kind(b'R');
+        }
+        INVALIDATE_IF => {
+            let g = items.num()?.and_then(generation);
+            let dropped = g.is_some_and(|g| c.cache.invalidate_if(g));
+            if dropped {
+                c.generations.dropped();
+            }
+            out.kind(b'R').num(f64::from(u8::from(dropped)));
+        }
+        OBTAIN => c.obtain(now, out),
+        EXCHANGE => c.exchange(items, now, out)?,
+        INPUT => match c.task.take() {
+            Some(Task::Lease { stale, started }) => c.lease_answer(items, stale, started, now, out)?,
+            task => {
+                c.task = task;
+                let input = c.input(items)?;
+                c.advance(Some(input), now, out);
+            }
+        },
+        RESTORE_KEY => {
+            let key = c.access_key().filter(|_| !core::mem::replace(&mut c.access_loaded, true));
+            out.kind(b'R');
+            if let Some(k) = key {
+                out.str(&k);
+            }
+        }
+        RESTORED => {
+            if let Some((token, g)) = items.str()?.and_then(|t| decode_access(&t)) {
+                c.install(token, Some(g), out);
+            }
+        }
+        SAVE_ACCESS => {
+            out.kind(b'R');
+            let g = c.cache.generation();
+            if let Some((key, t)) = c.access_key().zip(c.cache.token()) {
+                out.str(&key).str(&encode_access(t, g));
+            }
+        }
+        TARGET | CHECK_SENT | API_NEXT | API_GATE | COMMS_URL | COMMS_STATUS => api(c, op, items, out)?,
+        GRAPHQL_ARGS => c.graphql_args(items, out)?,
+        GRAPHQL_VERDICT => c.graphql_verdict(items, out)?,
+        _ => return Err(bad_input()),
+    }
+    Ok(())
+}
+
+/// The options a client takes: an own-property record, plus the package's broker-side flag
+/// (a Symbol-keyed own property the driver reads, first item).
+fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
+    let broker_side = items.num()? == Some(1.0);
+    let (what, known) = match qflow {
+        true => ("QflowAuth options", crate::qflow::OPTIONS),
+        false => ("QpienAuth options", crate::qpien::OPTIONS),
+    };
+    let o = Record::read(items, what, known, ErrorCode::InvalidConfig)?;
+    let (_, timeout_ms) = crate::config::timing(o.num("refreshSkewSeconds")?, o.num("timeoutMs")?)?;
+    let methods = |name: &str, need: &[&str], problem: &str| match o.seen(name) {
+        Seen::Missing => Ok(false),
+        Seen::Object(m) if need.iter().all(|n| m.iter().any(|h| h == n)) => Ok(true),
+        Seen::Unreadable => Err(AuthError::config(name, "could not be read")),
+        _ => Err(AuthError::config(name, problem)),
+    };
+    let store = methods("store", &["get", "put"], "must have get(key) and put(key, value) methods")?;
+    let broker = methods("broker", &["idFromName", "get"], "must be a Durable Object namespace bound to the `TokenBroker` class (env.TOKEN_BROKER)")?;
+    let events = match o.seen("onEvent") {
+        Seen::Missing => false,
+        Seen::Func => true,
+        Seen::Unreadable => return Err(AuthError::config("onEvent", "could not be read")),
+        _ => return Err(AuthError::config("onEvent", "must be a function")),
+    };
+    if broker && (store || broker_side) {
+        return Err(AuthError::config("broker", "replaces `store`: the broker keeps the tokens in its own storage"));
+    }
+    if store && !qflow && !broker_side {
+        return Err(AuthError::config("store", "is not an option here: to share one token across isolates, use `broker`"));
+    }
+    let (p, secrets) = if qflow {
+        let cfg = QflowConfig::new(QflowOptions {
+            client_id: o.str("clientId")?,
+            client_secret: o.str("clientSecret")?,
+            subscription_key: o.str("subscriptionKey")?,
+            username: o.str("username")?,
+            password: o.str("password")?,
+            refresh_token: o.str("refreshToken")?,
+            scope: o.str("scope")?,
+            identity_url: o.str("identityUrl")?,
+            api_url: o.str("apiUrl")?,
+            store_key: o.str("storeKey")?,
+            refresh_skew_seconds: o.num("refreshSkewSeconds")?,
+            timeout_ms: o.num("timeoutMs")?,
+            persisted: store || broker,
+            broker_side,
+        })?;
+        let secrets: Vec<Secret> = cfg.secrets().into_iter().cloned().collect();
+        let session = Session::new(&cfg, store);
+        (Provider::Qflow { session, cfg, held: None }, secrets)
+    } else {
+        let cfg = QpienConfig::new(QpienOptions {
+            client_id: o.str("clientId")?,
+            client_secret: o.str("clientSecret")?,
+            endpoint: o.str("endpoint")?,
+            refresh_skew_seconds: o.num("refreshSkewSeconds")?,
+            timeout_ms: o.num("timeoutMs")?,
+        })?;
+        let secrets: Vec<Secret> = cfg.secrets().into_iter().cloned().collect();
+        (Provider::Qpien { cfg }, secrets)
+    };
+    let skew = match &p {
+        Provider::Qflow { cfg, .. } => cfg.refresh_skew_s,
+        Provider::Qpien { cfg } => cfg.refresh_skew_s,
+    };
+    let refs: Vec<&Secret> = secrets.iter().collect();
+    let client = Client {
+        p,
+        cache: TokenCache::new(skew),
+        redactor: Redactor::new(&refs),
+        generations: Generations::default(),
+        broker,
+        broker_side,
+        access_loaded: false,
+        task: None,
+        exchange: None,
+    };
+    let t = table();
+    let handle = match t.iter().position(Option::is_none) {
+        Some(i) => {
+            t[i] = Some(client);
+            i
+        }
+        None => {
+            t.push(Some(client));
+            t.len() - 1
+        }
+    };
+    let flags = u8::from(store) | u8::from(broker) << 1 | u8::from(broker_side) << 2 | u8::from(events) << 3;
+    out.kind(b'R').num(handle as f64).num(f64::from(flags)).num(timeout_ms);
+    Ok(())
+}
+
+impl Client {
+    fn timeout_ms(&self) -> f64 {
+        match &self.p {
+            Provider::Qflow { cfg, .. } => cfg.timeout_ms,
+            Provider::Qpien { cfg } => cfg.timeout_ms,
+        }
+    }
+
+    fn what(&self) -> &'static str {
+        match self.p {
+            Provider::Qflow { .. } => QFLOW,
+            Provider::Qpien { .. } => QPIEN,
+        }
+    }
+
+    fn store_key(&self) -> String {
+        match &self.p {
+            Provider::Qflow { cfg, .. } => cfg.store_key.clone(),
+            Provider::Qpien { cfg } => cfg.store_key(),
+        }
+    }
+
+    /// Inside the broker: where the current access token is kept.
+    fn access_key(&self) -> Option<String> {
+        self.broker_side.then(|| access_key(&self.store_key()))
+    }
+
+    fn headers_for(&self, access: &Secret) -> Vec<(&'static str, String)> {
+        match &self.p {
+            Provider::Qflow { cfg, .. } => cfg.api_headers(access),
+            Provider::Qpien { .. } => alloc::vec![("Authorization", cat("Bearer ", access.expose()))],
+        }
+    }
+
+    /// Caches `token` and answers an `I` record: access token, generation, until when it may be
+    /// handed out, expiry, lifetime, then the header pairs.
+    fn install(&mut self, token: Token, generation: Option<u32>, out: &mut Out) {
+        self.redactor.add(&token.access);
+        let pairs = self.headers_for(&token.access);
+        let (expires, lifetime) = (token.expires_at_ms, token.lifetime_ms);
+        let access = token.access.clone();
+        match generation {
+            Some(g) => self.cache.restore(token, g),
+            None => self.cache.put(token),
+        }
+        let until = self.cache.usable_until().unwrap_or(0.0);
+        out.kind(b'I').str(access.expose()).num(f64::from(self.cache.generation())).num(until).num(expires).num(lifetime);
+        for (k, v) in pairs {
+            out.str(k).str(&v);
+        }
+    }
+
+    /// One acquisition, whichever way this client gets tokens.
+    fn obtain(&mut self, now: f64, out: &mut Out) {
+        if self.broker {
+            let stale = self.generations.take_stale();
+            self.lease(stale, now, out);
+            return;
+        }
+        if self.cache.fresh(now).is_some() {
+            out.kind(b'd');
+            return;
+        }
+        let task = match &mut self.p {
+            Provider::Qflow { cfg, session, held } => Task::Acquire(Acquisition::new(&mut Ctx { cfg, session, held, redactor: &mut self.redactor }, now)),
+            Provider::Qpien { cfg } => Task::Mint(Mint::new(cfg, now)),
+        };
+        self.task = Some(task);
+        self.advance(None, now, out);
+    }
+
+    /// An `L` record: the broker object's name, the timeout, then the request's fields
+    /// (`provider`, `stale`, the options as key/value pairs, and an `x` record with the
+    /// authorization code to exchange first, if any).
+    fn lease(&mut self, stale: Option<u32>, now: f64, out: &mut Out) {
+        let (provider, name, options) = match &self.p {
+            Provider::Qflow { cfg, .. } => ("qflow", cfg.broker_name(), cfg.broker_options()),
+            Provider::Qpien { cfg } => ("qpien", cfg.broker_name(), cfg.broker_options()),
+        };
+        out.kind(b'L').str(&name).num(self.timeout_ms()).str(provider).opt_num(stale.map(f64::from));
+        for (k, v) in options {
+            out.str(k);
+            match v {
+                Field::Str(s) => out.str(&s),
+                Field::Secret(s) => out.str(s.expose()),
+                Field::Num(n) => out.num(n),
+            };
+        }
+        if let Some((code, verifier, redirect)) = self.exchange.take() {
+            out.kind(b'x').str(code.expose()).str(verifier.expose()).str(&redirect);
+        }
+        self.task = Some(Task::Lease { stale, started: now });
+    }
+
+    /// `exchangeCode({ code, codeVerifier, redirectUri })`: first (`D` 0) checks the argument and
+    /// answers `R` with the three values; then (`D` 1, the same values, once the driver has made
+    /// this the single flight) starts the exchange.
+    fn exchange(&mut self, items: &mut Items, now: f64, out: &mut Out) -> Result<(), AuthError> {
+        let start = items.num()? == Some(1.0);
+        let o = Record::read(items, "exchangeCode argument", &["code", "codeVerifier", "redirectUri"], ErrorCode::InvalidRequest)?;
+        let missing = |name: &str| arg(&cat(name, " is required: exchangeCode({ code, codeVerifier, redirectUri })"));
+        let code = o.str("code")?.filter(|c| !c.is_empty()).ok_or_else(|| missing("code"))?;
+        let verifier = o.str("codeVerifier")?.ok_or_else(|| missing("codeVerifier"))?;
+        if !valid_verifier(&verifier) {
+            return Err(arg("codeVerifier must be 43-128 characters of A-Z a-z 0-9 - . _ ~"));
+        }
+        let redirect_uri = o.str("redirectUri")?.ok_or_else(|| missing("redirectUri"))?;
+        crate::http::base_url("redirectUri", redirect_uri.split('?').next().unwrap_or("")).map_err(|mut e| {
+            e.code = ErrorCode::InvalidRequest;
+            e
+        })?;
+        if !start {
+            out.kind(b'R').str(&code).str(&verifier).str(&redirect_uri);
+            return Ok(());
+        }
+        let (code, verifier) = (Secret::new(code), Secret::new(verifier));
+        self.redactor.add(&code);
+        self.redactor.add(&verifier);
+        self.cache.force_start();
+        if self.broker {
+            self.exchange = Some((code, verifier, redirect_uri));
+            self.lease(None, now, out);
+            return Ok(());
+        }
+        let Provider::Qflow { cfg, session, held } = &mut self.p else { return Err(bad_input()) };
+        let grant = Grant::Code { code, verifier, redirect_uri };
+        self.task = Some(Task::Acquire(Acquisition::exchange(&mut Ctx { cfg, session, held, redactor: &mut self.redactor }, grant, now)));
+        self.advance(None, now, out);
+        Ok(())
+    }
+
+    /// The answer to the task's last action, as the driver wrote it: `r` a store read (its
+    /// value), `w` a store write done, `!` the store call failed (`r!` / `w!`), `a` an HTTP
+    /// answer (status, Retry-After, body or `M` when larger than read), `a!` a transport failure
+    /// (its kind), `af` a request the platform would not build (a `FAIL` reason and detail), `z`
+    /// waited.
+    fn input(&mut self, items: &mut Items) -> Result<Input, AuthError> {
+        let kind = items.str()?.ok_or_else(bad_input)?;
+        let what = self.what();
+        Ok(match kind.as_str() {
+            "r" => Input::StoreRead(match items.seen()? {
+                Seen::Str(s) => Ok(Some(s)),
+                Seen::Missing => Ok(None),
+                _ => Err(store_error("get(key) returned something that is not a string")),
+            }),
+            "r!" => Input::StoreRead(Err(store_error("get(key) failed"))),
+            "w" => Input::StoreWritten(Ok(())),
+            "w!" => Input::StoreWritten(Err(store_error("put(key, value) failed"))),
+            "a" => {
+                let status = items.num()?.unwrap_or(0.0) as u16;
+                let retry_after = items.str()?;
+                Input::Answer(match items.str()? {
+                    Some(body) => Ok(HttpResponse { status, retry_after, body }),
+                    None => Err(too_big(what, status)),
+                })
+            }
+            "a!" => Input::Answer(Err(transport_error(&items.str()?.unwrap_or_default(), what))),
+            "af" => Input::Answer(Err(failure(items)?)),
+            "z" => Input::Waited,
+            _ => return Err(bad_input()),
+        })
+    }
+
+    /// The broker's answer, flattened by the driver: `t` + accessToken, expiresInMs,
+    /// lifetimeMs, generation; `e` + code, message, status, retryAfter; `f` + why it failed.
+    fn lease_answer(&mut self, items: &mut Items, stale: Option<u32>, started: f64, now: f64, out: &mut Out) -> Result<(), AuthError> {
+        let kind = items.str()?.unwrap_or_default();
+        let r = match kind.as_str() {
+            "t" => {
+                let access = items.str()?;
+                let (e, l, g) = (items.num()?, items.num()?, items.num()?);
+                lease_token(access, e, l, g, now)
+            }
+            "e" => {
+                let (code, message, status, retry) = (items.str()?, items.str()?, items.num()?, items.num()?);
+                Err(lease_error(code, message, status, retry, &self.redactor))
+            }
+            _ => Err(lease_failed(&items.str()?.unwrap_or_default())),
+        };
+        match r {
+            Ok((token, g)) => {
+                let acquired = Event::TokenAcquired { grant: "broker", ms: now - started, expires_in_s: token.lifetime_ms / 1000.0 };
+                self.generations.leased(g);
+                self.install(token, None, out);
+                event(out, acquired);
+                out.kind(b'd');
+            }
+            Err(e) => {
+                self.generations.failed(stale);
+                out.error(&e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps the task with `input` until it asks for something only the driver can do: each
+    /// event and install is a record, then one of `r` read the store (key), `w` write it (key,
+    /// value), `s` send (method, url, timeout, how much of the answer to read, body, header pairs), `z` wait (ms), `d` done, `E`.
+    fn advance(&mut self, mut input: Option<Input>, now: f64, out: &mut Out) {
+        loop {
+            let Client { task, p, redactor, .. } = self;
+            let action = match (task, p) {
+                (Some(Task::Acquire(a)), Provider::Qflow { cfg, session, held }) => a.step(&mut Ctx { cfg, session, held, redactor }, input.take(), now),
+                (Some(Task::Mint(m)), Provider::Qpien { cfg }) => m.step(cfg, redactor, input.take(), now),
+                _ => Action::Done(Err(bad_input())),
+            };
+            match action {
+                Action::Emit(e) => event(out, e),
+                Action::Install(t) => self.install(t, None, out),
+                Action::ReadStore => {
+                    out.kind(b'r').str(&self.store_key());
+                    return;
+                }
+                Action::WriteStore(v) => {
+                    out.kind(b'w').str(&self.store_key()).str(v.expose());
+                    return;
+                }
+                Action::Send { request, timeout_ms } => {
+                    out.kind(b's').str(request.method).str(&request.url).num(timeout_ms).num(crate::http::MAX_BODY_BYTES as f64).str(&request.body);
+                    for (k, v) in &request.headers {
+                        out.str(k).str(v);
+                    }
+                    return;
+                }
+                Action::Wait(ms) => {
+                    out.kind(b'z').num(ms);
+                    return;
+                }
+                Action::Done(r) => {
+                    self.task = None;
+                    match r {
+                        Ok(()) => out.kind(b'd'),
+                        Err(e) => out.error(&e),
+                    };
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `graphql(query, variables, options)` checked (the query `S`; the variables 1 an object, 2
+    /// something else, `M` none; the options record or `M`): `R` with the operation's name for
+    /// messages, the `operationName` to send (`M`: none), the endpoint, the timeout, how much of
+    /// an answer is read, and the request's header pairs besides the token's.
+    fn graphql_args(&mut self, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
+        let Provider::Qpien { cfg } = &self.p else { return Err(bad_input()) };
+        let query = items.str()?.filter(|q| !q.trim().is_empty()).ok_or_else(|| arg("graphql(query) takes the GraphQL document as a non-empty string"))?;
+        if items.num()? == Some(2.0) {
+            return Err(arg("graphql(query, variables) takes the variables as an object"));
+        }
+        let op_opt = match items.0.first() {
+            Some(b'M') | None => None,
+            _ => Record::read(items, "graphql() options", &["operationName"], ErrorCode::InvalidRequest)?.str("operationName")?,
+        };
+        let op = op_opt.clone().unwrap_or_else(|| crate::qpien::operation_name(&query));
+        out.kind(b'R').str(&op);
+        match &op_opt {
+            Some(n) => out.str(n),
+            None => out.opt_num(None),
+        };
+        out.str(&cfg.endpoint).num(cfg.timeout_ms).num(MAX_GRAPHQL_BYTES as f64);
+        for (k, v) in graphql_headers() {
+            out.str(k).str(&v);
+        }
+        Ok(())
+    }
+
+    /// One `graphql()` answer (status, body, operation name, the call's `Attempts` as bits):
+    /// `R` with what next (0 done, 1 mint again and resend, 2 failed), the new bits, whether the
+    /// body has `data` (the driver parses it only then); a failure adds its `E`.
+    fn graphql_verdict(&mut self, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
+        let status = items.num()?.unwrap_or(0.0) as u16;
+        let text = items.str()?.unwrap_or_default();
+        let op = items.str()?.unwrap_or_default();
+        let mut attempts = Attempts::from_bits(items.num()?.unwrap_or(0.0) as u8);
+        let env = Envelope::parse(&text);
+        let has_data = env.as_ref().is_some_and(|e| e.has_data);
+        let verdict = classify(status, env.as_ref(), &op, &self.redactor);
+        let next = attempts.next(verdict, &op);
+        let n = match next {
+            Next::Done => 0.0,
+            Next::Remint => 1.0,
+            Next::Fail(_) => 2.0,
+        };
+        out.kind(b'R').num(n).num(f64::from(attempts.bits())).num(f64::from(u8::from(has_data)));
+        if let Next::Fail(e) = next {
+            out.error(&e);
+        }
+        Ok(())
+    }
+}
+
+fn event(out: &mut Out, e: Event) {
+    let (kind, values) = e.parts();
+    out.kind(b'V').str(kind);
+    for (name, v) in Event::names(kind).iter().zip(values) {
+        out.str(name);
+        match v {
+            Value::Str(s) => out.str(s),
+            Value::Num(n) => out.num(n),
+        };
+    }
+}
+
+/// The Qflow API ops: `TARGET` (what `fetch()` was given, as a URL string), `CHECK_SENT` (the
+/// URL of the request about to be sent), `API_NEXT` (status, refreshed: 0 hand back, 1 refresh
+/// and resend, 2 read the 403 body, no more than the number that follows), `API_GATE` (the 403 body, whether for `commsAccess`: `R`
+/// with nothing, or 1 + reason for a disabled Comms API; a gate otherwise is its `E`),
+/// `COMMS_URL` (the event ID), `COMMS_STATUS` (the probe's status).
+fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
+    let Provider::Qflow { cfg, .. } = &c.p else { return Err(bad_input()) };
+    match op {
+        TARGET => {
+            out.kind(b'R').str(&cfg.target(&items.str()?.unwrap_or_default()));
+        }
+        CHECK_SENT => {
+            cfg.check_sent(&items.str()?.unwrap_or_default())?;
+            out.kind(b'R');
+        }
+        API_NEXT => {
+            let status = items.num()?.unwrap_or(0.0) as u16;
+            let n = match api_next(status, items.num()? == Some(1.0)) {
+                ApiNext::Done => 0.0,
+                ApiNext::RefreshAndRetry => 1.0,
+                ApiNext::ProbeGate => 2.0,
+                ApiNext::Fail(e) => return Err(e),
+            };
+            out.kind(b'R').num(n).num(MAX_GATE_BODY_BYTES as f64);
+        }
+        API_GATE => {
+            let body = items.str()?;
+            let comms = items.num()? == Some(1.0);
+            out.kind(b'R');
+            match body.and_then(|b| api_gate(403, &b)) {
+                Some(e) if comms && e.code == ErrorCode::CommsApiNotEnabled => {
+                    out.num(1.0).str(e.code.as_str());
+                }
+                Some(e) => return Err(e),
+                None => {}
+            }
+        }
+        COMMS_URL => {
+            let id = items.str()?.filter(|e| !e.trim().is_empty()).ok_or_else(|| arg("commsAccess(eventId) takes a non-empty event ID string"))?;
+            out.kind(b'R').str(&cfg.target(&QflowConfig::comms_probe_path(&id)));
+        }
+        _ => {
+            let status = items.num()?.unwrap_or(0.0) as u16;
+            if !(200..300).contains(&status) {
+                return Err(api_status_error(status));
+            }
+            out.kind(b'R');
+        }
+    }
+    Ok(())
+}
+
+fn api_status_error(status: u16) -> AuthError {
+    let code = match status {
+        500.. => ErrorCode::ServerError,
+        429 => ErrorCode::RateLimited,
+        _ => ErrorCode::BadResponse,
+    };
+    let mut m = String::from("the Qflow API answered HTTP ");
+    crate::http::push_num(&mut m, status.into());
+    AuthError::new(code, m).with_status(status)
+}
+
+/// Errors the driver meets while moving bytes, by number (`FAIL`: reason, detail), so their
+/// text has one owner: 0 / 1 a transport failure of the Qflow API / Qpien (detail: its kind),
+/// 2 a Qpien answer larger than read (detail: status), 3 / 4 / 5 `fetch()`-style arguments that
+/// are not a path, URL or Request / not an init object / not a valid Request (detail: the
+/// method), 6 a Request body already used, 7 a request that could not be copied, 8 a header
+/// value the platform refused, 9 a freed client, 10 variables that are not JSON, 11 an event ID
+/// that makes no URL, 12 no token after an acquisition, 13 an acquisition that did not end,
+/// 14 a Qpien endpoint the platform's fetch refuses.
+fn failure(items: &mut Items) -> Result<AuthError, AuthError> {
+    let reason = items.num()?.unwrap_or(-1.0);
+    let detail = items.seen()?;
+    let text = match &detail {
+        Seen::Str(s) => s.as_str(),
+        _ => "",
+    };
+    let status = match detail {
+        Seen::Num(n) => n as u16,
+        _ => 0,
+    };
+    Ok(match reason as u8 {
+        0 => transport_error(text, QFLOW_API),
+        1 => transport_error(text, QPIEN),
+        2 => too_big(QPIEN, status),
+        3 => arg(&cat(text, " takes a path, a URL or a Request")),
+        4 => arg(&cat(text, " takes an init object (or nothing) as its second argument")),
+        5 => arg(&cat(text, " arguments do not make a valid Request")),
+        6 => arg("the request body was already used"),
+        7 => arg("the request could not be copied"),
+        8 => AuthError::new(ErrorCode::InvalidConfig, "a credential contains characters not allowed in an HTTP header"),
+        9 => freed(),
+        10 => arg("the variables are not JSON-serialisable"),
+        11 => arg("the eventId does not make a valid URL"),
+        12 => AuthError::new(ErrorCode::ServerError, "no token after acquisition"),
+        13 => AuthError::new(ErrorCode::ServerError, "the acquisition did not end"),
+        14 => AuthError::new(ErrorCode::InvalidConfig, "the endpoint URL is not valid for fetch"),
+        _ => bad_input(),
+    })
+}
+
+fn store_error(problem: &str) -> AuthError {
+    AuthError::new(ErrorCode::StoreFailed, cat("the store's ", problem))
+}
+
+fn too_big(what: &str, status: u16) -> AuthError {
+    bad_response(what, status, "a body larger than qauth reads (see the README's limits)")
+}
+
+/// A fetch rejection or aborted body read (`kind` from the driver). The host's message is not
+/// kept: it can echo a URL, and we do not put URLs into errors.
+fn transport_error(kind: &str, what: &str) -> AuthError {
+    let (code, text) = match kind {
+        "timeout" => (ErrorCode::Timeout, " did not answer within timeoutMs"),
+        "abort" => (ErrorCode::Network, " request was aborted"),
+        "refused" => (ErrorCode::Network, " refused the connection"),
+        _ => (ErrorCode::Network, " could not be reached"),
+    };
+    let mut err = AuthError::new(code, cat(what, text));
+    err.unsent = kind == "refused";
+    err
+}
