@@ -24,6 +24,10 @@ else
   cp target/browser/wasm32-unknown-unknown/debug/qauth.wasm pkg/qauth_browser.wasm
 fi
 cp pkg-template/{package.json,qauth.d.ts,error.js,wire.js,client.js,load.js,workerd.js,edge-light.js,node.js,browser.js,server.js,broker.js,hono.js,hono.d.ts,README.md,LICENSE} pkg/
+# The JS ships minified (names kept: `QflowAuth.name`, stack traces); pkg-template/ is the source.
+if [ "$profile" = release ]; then
+  for f in pkg/*.js; do esbuild "$f" --minify --keep-names --log-level=warning --outfile="$f" --allow-overwrite; done
+fi
 # Make `import "qauth"` resolve to pkg/ for the tests, as npm does for a linked package.
 mkdir -p node_modules && ln -sfn ../pkg node_modules/qauth
 echo "pkg/ assembled ($profile): $(du -sk pkg | cut -f1) KB on disk"

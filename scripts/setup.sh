@@ -11,25 +11,11 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-WASM_PACK_VERSION=0.15.1
-if [ "$(wasm-pack --version 2>/dev/null)" != "wasm-pack $WASM_PACK_VERSION" ]; then
-  say "cargo install wasm-pack $WASM_PACK_VERSION (about 3 minutes)"
-  cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked
-fi
-
-# wasm-pack would download wasm-bindgen; install the CLI matching Cargo.lock instead.
-# Without --locked: with it, a pinned dependency was missing from the registry (toolchain-facts.md).
-WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
-if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WB_VERSION" ]; then
-  say "cargo install wasm-bindgen-cli $WB_VERSION (about 3 minutes)"
-  cargo install wasm-bindgen-cli --version "$WB_VERSION"
-fi
-
-# Debian's chromium + chromedriver for the browser tests (never a downloaded browser).
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  say "apt-get install chromium chromium-driver"
+# Debian's chromium for the browser tests, driven by playwright-core (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ]; then
+  say "apt-get install chromium"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 # npm tools: binaryen (wasm-opt), miniflare (workerd), esbuild, playwright-core, hono, oauth4webapi, wrangler (demo test).
@@ -38,4 +24,4 @@ if [ ! -f node_modules/.qauth-installed ] || [ package-lock.json -nt node_module
   npm ci --no-audit --no-fund --loglevel=error
   touch node_modules/.qauth-installed
 fi
-say "tools ready: $(wasm-pack --version), $(wasm-bindgen --version), wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}'), $(/usr/bin/chromium --version)"
+say "tools ready: $(rustc --version), wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}'), $(/usr/bin/chromium --version)"

@@ -6,12 +6,12 @@
 //! rotated refresh token before answering, and keeps its current access token in storage so a
 //! restarted object hands it out again instead of asking the identity server.
 
-use alloc::string::String;
 use crate::error::{AuthError, ErrorCode};
 use crate::http::push_num;
 use crate::json::{self, write_str, Value};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
+use alloc::string::String;
 
 /// A field of the lease request's `options` (owned: the request is built while the client is
 /// borrowed and sent after the borrow ends).

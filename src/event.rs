@@ -3,9 +3,9 @@
 //! Events carry names, timings and codes, never a secret; the `.d.ts` is checked against
 //! `Event::SHAPES` by `tests/types.rs`.
 
+use crate::error::ErrorCode;
 use alloc::vec;
 use alloc::vec::Vec;
-use crate::error::ErrorCode;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {

@@ -3,12 +3,12 @@
 //! out, no I/O and no clock of its own). A flow is stepped with what came back from the last
 //! action and the time, and answers with the next action.
 
-use alloc::string::String;
 use crate::error::AuthError;
 use crate::event::Event;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::Secret;
 use crate::token::Token;
+use alloc::string::String;
 
 /// What the flow asks for next.
 #[derive(Debug)]

@@ -5,14 +5,14 @@
 //! kept before anything else) and `authorization_code`; API calls carry `Authorization: Bearer`
 //! and `Ocp-Apim-Subscription-Key`; a 403 `comms_api_not_enabled` / `trust_required` is permanent.
 
-use alloc::string::{String, ToString};
-use alloc::vec;
-use alloc::vec::Vec;
 use crate::config::{optional, required, timing};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{base_url, encode_component, form_encode, origin, HttpRequest};
 use crate::secret::{Secret, MIN_REDACT_LEN};
 use crate::token::Token;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 
 pub use crate::endpoints::{AUTHORIZE_PATH, DEFAULT_IDENTITY_URL, DEFAULT_SCOPE};
 pub const DEFAULT_API_URL: &str = "https://api.qflowhub.io";

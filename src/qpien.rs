@@ -5,9 +5,6 @@
 //! the emulator implements the same shape. ID and secret travel as variables, never interpolated
 //! into the document, so a crafted secret cannot inject GraphQL.
 
-use alloc::string::{String, ToString};
-use alloc::vec;
-use alloc::vec::Vec;
 use crate::config::{required, timing};
 use crate::error::{AuthError, ErrorCode};
 use crate::event::Event;
@@ -17,6 +14,9 @@ use crate::json::{self, write_str, Cursor};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
 
 /// The one place that knows the mint mutation's names.
 pub mod shape {

@@ -51,4 +51,3 @@ unsafe impl GlobalAlloc for Bump {
     /// Freed all at once, by the next call's rewind.
     unsafe fn dealloc(&self, _ptr: *mut u8, _layout: Layout) {}
 }
-

@@ -69,6 +69,8 @@ pub unsafe extern "C" fn qauth_call(op: u32, handle: u32, now: f64, ptr: *mut u8
         }
     };
     if let Err(e) = r {
+        // An op that fails answers its error alone, whatever it had written.
+        out = wire::Out::default();
         out.error(&e);
     }
     out.finish()

@@ -616,13 +616,14 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
         API_GATE => {
             let body = items.str()?;
             let comms = items.num()? == Some(1.0);
-            out.kind(b'R');
             match body.and_then(|b| api_gate(403, &b)) {
                 Some(e) if comms && e.code == ErrorCode::CommsApiNotEnabled => {
-                    out.num(1.0).str(e.code.as_str());
+                    out.kind(b'R').num(1.0).str(e.code.as_str());
                 }
                 Some(e) => return Err(e),
-                None => {}
+                None => {
+                    out.kind(b'R');
+                }
             }
         }
         COMMS_URL => {

@@ -15,7 +15,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::config::{known_option, not_an_object, read_num, read_str, Seen};
+use crate::config::{known_option, not_an_object, read_str, Seen};
 use crate::error::{AuthError, ErrorCode};
 
 /// Bytes that do not follow the format (only a broken driver writes such).
@@ -70,6 +70,7 @@ impl Items<'_> {
     }
 
     /// The next item as a number, if it is one.
+    #[cfg(feature = "server")]
     pub(crate) fn num(&mut self) -> Result<Option<f64>, AuthError> {
         Ok(match self.seen()? {
             Seen::Num(n) => Some(n),
@@ -112,8 +113,9 @@ impl Record {
         read_str(name, self.seen(name), self.code)
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn num(&self, name: &str) -> Result<Option<f64>, AuthError> {
-        read_num(name, self.seen(name), self.code)
+        crate::config::read_num(name, self.seen(name), self.code)
     }
 }
 

@@ -74,7 +74,7 @@ test("the browser build has no secret-holding client: the classes refuse with a 
   }
   const wasm = readFileSync(join(ROOT, "pkg/qauth_browser.wasm"));
   const exports = WebAssembly.Module.exports(new WebAssembly.Module(wasm)).map((e) => e.name);
-  assert.deepEqual(exports.filter((n) => !n.startsWith("__")).sort(), ["memory", "qauth_alloc", "qauth_begin", "qauth_complete", "qauth_free"]);
+  assert.deepEqual(exports.filter((n) => !n.startsWith("__")).sort(), ["memory", "qauth_alloc", "qauth_call", "qauth_free"]);
   for (const word of ["Ocp-Apim-Subscription-Key", "generateOAuthToken", "refresh_token", "client_secret"]) {
     assert.ok(!wasm.includes(word), `${word} is not in the browser build`);
   }
@@ -85,8 +85,9 @@ test("qauth_browser.wasm through its plain exports: memory stops growing after t
   const random = (ptr, len) => (crypto.getRandomValues(new Uint8Array(exports.memory.buffer, ptr, len)), 1);
   ({ exports } = (await WebAssembly.instantiate(readFileSync(join(ROOT, "pkg/qauth_browser.wasm")), { qauth: { random } })).instance);
   const enc = new TextEncoder();
-  /** Items as src/js/browser.rs reads them: tag, u32 LE length, bytes. */
-  const call = (fn, items) => {
+  /** Items as src/js/wire.rs reads them: tag, u32 LE length, bytes; the answer's first record kind. */
+  const [BEGIN, COMPLETE] = [1, 2];
+  const call = (op, items) => {
     const bytes = items.map(([t, s = ""]) => [t.charCodeAt(0), enc.encode(s)]);
     const len = bytes.reduce((n, [, b]) => n + 5 + b.length, 0);
     const ptr = exports.qauth_alloc(len);
@@ -99,18 +100,19 @@ test("qauth_browser.wasm through its plain exports: memory stops growing after t
       mem.set(b, at + 5);
       at += 5 + b.length;
     }
-    const out = fn(ptr, len);
-    const answer = new Uint8Array(exports.memory.buffer)[out + 4];
+    const out = exports.qauth_call(op, 0, Date.now(), ptr, len);
+    // length (4), then the record's `k` item: tag, u32 length, the kind byte.
+    const answer = new Uint8Array(exports.memory.buffer)[out + 9];
     exports.qauth_free(out, new DataView(exports.memory.buffer).getUint32(out, true));
     return String.fromCharCode(answer);
   };
-  const begin = (clientId) => call(exports.qauth_begin, [["O"], ["K", "clientId"], ["S", clientId], ["K", "redirectUri"], ["S", "http://127.0.0.1:9/cb"]]);
-  const complete = (code, state) => call(exports.qauth_complete, [["S", `http://127.0.0.1:9/cb?code=${code}&state=s`], ["O"], ["K", "state"], ["S", state]]);
+  const begin = (clientId) => call(BEGIN, [["O"], ["K", "clientId"], ["S", clientId], ["K", "redirectUri"], ["S", "http://127.0.0.1:9/cb"]]);
+  const complete = (code, state) => call(COMPLETE, [["S", `http://127.0.0.1:9/cb?code=${code}&state=s`], ["O"], ["K", "state"], ["S", state]]);
   assert.equal(begin("c"), "R");
   assert.equal(complete("x", "s"), "R");
   assert.equal(complete("x", "t"), "E");
-  assert.equal(call(exports.qauth_begin, [["N"]]), "E");
-  assert.equal(call(exports.qauth_begin, [["O"], ["K"]]), "E", "malformed input is an error, not a trap");
+  assert.equal(call(BEGIN, [["N"]]), "E");
+  assert.equal(call(BEGIN, [["O"], ["K"]]), "E", "malformed input is an error, not a trap");
   const size = () => exports.memory.buffer.byteLength;
   const warm = size();
   for (let i = 0; i < 5000; i++) {

@@ -8,7 +8,7 @@ import * as qauth from "qauth";
 import { emulatorWatchingStrays, qflowOptions, CREDS } from "./helpers.mjs";
 import { apiFaults, graphqlFaults } from "../scenarios/hardening.mjs";
 
-const { initSync, QflowAuth: BoundQflowAuth } = await import("../../pkg/qauth.js");
+const { wasm, QflowAuth: DriverQflowAuth } = await import("../../pkg/client.js");
 const { QflowAuth, QpienAuth, AuthError } = qauth;
 const MiB = 1 << 20;
 const VIEWER = "query Viewer { viewer { id } }";
@@ -17,13 +17,13 @@ const qpienOptions = (emu) => ({ ...CREDS.qpien, endpoint: emu.url + "/graphql" 
 let emu;
 const stray = emulatorWatchingStrays((e) => (emu = e));
 
-/** The instantiated module's exports (initSync returns them when already initialised). */
-const wasmMemory = () => initSync().memory;
+/** The memory of the wasm instance the package's driver calls. */
+const wasmMemory = () => wasm.exports.memory;
 
 test("the wasm memory measured is the one `import \"qauth\"` runs in", async () => {
-  // node_modules/qauth links to pkg/: both imports are one module instance (the exported class
-  // extends the generated one, fast.js).
-  assert.equal(Object.getPrototypeOf(QflowAuth), BoundQflowAuth, "qauth's class extends pkg/qauth.js's own");
+  // node_modules/qauth links to pkg/: both imports are one module instance (the entry re-exports
+  // client.js's class, whose `wasm` it connected).
+  assert.equal(QflowAuth, DriverQflowAuth, "qauth's class is pkg/client.js's own");
   const memory = wasmMemory();
   assert.ok(memory instanceof WebAssembly.Memory);
   await emu.control("reset");
