@@ -54,7 +54,7 @@ log(`\nwritten: target/bench/results.json  (machine: ${results.machine.cpu}, ${r
 // 1. Size: what ships, raw and gzip -9, against the oauth4webapi calls a Qflow client needs.
 async function size() {
   const pkg = (f) => readFileSync(join(ROOT, "pkg", f));
-  const glueFiles = ["qauth.js", "workerd.js", "fast.js", "broker.js", "glue/glue.js", "glue/error.js", "glue/values.js"];
+  const glueFiles = ["workerd.js", "client.js", "wire.js", "error.js", "broker.js"];
   const wasm = pkg("qauth_bg.wasm");
   const glue = Buffer.concat(glueFiles.map(pkg));
   // The oauth4webapi subset: what a password + refresh client with client_secret_post calls.
@@ -71,12 +71,12 @@ async function size() {
   results.figures.size = { qauth: q, oauth4webapiSubset: b, ratioGzip: ratio(q.gzip, b.gzip), target: "wasm + glue <= 30 KB gzip; beat oauth4webapi's subset" };
   log("\n1. Size (bytes)                       raw      gzip -9");
   log(`   qauth wasm                     ${String(q.wasmRaw).padStart(9)} ${String(q.wasmGzip).padStart(9)}`);
-  log(`   qauth JS glue (workerd entry)  ${String(q.glueRaw).padStart(9)} ${String(q.glueGzip).padStart(9)}`);
+  log(`   qauth JS (workerd entry)       ${String(q.glueRaw).padStart(9)} ${String(q.glueGzip).padStart(9)}`);
   log(`   qauth total                    ${String(q.raw).padStart(9)} ${String(q.gzip).padStart(9)}`);
   log(`   oauth4webapi subset (esbuild --minify) ${String(b.raw).padStart(5)} ${String(b.gzip).padStart(9)}`);
   log(`   ratio qauth / oauth4webapi (gzip): ${results.figures.size.ratioGzip}  (target total <= 30720 B gzip)`);
   // The browser build a page loads: each file gzipped on its own, as a server sends them.
-  const page = ["qauth_browser.wasm", "browser.js", "load.js", "glue/error.js", "glue/values.js"].map(pkg);
+  const page = ["qauth_browser.wasm", "browser.js", "load.js", "wire.js", "error.js"].map(pkg);
   const browserGz = page.reduce((n, b) => n + gz(b), 0);
   results.figures.size.browserBuild = { gzip: browserGz, target: "<= 10240 B gzip (JS + wasm a page loads)" };
   log(`   browser build (sign-in redirect: wasm + JS a page loads, gzip -9 per file) ${browserGz}  (target <= 10240 B)`);
@@ -255,9 +255,9 @@ async function concurrency() {
 // 6. Memory: wasm linear memory after 100,000 headers() and after 1,000 refreshes (a separate
 // instance of the same module, so its memory can be read).
 async function memory() {
-  const { initSync, QflowAuth: Q } = await import(join(ROOT, "pkg/qauth.js"));
-  const exports = initSync({ module: new WebAssembly.Module(readFileSync(join(ROOT, "pkg/qauth_bg.wasm"))) });
-  const mem = () => exports.memory.buffer.byteLength;
+  // The instance the package's driver runs on (the node entry connected it).
+  const { wasm, QflowAuth: Q } = await import(join(ROOT, "pkg/client.js"));
+  const mem = () => wasm.exports.memory.buffer.byteLength;
   await reset();
   const q = new Q(qflowOptions(emu));
   await q.headers();
