@@ -4,7 +4,7 @@
 //!
 //! - `wire`: the byte format, and the options record every argument is read as;
 //! - `pkce`: `beginAuthorization` / `completeAuthorization` (both builds);
-//! - `server` (the `server` feature): the clients' ops;
+//! - `server` (the `server` feature): the clients' ops; `heap`, its allocator;
 //! - `browser` (without it): the browser build's bump allocator.
 //!
 //! Exports: `qauth_alloc(len)` (an input buffer), `qauth_call(op, handle, now, ptr, len)` (runs
@@ -17,6 +17,8 @@ use alloc::vec::Vec;
 mod pkce;
 mod wire;
 
+#[cfg(feature = "server")]
+mod heap;
 #[cfg(feature = "server")]
 mod server;
 
@@ -83,8 +85,3 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-/// The server build's allocator: clients live as long as the isolate, so memory is freed and
-/// reused (dlmalloc, what std uses on wasm32).
-#[cfg(feature = "server")]
-#[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
