@@ -31,7 +31,7 @@ function fail(reason, detail) {
 }
 
 // The methods the two classes share but users do not see.
-const [ENSURE, ONE, RECORDS, INVALIDATE_TOKEN, EXCHANGE_CODE, TIMEOUT] = ["ensure", "one", "records", "invalidateIf", "exchange", "timeout"].map((n) => Symbol(n));
+const [ENSURE, ONE, RECORDS, INVALIDATE_TOKEN, EXCHANGE_CODE, TIMEOUT, WORK] = ["ensure", "one", "records", "invalidateIf", "exchange", "timeout", "work"].map((n) => Symbol(n));
 
 /** Marks the client inside TokenBroker (read by the wasm from an own property; not a user option). */
 const BROKER_SIDE = Symbol.for("qauth.brokerSide");
@@ -148,7 +148,13 @@ const registry = typeof FinalizationRegistry === "function" ? new FinalizationRe
 
 class Client {
   #h;
+  /** `free()` was called: new calls are refused. */
   #freed = false;
+  /** The wasm side is released (once no call that started before `free()` is running). */
+  #released = false;
+  /** Calls running now: a call that started before `free()` runs to its end (a refresh grant
+   * already sent must still save its rotated token). */
+  #busy = 0;
   #events;
   #store;
   #broker;
@@ -177,24 +183,26 @@ class Client {
     const seen = items.record(options);
     const [h, flags, timeout] = one(op, 0, items);
     this.#h = h;
+    registry?.register(this, h, this);
     this.#timeout = timeout;
     if (flags & 1) {
+      // The methods as they were when the wasm looked at them (no second read of a getter).
       const s = seen.store;
-      this.#store = { obj: s, get: s.get, put: s.put };
+      const { get, put } = items.methods.get(s);
+      this.#store = { obj: s, get, put };
     }
     if (flags & 2) this.#broker = seen.broker;
     this.#brokerSide = !!(flags & 4);
     if (flags & 8) this.#events = seen.onEvent;
-    registry?.register(this, h, this);
   }
 
   [RECORDS](op, items) {
-    if (this.#freed) throw fail(FREED);
+    if (this.#released) throw fail(FREED);
     return call(op, this.#h, items);
   }
 
   [ONE](op, items) {
-    if (this.#freed) throw fail(FREED);
+    if (this.#released) throw fail(FREED);
     return one(op, this.#h, items);
   }
 
@@ -202,33 +210,50 @@ class Client {
     return this.#timeout;
   }
 
+  /** Runs a public call: refused after `free()`, counted while it runs. */
+  async [WORK](fn) {
+    if (this.#freed) throw fail(FREED);
+    this.#busy++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#busy === 0 && this.#freed) this.#release();
+    }
+  }
+
   /** The auth headers, frozen; a cache hit does no token work and allocates nothing. */
   headers() {
     if (Date.now() < this.#until) return this.#resolved;
-    return this[ENSURE]().then((got) => got.headers);
+    return this[WORK](async () => (await this[ENSURE]()).headers);
   }
 
-  async accessToken() {
-    return (await this[ENSURE]()).access;
+  accessToken() {
+    return this[WORK](async () => (await this[ENSURE]()).access);
   }
 
   /** Drops the cached token; the next call gets a new one. With a broker, the broker drops it too. */
   invalidate() {
+    if (this.#freed) throw fail(FREED);
     this[ONE](INVALIDATE);
     this.#drop();
   }
 
-  /** Releases the wasm memory of this client; afterwards every method fails with `invalid_request`. */
+  /**
+   * Releases the wasm memory of this client; afterwards every method fails with
+   * `invalid_request`. Calls already running end first (their memory is released after them).
+   */
   free() {
     if (this.#freed) return;
-    registry?.unregister(this);
-    call(FREE, this.#h);
     this.#freed = true;
     this.#drop();
+    if (this.#busy === 0) this.#release();
   }
 
-  [Symbol.dispose]() {
-    this.free();
+  #release() {
+    if (this.#released) return;
+    this.#released = true;
+    registry?.unregister(this);
+    call(FREE, this.#h);
   }
 
   #drop() {
@@ -358,7 +383,10 @@ class Client {
   #install(r) {
     const [, access, generation, until, expiresAt, lifetime] = r;
     const headers = Object.freeze(Object.fromEntries(pairsOf(r, 6)));
-    this.#got = this.#last = { headers, access, generation, expiresAt, lifetime };
+    this.#last = { headers, access, generation, expiresAt, lifetime };
+    // A freed client caches nothing (the calls that were running still get this token).
+    if (this.#freed) return;
+    this.#got = this.#last;
     this.#resolved = Promise.resolve(headers);
     this.#until = until;
   }
@@ -441,13 +469,26 @@ class Client {
   }
 
   /** The token broker's side of a lease (TokenBroker calls this on its own client); internal. */
-  async __lease(stale) {
-    // Restored first: after a restart the stale generation may name the stored token.
-    await this.#restore();
-    if (typeof stale === "number") this[INVALIDATE_TOKEN](stale);
-    const t = await this[ENSURE]();
-    return { accessToken: t.access, expiresInMs: t.expiresAt - Date.now(), lifetimeMs: t.lifetime, generation: t.generation };
+  __lease(stale) {
+    return this[WORK](async () => {
+      // Restored first: after a restart the stale generation may name the stored token.
+      await this.#restore();
+      if (typeof stale === "number") this[INVALIDATE_TOKEN](stale);
+      const t = await this[ENSURE]();
+      return { accessToken: t.access, expiresInMs: t.expiresAt - Date.now(), lifetimeMs: t.lifetime, generation: t.generation };
+    });
   }
+}
+
+// `using client = new QflowAuth(...)`: `free()` at the end of the scope (where the runtime has it).
+if (Symbol.dispose) {
+  Object.defineProperty(Client.prototype, Symbol.dispose, {
+    value() {
+      this.free();
+    },
+    writable: true,
+    configurable: true,
+  });
 }
 
 /** Gets OAuth tokens for the Qflow API and builds both auth headers. */
@@ -457,13 +498,16 @@ export class QflowAuth extends Client {
   }
 
   /** `fetch()` against `apiUrl` with both headers, `redirect: "manual"`, a timeout, and one forced refresh + retry on 401. */
-  async fetch(input, init) {
-    const a = await this.#api(this.#base(input, init, "fetch()"));
-    return a.response;
+  fetch(input, init) {
+    return this[WORK](async () => (await this.#api(this.#base(input, init, "fetch()"))).response);
   }
 
   /** `{ enabled: true }` or `{ enabled: false, reason: "comms_api_not_enabled" }`. */
-  async commsAccess(eventId) {
+  commsAccess(eventId) {
+    return this[WORK](() => this.#comms(eventId));
+  }
+
+  async #comms(eventId) {
     const [url] = this[ONE](COMMS_URL, new Items().value(eventId));
     let base;
     try {
@@ -478,7 +522,11 @@ export class QflowAuth extends Client {
   }
 
   /** A copy of the request with both headers set, for middleware; its URL must be on `apiUrl`'s origin. */
-  async authorizeRequest(input, init) {
+  authorizeRequest(input, init) {
+    return this[WORK](() => this.#authorize(input, init));
+  }
+
+  async #authorize(input, init) {
     const base = this.#base(input, init, "authorizeRequest()");
     const got = await this[ENSURE]();
     let out;
@@ -492,8 +540,8 @@ export class QflowAuth extends Client {
   }
 
   /** Exchanges an authorization code (with its PKCE verifier) for tokens; with a broker, the broker does. */
-  async exchangeCode(args) {
-    await this[EXCHANGE_CODE](args);
+  exchangeCode(args) {
+    return this[WORK](() => this[EXCHANGE_CODE](args));
   }
 
   /**
@@ -543,6 +591,7 @@ export class QflowAuth extends Client {
       } catch (e) {
         throw fail(API_TRANSPORT, failureKind(e));
       }
+      if (!(resp instanceof Response)) throw fail(API_TRANSPORT, "network");
       const [next, cap] = this[ONE](API_NEXT, new Items().num(resp.status).num(refreshed ? 1 : 0));
       if (next === 1) {
         this[INVALIDATE_TOKEN](got.generation);
@@ -578,7 +627,11 @@ export class QpienAuth extends Client {
    * Runs one operation and resolves to its `data`. Mints again once on TOKEN_EXPIRED /
    * UNAUTHORIZED, once on INSUFFICIENT_SCOPES; never resends the operation otherwise.
    */
-  async graphql(query, variables, options) {
+  graphql(query, variables, options) {
+    return this[WORK](() => this.#graphql(query, variables, options));
+  }
+
+  async #graphql(query, variables, options) {
     const items = new Items().value(query);
     const vars = variables === undefined || variables === null ? 0 : ownKeys(variables) !== null ? 1 : 2;
     items.num(vars);
@@ -613,6 +666,7 @@ export class QpienAuth extends Client {
       }
       if (text === null) throw fail(QPIEN_TOO_BIG, resp.status);
       const [verdict, error] = this[RECORDS](GRAPHQL_VERDICT, new Items().num(resp.status).str(text).str(op).num(attempts));
+      if (verdict[0] === kind.E) throw toError(verdict);
       const [, next, bits, hasData] = verdict;
       let data;
       if (hasData) {

@@ -38,6 +38,8 @@ export function urlInput(v) {
 export class Items {
   parts = [];
   size = 0;
+  /** For each object value written: the probed methods it has, as read then (`{ name: function }`). */
+  methods = new Map();
   item(tag, bytes = EMPTY) {
     this.parts.push(tag, bytes);
     this.size += 5 + bytes.length;
@@ -63,6 +65,7 @@ export class Items {
     if (typeof v !== "object") return this.item(X);
     // An object: which of the probed methods it has (reading one may throw: then it has not).
     this.item(J);
+    const found = {};
     for (const name of probes) {
       let f;
       try {
@@ -70,8 +73,12 @@ export class Items {
       } catch {
         /* not a method */
       }
-      if (typeof f === "function") this.item(P, encoder.encode(name));
+      if (typeof f === "function") {
+        found[name] = f;
+        this.item(P, encoder.encode(name));
+      }
     }
+    this.methods.set(v, found);
     return this;
   }
   /** An options argument: its shape, then each own key and what was under it. Returns what was read. */

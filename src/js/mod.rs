@@ -84,4 +84,3 @@ pub unsafe extern "C" fn qauth_call(op: u32, handle: u32, now: f64, ptr: *mut u8
 fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
-

@@ -661,7 +661,7 @@ fn api_status_error(status: u16) -> AuthError {
 /// that makes no URL, 12 no token after an acquisition, 13 an acquisition that did not end,
 /// 14 a Qpien endpoint the platform's fetch refuses.
 fn failure(items: &mut Items) -> Result<AuthError, AuthError> {
-    let reason = items.num()?.unwrap_or(-1.0);
+    let reason = items.num()?.filter(|r| *r >= 0.0).unwrap_or(255.0);
     let detail = items.seen()?;
     let text = match &detail {
         Seen::Str(s) => s.as_str(),

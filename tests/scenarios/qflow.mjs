@@ -36,6 +36,31 @@ scenario("free() and Symbol.dispose forget the cached headers: a freed client ha
   }
 });
 
+scenario("free() while a refresh is in flight: the call ends with its token and the rotated refresh token is saved", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const store = memoryStore();
+  const q = new QflowAuth(qflowOptions(emu, { store }));
+  await q.headers();
+  q.invalidate();
+  const inFlight = q.headers(); // a refresh grant is sent now; its answer rotates the refresh token
+  q.free();
+  const h = await inFlight;
+  assert.match(h.Authorization, /^Bearer CANARY-at-/, "a call that started before free() runs to its end");
+  assert.equal(store.puts.length, 2, "the rotated refresh token was saved, not lost with the client");
+  const s = await emu.stats();
+  assert.equal(s.token.refresh_token, 1);
+  const late = await q.headers().then((x) => x, (e) => e);
+  assert.ok(late instanceof AuthError && late.code === "invalid_request", "a new call after free() is refused");
+  // The saved chain goes on: a new client on the same store refreshes with the rotated token.
+  const q2 = new QflowAuth({ ...qflowOptions(emu), username: undefined, password: undefined, store, storeKey: [...store.map.keys()][0] });
+  await q2.headers();
+  const after = (await emu.stats()).token;
+  assert.equal(after.invalidGrant, 0);
+  assert.equal(after.reuseDetected, 0);
+  assert.equal(after.refresh_token, 2);
+  q2.free();
+});
+
 scenario("1,000 concurrent headers() on a cold cache -> exactly 1 token request", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   const q = new QflowAuth(qflowOptions(emu));
