@@ -127,6 +127,7 @@ pub struct AuthError {
 }
 
 impl AuthError {
+    #[inline(never)]
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         AuthError { code, message: message.into(), status: None, retry_after: None, messages: Vec::new(), unsent: false }
     }
@@ -136,6 +137,7 @@ impl AuthError {
         self
     }
 
+    #[inline(never)]
     pub fn config(option: &str, problem: &str) -> Self {
         let mut m = String::from("option `");
         m.push_str(option);

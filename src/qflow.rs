@@ -184,7 +184,7 @@ impl QflowConfig {
         };
         // A key that would carry a secret into a KV dashboard is refused. The default key is built
         // from non-secret parts only, so only a caller's key is checked.
-        let leaks = |k: &str| cfg.secrets().iter().any(|s| s.expose().len() >= MIN_REDACT_LEN && k.contains(s.expose()));
+        let leaks = |k: &str| cfg.secrets().iter().any(|s| s.expose().len() >= MIN_REDACT_LEN && crate::secret::find(k, s.expose()).is_some());
         // Without a username the default key would be the same for every signed-in user.
         if o.persisted && cfg.username.is_none() && explicit_key.is_none() {
             return Err(AuthError::config(

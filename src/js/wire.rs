@@ -41,6 +41,7 @@ impl<'a> Iterator for Items<'a> {
 
 impl Items<'_> {
     /// The next item as what the driver saw.
+    #[inline(never)]
     pub(crate) fn seen(&mut self) -> Result<Seen, AuthError> {
         let (tag, body) = self.next().ok_or_else(bad_input)?;
         Ok(match tag {
@@ -62,6 +63,7 @@ impl Items<'_> {
     }
 
     /// The next item as a string, if it is one.
+    #[inline(never)]
     pub(crate) fn str(&mut self) -> Result<Option<String>, AuthError> {
         Ok(match self.seen()? {
             Seen::Str(s) => Some(s),
@@ -71,6 +73,7 @@ impl Items<'_> {
 
     /// The next item as a number, if it is one.
     #[cfg(feature = "server")]
+    #[inline(never)]
     pub(crate) fn num(&mut self) -> Result<Option<f64>, AuthError> {
         Ok(match self.seen()? {
             Seen::Num(n) => Some(n),
@@ -105,15 +108,18 @@ impl Record {
     }
 
     /// What is under `name` (a copy; `Missing` when it is not an own key).
+    #[inline(never)]
     pub(crate) fn seen(&self, name: &str) -> Seen {
         self.entries.iter().find(|(k, _)| k == name).map_or(Seen::Missing, |(_, s)| s.clone())
     }
 
+    #[inline(never)]
     pub(crate) fn str(&self, name: &str) -> Result<Option<String>, AuthError> {
         read_str(name, self.seen(name), self.code)
     }
 
     #[cfg(feature = "server")]
+    #[inline(never)]
     pub(crate) fn num(&self, name: &str) -> Result<Option<f64>, AuthError> {
         crate::config::read_num(name, self.seen(name), self.code)
     }
@@ -129,6 +135,7 @@ impl Default for Out {
 }
 
 impl Out {
+    #[inline(never)]
     fn item(&mut self, tag: u8, body: &[u8]) {
         self.0.push(tag);
         self.0.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -136,21 +143,25 @@ impl Out {
     }
 
     /// Starts a record of `kind`.
+    #[inline(never)]
     pub(crate) fn kind(&mut self, kind: u8) -> &mut Self {
         self.item(b'k', &[kind]);
         self
     }
 
+    #[inline(never)]
     pub(crate) fn str(&mut self, s: &str) -> &mut Self {
         self.item(b'S', s.as_bytes());
         self
     }
 
+    #[inline(never)]
     pub(crate) fn num(&mut self, n: f64) -> &mut Self {
         self.item(b'D', &n.to_le_bytes());
         self
     }
 
+    #[inline(never)]
     pub(crate) fn opt_num(&mut self, n: Option<f64>) -> &mut Self {
         match n {
             Some(n) => self.num(n),
