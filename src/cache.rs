@@ -2,8 +2,8 @@
 //!
 //! It answers one question per call: is there a token good enough to use now, and if not, must
 //! this caller start the token request or join the one already running (single-flight)? The
-//! bindings hold the in-flight acquisition (`js::flight::Flight`); this type holds the decision, so
-//! it is tested natively.
+//! package's JS driver holds the in-flight acquisition's Promise (`pkg-template/client.js`); this
+//! type holds the decision, so it is tested natively.
 
 use crate::token::Token;
 

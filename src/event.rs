@@ -1,4 +1,5 @@
-//! What `onEvent` is told: one enum, turned into a JS object in one place (`js::host::Events`).
+//! What `onEvent` is told: one enum, written as a `V` record in one place (`js::server`) and
+//! made a JS object by the driver.
 //!
 //! Events carry names, timings and codes, never a secret; the `.d.ts` is checked against
 //! `Event::SHAPES` by `tests/types.rs`.

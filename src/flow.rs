@@ -1,5 +1,6 @@
 //! The vocabulary between a provider's token flow (a plain state machine in the core) and the
-//! one driver in `js::flight` that performs its actions (quinn-proto's shape: inputs in, actions
+//! one driver that performs its actions (`js::server` writes them as records, the package's
+//! `client.js` performs them) (quinn-proto's shape: inputs in, actions
 //! out, no I/O and no clock of its own). A flow is stepped with what came back from the last
 //! action and the time, and answers with the next action.
 

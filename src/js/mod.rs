@@ -17,12 +17,12 @@ use alloc::vec::Vec;
 mod pkce;
 mod wire;
 
-#[cfg(feature = "server")]
+#[cfg(all(feature = "server", target_arch = "wasm32"))]
 mod heap;
 #[cfg(feature = "server")]
 mod server;
 
-#[cfg(not(feature = "server"))]
+#[cfg(all(not(feature = "server"), target_arch = "wasm32"))]
 mod browser;
 
 use crate::error::AuthError;
@@ -33,7 +33,7 @@ const COMPLETE: u32 = 2;
 /// Memory for an input of `len` bytes, which the next `qauth_call` consumes.
 #[no_mangle]
 pub extern "C" fn qauth_alloc(len: usize) -> *mut u8 {
-    #[cfg(not(feature = "server"))]
+    #[cfg(all(not(feature = "server"), target_arch = "wasm32"))]
     browser::rewind();
     let mut v = Vec::<u8>::with_capacity(len);
     let p = v.as_mut_ptr();
@@ -80,6 +80,7 @@ pub unsafe extern "C" fn qauth_call(op: u32, handle: u32, now: f64, ptr: *mut u8
 
 /// A panic (out of memory, a bug) traps: the call throws a `WebAssembly.RuntimeError`, and no
 /// formatting code is linked in.
+#[cfg(target_arch = "wasm32")]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()

@@ -7,11 +7,18 @@ use super::wire::{Items, Out, Record};
 use crate::error::{AuthError, ErrorCode};
 use crate::pkce::{begin as begin_pkce, parse_callback, BeginOptions, BEGIN_OPTIONS, COMPLETE_OPTIONS, NOT_A_CALLBACK_URL, RANDOM_BYTES};
 
+#[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "qauth")]
 extern "C" {
     /// Fills `len` bytes at `ptr` from the platform CSPRNG (`crypto.getRandomValues`); 1 when
     /// it did, 0 when there is none (never a predictable verifier instead).
     fn random(ptr: *mut u8, len: usize) -> u32;
+}
+
+/// Natively (tests) there is no host: "no CSPRNG", which `begin` must refuse.
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn random(_ptr: *mut u8, _len: usize) -> u32 {
+    0
 }
 
 /// Items: the options record. Answer `R`: url, state, codeVerifier.

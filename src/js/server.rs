@@ -34,6 +34,8 @@ const QFLOW: &str = "the Qflow identity server";
 const QFLOW_API: &str = "the Qflow API";
 const QPIEN: &str = "the Qpien GraphQL endpoint";
 
+// One per client, stored in the table: boxing the larger variant would only add code.
+#[allow(clippy::large_enum_variant)]
 enum Provider {
     Qflow { cfg: QflowConfig, session: Session, held: Option<Token> },
     Qpien { cfg: QpienConfig },
@@ -711,4 +713,172 @@ fn transport_error(kind: &str, what: &str) -> AuthError {
     let mut err = AuthError::new(code, cat(what, text));
     err.unsent = kind == "refused";
     err
+}
+
+#[cfg(test)]
+mod tests {
+    //! The ops as the JS driver sees them: bytes in through `qauth_call`, records out. The client
+    //! table is one static, so these run one at a time (`serial`).
+    use alloc::vec;
+
+    use super::*;
+
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    enum V {
+        S(String),
+        D(f64),
+        M,
+    }
+
+    /// An input item.
+    fn it(tag: u8, body: &[u8]) -> (u8, Vec<u8>) {
+        (tag, body.to_vec())
+    }
+    fn s(v: &str) -> (u8, Vec<u8>) {
+        it(b'S', v.as_bytes())
+    }
+    fn d(v: f64) -> (u8, Vec<u8>) {
+        it(b'D', &v.to_le_bytes())
+    }
+
+    /// An options record of string values, plus a store object with both methods.
+    fn record(pairs: &[(&str, &str)], store: bool) -> Vec<(u8, Vec<u8>)> {
+        let mut out = vec![it(b'O', b"")];
+        for (k, v) in pairs {
+            out.push(it(b'K', k.as_bytes()));
+            out.push(s(v));
+        }
+        if store {
+            out.extend([it(b'K', b"store"), it(b'J', b""), it(b'P', b"get"), it(b'P', b"put")]);
+        }
+        out
+    }
+
+    /// Runs one op; its answer as records (`kind`, values).
+    fn op(op: u32, handle: u32, now: f64, items: &[(u8, Vec<u8>)]) -> Vec<(u8, Vec<V>)> {
+        let mut input = Vec::new();
+        for (tag, body) in items {
+            input.push(*tag);
+            input.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            input.extend_from_slice(body);
+        }
+        let len = input.len();
+        let ptr = super::super::qauth_alloc(len);
+        // SAFETY: `ptr` has room for `len` bytes; `qauth_call` consumes it and answers a buffer
+        // whose first four bytes are its length, released once with `qauth_free`.
+        let answer = unsafe {
+            core::ptr::copy_nonoverlapping(input.as_ptr(), ptr, len);
+            let out = super::super::qauth_call(op, handle, now, ptr, len);
+            let total = u32::from_le_bytes(core::slice::from_raw_parts(out, 4).try_into().unwrap()) as usize;
+            let bytes = core::slice::from_raw_parts(out, total).to_vec();
+            super::super::qauth_free(out, total);
+            bytes
+        };
+        let mut records: Vec<(u8, Vec<V>)> = Vec::new();
+        for (tag, body) in Items(&answer[4..]) {
+            match tag {
+                b'k' => records.push((body[0], vec![])),
+                b'S' => records.last_mut().unwrap().1.push(V::S(String::from_utf8(body.to_vec()).unwrap())),
+                b'D' => records.last_mut().unwrap().1.push(V::D(f64::from_le_bytes(body.try_into().unwrap()))),
+                _ => records.last_mut().unwrap().1.push(V::M),
+            }
+        }
+        records
+    }
+
+    fn kinds(records: &[(u8, Vec<V>)]) -> String {
+        records.iter().map(|(k, _)| *k as char).collect()
+    }
+
+    fn qflow(store: bool) -> u32 {
+        let opts = [
+            ("clientId", "client"),
+            ("clientSecret", "CANARY-cs-7"),
+            ("subscriptionKey", "CANARY-sk-7"),
+            ("username", "joe@example.com"),
+            ("password", "CANARY-pw-7"),
+            ("identityUrl", "http://127.0.0.1:9"),
+            ("apiUrl", "http://127.0.0.1:9"),
+        ];
+        let mut items = vec![d(0.0)];
+        items.extend(record(&opts, store));
+        let r = op(NEW_QFLOW, 0, 0.0, &items);
+        assert_eq!(kinds(&r), "R", "{r:?}");
+        let V::D(h) = r[0].1[0] else { panic!("{r:?}") };
+        h as u32
+    }
+
+    const T0: f64 = 1_000_000.0;
+
+    #[test]
+    fn a_grant_through_the_ops_saves_the_refresh_token_before_the_token_is_installed() {
+        let _s = serial();
+        let h = qflow(true);
+        assert_eq!(op(STEP, h, T0, &[])[0].1, [V::D(2.0)], "nothing cached: this caller starts");
+        let r = op(OBTAIN, h, T0, &[]);
+        assert_eq!(kinds(&r), "r", "the store is read first: {r:?}");
+        let r = op(INPUT, h, T0, &[s("r"), it(b'M', b"")]);
+        assert_eq!(kinds(&r), "s");
+        let send = &r[0].1;
+        assert_eq!(send[1], V::S("http://127.0.0.1:9/core/connect/token".into()));
+        let V::S(body) = &send[4] else { panic!() };
+        assert!(body.contains("grant_type=password"), "{body}");
+        let answer = r#"{"access_token":"CANARY-at-1","refresh_token":"CANARY-rt-1","expires_in":3600,"token_type":"Bearer"}"#;
+        let r = op(INPUT, h, T0 + 5.0, &[s("a"), d(200.0), it(b'M', b""), s(answer)]);
+        assert_eq!(kinds(&r), "w", "the rotated refresh token is written before anything is handed out");
+        assert_eq!(r[0].1[1], V::S("CANARY-rt-1".into()));
+        let r = op(INPUT, h, T0 + 6.0, &[s("w")]);
+        assert_eq!(kinds(&r), "VIVd", "{r:?}");
+        assert_eq!(r[0].1[0], V::S("refresh_token_rotated".into()));
+        let install = &r[1].1;
+        assert_eq!(install[0], V::S("CANARY-at-1".into()));
+        assert!(install.contains(&V::S("Bearer CANARY-at-1".into())) && install.contains(&V::S("CANARY-sk-7".into())));
+        assert_eq!(r[2].1[0], V::S("token_acquired".into()));
+        let _ = op(FINISH, h, T0 + 6.0, &[]);
+        assert_eq!(op(STEP, h, T0 + 7.0, &[])[0].1, [V::D(0.0)], "cached: a hit");
+        // A 401 drops exactly that token once; a second 401 after a refresh is `unauthorized`.
+        assert_eq!(op(API_NEXT, h, T0, &[d(401.0), d(0.0)])[0].1[0], V::D(1.0));
+        let r = op(API_NEXT, h, T0, &[d(401.0), d(1.0)]);
+        assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("unauthorized".into())));
+        assert_eq!(op(INVALIDATE_IF, h, T0, &[d(1.0)])[0].1, [V::D(1.0)]);
+        assert_eq!(op(INVALIDATE_IF, h, T0, &[d(1.0)])[0].1, [V::D(0.0)], "once");
+        assert_eq!(kinds(&op(FREE, h, T0, &[])), "R");
+        let r = op(STEP, h, T0, &[]);
+        assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("invalid_request".into())), "a freed client");
+    }
+
+    #[test]
+    fn server_text_echoing_a_secret_is_redacted_in_the_error_record() {
+        let _s = serial();
+        let h = qflow(false);
+        let _ = op(STEP, h, T0, &[]);
+        assert_eq!(kinds(&op(OBTAIN, h, T0, &[])), "s");
+        let echo = r#"{"error":"invalid_request","error_description":"bad client_secret=CANARY-cs-7 password=CANARY-pw-7"}"#;
+        let r = op(INPUT, h, T0 + 1.0, &[s("a"), d(400.0), it(b'M', b""), s(echo)]);
+        assert_eq!(kinds(&r), "E");
+        let text = format!("{r:?}");
+        assert!(text.contains("invalid_request") && !text.contains("CANARY"), "{text}");
+        let _ = op(FREE, h, T0, &[]);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_record_never_a_trap() {
+        let _s = serial();
+        for items in [vec![], vec![it(b'Z', b"x")], vec![d(0.0), it(b'O', b""), it(b'K', b"clientId")], vec![d(0.0), it(b'N', b"")]] {
+            let r = op(NEW_QFLOW, 0, T0, &items);
+            assert_eq!(kinds(&r), "E", "{items:?}");
+        }
+        let r = op(NEW_QFLOW, 0, T0, &[d(0.0), it(b'O', b""), it(b'K', b"clientSecrett"), s("x")]);
+        let text = format!("{r:?}");
+        assert!(text.contains("did you mean `clientSecret`") && !text.contains("\"x\""), "{text}");
+        assert_eq!(kinds(&op(999, 12345, T0, &[])), "E", "an unknown op or handle");
+        assert_eq!(kinds(&op(FAIL, 0, T0, &[d(-1.0), it(b'M', b"")])), "E");
+        assert_eq!(op(FAIL, 0, T0, &[d(9.0), it(b'M', b"")])[0].1[0], V::S("invalid_request".into()));
+    }
 }
