@@ -66,7 +66,11 @@ function failureKind(e) {
 async function readCapped(response, cap) {
   // Cancels are not awaited: on a clone (the 403 probe), cancelling one branch of a tee settles
   // only when the other branch is read, which is the caller's business.
-  const declared = Number(response.headers.get("content-length"));
+  const length = response.headers.get("content-length");
+  const declared = Number(length);
+  // A declared length within the cap, not compressed (a compressed body's length says nothing
+  // of what it inflates to): the platform reads no more than declared, so read it whole.
+  if (length !== null && declared <= cap && !response.headers.get("content-encoding")) return response.text();
   if (declared > cap || !response.body) {
     if (response.body) response.body.cancel().catch(() => {});
     return declared > cap ? null : "";
@@ -422,15 +426,15 @@ class Client {
 
   /** One exchange with a token endpoint: `[s, method, url, timeout, cap, body, ...header pairs]`. */
   async #send([, method, url, timeout, cap, body, ...pairs]) {
-    let req;
+    let headers;
     try {
-      const headers = setAll(new Headers(), pairsOf(pairs, 0));
-      req = new Request(url, { method, headers, body, redirect: "manual", signal: timeoutSignal(timeout) });
-    } catch (e) {
-      return new Items().str("af").num(e instanceof AuthError ? BAD_HEADER : BAD_ENDPOINT).missing();
+      headers = setAll(new Headers(), pairsOf(pairs, 0));
+    } catch {
+      return new Items().str("af").num(BAD_HEADER).missing();
     }
     try {
-      const resp = await fetch(req);
+      // No Request object of our own: fetch makes one (the URL is the core's, checked when configured).
+      const resp = await fetch(url, { method, headers, body, redirect: "manual", signal: timeoutSignal(timeout) });
       const retryAfter = resp.headers.get("retry-after");
       const text = await readCapped(resp, cap);
       return new Items().str("a").num(resp.status).value(retryAfter).value(text);

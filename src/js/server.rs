@@ -223,20 +223,33 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
     if store && !qflow && !broker_side {
         return Err(AuthError::config("store", "is not an option here: to share one token across isolates, use `broker`"));
     }
+    // Every string option read in one loop, then moved into place: one error path instead of
+    // one per option (each with its own drop code).
+    let names: &[&str] = match qflow {
+        true => &["clientId", "clientSecret", "subscriptionKey", "username", "password", "refreshToken", "scope", "identityUrl", "apiUrl", "storeKey"],
+        false => &["clientId", "clientSecret", "endpoint"],
+    };
+    let mut strs = Vec::new();
+    for name in names {
+        strs.push(o.str(name)?);
+    }
+    let mut strs = strs.into_iter();
+    let mut next = || strs.next().flatten();
+    let (skew_s, timeout) = (o.num("refreshSkewSeconds")?, o.num("timeoutMs")?);
     let (p, secrets) = if qflow {
         let cfg = QflowConfig::new(QflowOptions {
-            client_id: o.str("clientId")?,
-            client_secret: o.str("clientSecret")?,
-            subscription_key: o.str("subscriptionKey")?,
-            username: o.str("username")?,
-            password: o.str("password")?,
-            refresh_token: o.str("refreshToken")?,
-            scope: o.str("scope")?,
-            identity_url: o.str("identityUrl")?,
-            api_url: o.str("apiUrl")?,
-            store_key: o.str("storeKey")?,
-            refresh_skew_seconds: o.num("refreshSkewSeconds")?,
-            timeout_ms: o.num("timeoutMs")?,
+            client_id: next(),
+            client_secret: next(),
+            subscription_key: next(),
+            username: next(),
+            password: next(),
+            refresh_token: next(),
+            scope: next(),
+            identity_url: next(),
+            api_url: next(),
+            store_key: next(),
+            refresh_skew_seconds: skew_s,
+            timeout_ms: timeout,
             persisted: store || broker,
             broker_side,
         })?;
@@ -244,13 +257,8 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         let session = Session::new(&cfg, store);
         (Provider::Qflow { session, cfg, held: None }, secrets)
     } else {
-        let cfg = QpienConfig::new(QpienOptions {
-            client_id: o.str("clientId")?,
-            client_secret: o.str("clientSecret")?,
-            endpoint: o.str("endpoint")?,
-            refresh_skew_seconds: o.num("refreshSkewSeconds")?,
-            timeout_ms: o.num("timeoutMs")?,
-        })?;
+        let cfg =
+            QpienConfig::new(QpienOptions { client_id: next(), client_secret: next(), endpoint: next(), refresh_skew_seconds: skew_s, timeout_ms: timeout })?;
         let secrets: Vec<Secret> = cfg.secrets().into_iter().cloned().collect();
         (Provider::Qpien { cfg }, secrets)
     };
