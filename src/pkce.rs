@@ -113,22 +113,24 @@ pub fn authorize_url(authorize_endpoint: &str, client_id: &str, redirect_uri: &s
 
 /// Decodes one `application/x-www-form-urlencoded` value; `None` on invalid UTF-8.
 fn decode(v: &str) -> Option<String> {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
+    let mut out = Vec::with_capacity(v.len());
+    // An iterator, not indexing: no bounds-check panic (and its formatting code) in the wasm.
+    let mut bytes = v.as_bytes().iter();
+    while let Some(&c) = bytes.next() {
+        match c {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
+            b'%' => {
+                let rest = bytes.as_slice();
+                match (rest.first().and_then(|&h| hex(h)), rest.get(1).and_then(|&l| hex(l))) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        bytes.nth(1);
+                    }
+                    _ => out.push(b'%'),
                 }
-                _ => out.push(b'%'),
-            },
+            }
             c => out.push(c),
         }
-        i += 1;
     }
     String::from_utf8(out).ok()
 }

@@ -444,7 +444,9 @@ impl Session {
     pub fn next_grant(&mut self, cfg: &QflowConfig) -> Result<(Grant, bool), AuthError> {
         if let Some(rt) = self.refresh.clone() {
             if self.spent.len() >= SPENT_CAP {
-                self.spent.remove(0);
+                // The oldest goes (`retain`, not `remove(0)`: no panic path in the wasm).
+                let mut first = true;
+                self.spent.retain(|_| !core::mem::take(&mut first));
             }
             self.spent.push(rt.clone());
             return Ok((Grant::Refresh(rt), false));

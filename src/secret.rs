@@ -76,7 +76,9 @@ impl Redactor {
         for v in variants(s.expose()) {
             if !self.live.iter().chain(&self.fixed).any(|k| k.expose() == v) {
                 if self.live.len() >= LIVE_CAP {
-                    self.live.remove(0);
+                    // The oldest goes (`retain`, not `remove(0)`: no panic path in the wasm).
+                    let mut first = true;
+                    self.live.retain(|_| !core::mem::take(&mut first));
                 }
                 self.live.push(Secret::new(v));
             }
@@ -91,11 +93,15 @@ impl Redactor {
     /// on the whole text first, so a credential straddling the cut cannot survive in part.
     pub fn clean(&self, text: &str, max_chars: usize) -> String {
         let masked = mask(text, self.all());
-        let mut out: String = masked.chars().take(max_chars).collect();
+        let out: String = masked.chars().take(max_chars).collect();
         // The ellipsis goes on only if it cannot complete a credential that ends in one (a prefix
         // of text with no credential in it has none either).
-        if out.len() < masked.len() && !self.all().any(|s| s.len() >= MIN_REDACT_LEN && find([out.as_str(), "…"].concat().as_str(), s).is_some()) {
-            out.push('…');
+        if out.len() < masked.len() {
+            let mut with = out.clone();
+            with.push('…');
+            if !self.all().any(|s| s.len() >= MIN_REDACT_LEN && find(&with, s).is_some()) {
+                return with;
+            }
         }
         out
     }
