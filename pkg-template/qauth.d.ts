@@ -75,7 +75,10 @@ export class QflowAuth {
   /** A copy of the request with both headers set; its URL must be on `apiUrl`'s origin. */
   authorizeRequest(input: string | URL | Request, init?: RequestInit): Promise<Request>;
   exchangeCode(args: { code: string; codeVerifier: string; redirectUri: string }): Promise<void>;
-  /** Releases the wasm memory of this client; it must not be used afterwards. */
+  /**
+   * Releases the wasm memory of this client. Calls already running end first (a refresh in
+   * flight still saves its rotated token); later calls reject with `invalid_request`.
+   */
   free(): void;
   /** `using qflow = new QflowAuth(...)`: `free()` at the end of the scope. */
   [Symbol.dispose](): void;
@@ -99,7 +102,10 @@ export class QpienAuth {
   /** Resolves to the operation's `data` (describe it with `T`; `unknown` until you do). */
   graphql<T = unknown>(query: string, variables?: Record<string, unknown>, options?: { operationName?: string }): Promise<T>;
   invalidate(): void;
-  /** Releases the wasm memory of this client; it must not be used afterwards. */
+  /**
+   * Releases the wasm memory of this client. Calls already running end first (a refresh in
+   * flight still saves its rotated token); later calls reject with `invalid_request`.
+   */
   free(): void;
   /** `using qpien = new QpienAuth(...)`: `free()` at the end of the scope. */
   [Symbol.dispose](): void;
