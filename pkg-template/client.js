@@ -19,8 +19,8 @@ export { AuthError };
 const [NEW_QFLOW, NEW_QPIEN, FREE, STEP, FINISH, INVALIDATE, INVALIDATE_IF, OBTAIN, INPUT, EXCHANGE, RESTORE_KEY, RESTORED, SAVE_ACCESS] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
 const [TARGET, CHECK_SENT, API_NEXT, API_GATE, COMMS_URL, COMMS_STATUS, GRAPHQL_ARGS, GRAPHQL_VERDICT, FAIL, PROBES] = [23, 24, 25, 26, 27, 28, 29, 30, 31, 32];
 // FAIL reasons (the wasm owns their text).
-const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT] = [
-  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT, STALLED] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 ];
 
 /** The AuthError for a FAIL reason. */
@@ -164,8 +164,11 @@ class Client {
   #broker;
   #brokerSide;
   #timeout;
-  /** The in-flight acquisition: `{ promise, outcome }`. */
+  /** How long a caller waits for a flight before giving it up (the wasm's `stall_ms`). */
+  #stall;
+  /** The in-flight acquisition: `{ id, promise, outcome }`. */
   #pending;
+  #flights = 0;
   /** The cached token as callers use it (`{ headers, access, generation, expiresAt, lifetime }`). */
   #got;
   /** What the last install handed out, for the callers of that acquisition (an onEvent callback may invalidate first). */
@@ -185,10 +188,11 @@ class Client {
     }
     items.num(side ? 1 : 0);
     const seen = items.record(options);
-    const [h, flags, timeout] = one(op, 0, items);
+    const [h, flags, timeout, stall] = one(op, 0, items);
     this.#h = h;
     registry?.register(this, h, this);
     this.#timeout = timeout;
+    this.#stall = stall;
     if (flags & 1) {
       // The methods as they were when the wasm looked at them (no second read of a getter).
       const s = seen.store;
@@ -279,28 +283,53 @@ class Client {
       if (this.#got) return this.#got;
       throw fail(NO_TOKEN);
     }
-    return this.#settled(step === 1 && this.#pending ? this.#pending : this.#spawn(() => this.#obtain()));
+    return this.#settled(step === 1 && this.#pending ? this.#pending : this.#spawn((id) => this.#obtain(id)));
   }
 
   /** Starts `work` as the client's one acquisition; the wasm is told when it ends, before anyone resumes. */
   #spawn(work) {
-    const flight = {};
+    const flight = { id: ++this.#flights };
     this.#pending = flight;
     flight.promise = (async () => {
       try {
-        await work();
-        flight.outcome = { ok: true };
+        await work(flight.id);
+        flight.outcome ??= { ok: true };
       } catch (e) {
-        flight.outcome = { error: e instanceof AuthError ? e : fail(NO_END) };
+        flight.outcome ??= { error: e instanceof AuthError ? e : fail(NO_END) };
       }
-      if (this.#pending === flight) this.#pending = undefined;
-      if (!this.#freed) call(FINISH, this.#h);
+      this.#end(flight);
     })();
     return flight;
   }
 
+  /** The flight is over (or given up on): the wasm is told, only for the current flight. */
+  #end(flight) {
+    if (this.#pending !== flight) return;
+    this.#pending = undefined;
+    if (!this.#released) call(FINISH, this.#h, new Items().num(flight.id));
+  }
+
+  /**
+   * Waits for `flight`, no longer than the wasm's bound on one acquisition. A flight still
+   * running past it will never end (in workerd, its request was cancelled and took its I/O
+   * with it): it is given up, its callers get `timeout`, and the next call starts a new one.
+   */
+  async #wait(flight) {
+    let timer;
+    const stalled = new Promise((resolve) => (timer = setTimeout(resolve, this.#stall)));
+    try {
+      await Promise.race([flight.promise, stalled]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!flight.outcome) {
+      flight.outcome = { error: fail(STALLED) };
+      this.#end(flight);
+    }
+  }
+
   async #settled(flight) {
-    await flight.promise;
+    await this.#wait(flight);
     const o = flight.outcome;
     if (!o) throw fail(NO_END);
     if (o.error) throw o.error;
@@ -309,9 +338,9 @@ class Client {
   }
 
   /** One acquisition, whichever way this client gets tokens. */
-  async #obtain() {
+  async #obtain(id) {
     if (!this.#broker) await this.#restore();
-    const installed = await this.#run(this[RECORDS](OBTAIN));
+    const installed = await this.#run(id, this[RECORDS](OBTAIN, new Items().num(id)));
     if (this.#brokerSide && installed) {
       // Only saves a restarted object a grant: a failure here costs nothing but that.
       const [key, record] = this[ONE](SAVE_ACCESS);
@@ -343,7 +372,7 @@ class Client {
   }
 
   /** Performs a task's records until it is done; how many tokens it installed. */
-  async #run(records) {
+  async #run(id, records) {
     let installs = 0;
     for (;;) {
       let input;
@@ -362,20 +391,20 @@ class Client {
           case kind.d:
             return installs;
           case kind.r:
-            input = await this.#storeGet(r[1]);
+            input = await this.#storeGet(id, r[1]);
             break;
           case kind.w:
-            input = await this.#storePut(r[1], r[2]);
+            input = await this.#storePut(id, r[1], r[2]);
             break;
           case kind.s:
-            input = await this.#send(r);
+            input = await this.#send(id, r);
             break;
           case kind.z:
             await sleep(r[1]);
-            input = new Items().str("z");
+            input = new Items().num(id).str("z");
             break;
           case kind.L:
-            input = await this.#lease(r, records[i + 1]?.[0] === kind.x ? records[++i] : undefined);
+            input = await this.#lease(id, r, records[i + 1]?.[0] === kind.x ? records[++i] : undefined);
             break;
         }
       }
@@ -407,56 +436,56 @@ class Client {
     }
   }
 
-  async #storeGet(key) {
+  async #storeGet(id, key) {
     try {
-      return new Items().str("r").value(await callStore(this.#store, "get", [key], this.#timeout));
+      return new Items().num(id).str("r").value(await callStore(this.#store, "get", [key], this.#timeout));
     } catch {
-      return new Items().str("r!");
+      return new Items().num(id).str("r!");
     }
   }
 
-  async #storePut(key, value) {
+  async #storePut(id, key, value) {
     try {
       await callStore(this.#store, "put", [key, value], this.#timeout);
-      return new Items().str("w");
+      return new Items().num(id).str("w");
     } catch {
-      return new Items().str("w!");
+      return new Items().num(id).str("w!");
     }
   }
 
   /** One exchange with a token endpoint: `[s, method, url, timeout, cap, body, ...header pairs]`. */
-  async #send([, method, url, timeout, cap, body, ...pairs]) {
+  async #send(id, [, method, url, timeout, cap, body, ...pairs]) {
     let headers;
     try {
       headers = setAll(new Headers(), pairsOf(pairs, 0));
     } catch {
-      return new Items().str("af").num(BAD_HEADER).missing();
+      return new Items().num(id).str("af").num(BAD_HEADER).missing();
     }
     try {
       // No Request object of our own: fetch makes one (the URL is the core's, checked when configured).
       const resp = await fetch(url, { method, headers, body, redirect: "manual", signal: timeoutSignal(timeout) });
       const retryAfter = resp.headers.get("retry-after");
       const text = await readCapped(resp, cap);
-      return new Items().str("a").num(resp.status).value(retryAfter).value(text);
+      return new Items().num(id).str("a").num(resp.status).value(retryAfter).value(text);
     } catch (e) {
-      return new Items().str("a!").str(failureKind(e));
+      return new Items().num(id).str("a!").str(failureKind(e));
     }
   }
 
   /** One lease from the broker: `[L, name, timeout, provider, stale, ...option pairs]`, `[x, code, verifier, redirectUri]`. */
-  async #lease([, name, timeout, provider, stale, ...fields], exchange) {
+  async #lease(id, [, name, timeout, provider, stale, ...fields], exchange) {
     const request = { provider, options: Object.fromEntries(pairsOf(fields, 0)) };
     if (stale !== undefined) request.stale = stale;
     if (exchange) request.exchange = { code: exchange[1], codeVerifier: exchange[2], redirectUri: exchange[3] };
     const answer = await brokerLease(this.#broker, name, request, timeout);
-    const items = new Items();
+    const items = new Items().num(id);
     try {
       const { token: t, error: e } = answer;
       if (t != null) items.str("t").value(t.accessToken).value(t.expiresInMs).value(t.lifetimeMs).value(t.generation);
       else if (e != null) items.str("e").value(e.code).value(e.message).value(e.status).value(e.retryAfter);
       else items.str("f").value(answer.failed);
     } catch {
-      return new Items().str("f").str("threw");
+      return new Items().num(id).str("f").str("threw");
     }
     return items;
   }
@@ -466,10 +495,14 @@ class Client {
     const checked = new Items().num(0);
     checked.record(args);
     const [code, codeVerifier, redirectUri] = this[ONE](EXCHANGE, checked);
-    while (this.#pending) await this.#pending.promise;
-    const start = new Items().num(1);
-    start.record({ code, codeVerifier, redirectUri });
-    await this.#settled(this.#spawn(() => this.#run(this[RECORDS](EXCHANGE, start))));
+    while (this.#pending) await this.#wait(this.#pending);
+    await this.#settled(
+      this.#spawn((id) => {
+        const start = new Items().num(1).num(id);
+        start.record({ code, codeVerifier, redirectUri });
+        return this.#run(id, this[RECORDS](EXCHANGE, start));
+      }),
+    );
   }
 
   /** The token broker's side of a lease (TokenBroker calls this on its own client); internal. */

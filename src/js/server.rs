@@ -60,6 +60,9 @@ struct Client {
     /// Inside the broker: the stored access token was looked at.
     access_loaded: bool,
     task: Option<Task>,
+    /// The driver's id of the current flight (an acquisition or exchange): `INPUT` and `FINISH`
+    /// name it.
+    flight: u32,
     /// An authorization code to exchange: `(code, verifier, redirectUri)` from `exchangeCode`.
     exchange: Option<(Secret, Secret, String)>,
 }
@@ -139,8 +142,12 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
             out.kind(b'R').num(s);
         }
         FINISH => {
-            c.cache.finish();
-            c.task = None;
+            // Only the flight that is current: a flight given up on (`stall_ms`) that ends late
+            // must not end the one that replaced it.
+            if items.num()? == Some(f64::from(c.flight)) {
+                c.cache.finish();
+                c.task = None;
+            }
             out.kind(b'R');
         }
         INVALIDATE => {
@@ -156,8 +163,13 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
             }
             out.kind(b'R').num(f64::from(u8::from(dropped)));
         }
-        OBTAIN => c.obtain(now, out),
+        OBTAIN => {
+            c.flight = flight_id(items)?;
+            c.obtain(now, out);
+        }
         EXCHANGE => c.exchange(items, now, out)?,
+        // An answer for a flight given up on is refused (its task is gone or is another's).
+        INPUT if items.num()? != Some(f64::from(c.flight)) => return Err(stalled()),
         INPUT => match c.task.take() {
             Some(Task::Lease { stale, started }) => c.lease_answer(items, stale, started, now, out)?,
             task => {
@@ -276,6 +288,7 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         broker_side,
         access_loaded: false,
         task: None,
+        flight: 0,
         exchange: None,
     };
     let t = table();
@@ -290,7 +303,7 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         }
     };
     let flags = u8::from(store) | u8::from(broker) << 1 | u8::from(broker_side) << 2 | u8::from(events) << 3;
-    out.kind(b'R').num(handle as f64).num(f64::from(flags)).num(timeout_ms);
+    out.kind(b'R').num(handle as f64).num(f64::from(flags)).num(timeout_ms).num(crate::config::stall_ms(timeout_ms));
     Ok(())
 }
 
@@ -393,6 +406,9 @@ impl Client {
     /// this the single flight) starts the exchange.
     fn exchange(&mut self, items: &mut Items, now: f64, out: &mut Out) -> Result<(), AuthError> {
         let start = items.num()? == Some(1.0);
+        if start {
+            self.flight = flight_id(items)?;
+        }
         let o = Record::read(items, "exchangeCode argument", &["code", "codeVerifier", "redirectUri"], ErrorCode::InvalidRequest)?;
         let missing = |name: &str| arg(&cat(name, " is required: exchangeCode({ code, codeVerifier, redirectUri })"));
         let code = o.str("code")?.filter(|c| !c.is_empty()).ok_or_else(|| missing("code"))?;
@@ -669,7 +685,7 @@ fn api_status_error(status: u16) -> AuthError {
 /// method), 6 a Request body already used, 7 a request that could not be copied, 8 a header
 /// value the platform refused, 9 a freed client, 10 variables that are not JSON, 11 an event ID
 /// that makes no URL, 12 no token after an acquisition, 13 an acquisition that did not end,
-/// 14 a Qpien endpoint the platform's fetch refuses.
+/// 14 a Qpien endpoint the platform's fetch refuses, 15 a flight given up on (`stalled`).
 fn failure(items: &mut Items) -> Result<AuthError, AuthError> {
     let reason = items.num()?.filter(|r| *r >= 0.0).unwrap_or(255.0);
     let detail = items.seen()?;
@@ -697,8 +713,20 @@ fn failure(items: &mut Items) -> Result<AuthError, AuthError> {
         12 => AuthError::new(ErrorCode::ServerError, "no token after acquisition"),
         13 => AuthError::new(ErrorCode::ServerError, "the acquisition did not end"),
         14 => AuthError::new(ErrorCode::InvalidConfig, "the endpoint URL is not valid for fetch"),
+        15 => stalled(),
         _ => bad_input(),
     })
+}
+
+/// A flight id from the driver (a whole number in `u32`).
+fn flight_id(items: &mut Items) -> Result<u32, AuthError> {
+    items.num()?.and_then(generation).ok_or_else(bad_input)
+}
+
+/// What waiting callers get when a flight ran past `config::stall_ms` (its request cancelled, a
+/// host call that never settled): the next call starts a new flight.
+fn stalled() -> AuthError {
+    AuthError::new(ErrorCode::Timeout, "the token acquisition stopped making progress (its request may have been cancelled); the next call starts a new one")
 }
 
 fn store_error(problem: &str) -> AuthError {
@@ -829,26 +857,26 @@ mod tests {
         let _s = serial();
         let h = qflow(true);
         assert_eq!(op(STEP, h, T0, &[])[0].1, [V::D(2.0)], "nothing cached: this caller starts");
-        let r = op(OBTAIN, h, T0, &[]);
+        let r = op(OBTAIN, h, T0, &[d(1.0)]);
         assert_eq!(kinds(&r), "r", "the store is read first: {r:?}");
-        let r = op(INPUT, h, T0, &[s("r"), it(b'M', b"")]);
+        let r = op(INPUT, h, T0, &[d(1.0), s("r"), it(b'M', b"")]);
         assert_eq!(kinds(&r), "s");
         let send = &r[0].1;
         assert_eq!(send[1], V::S("http://127.0.0.1:9/core/connect/token".into()));
         let V::S(body) = &send[4] else { panic!() };
         assert!(body.contains("grant_type=password"), "{body}");
         let answer = r#"{"access_token":"CANARY-at-1","refresh_token":"CANARY-rt-1","expires_in":3600,"token_type":"Bearer"}"#;
-        let r = op(INPUT, h, T0 + 5.0, &[s("a"), d(200.0), it(b'M', b""), s(answer)]);
+        let r = op(INPUT, h, T0 + 5.0, &[d(1.0), s("a"), d(200.0), it(b'M', b""), s(answer)]);
         assert_eq!(kinds(&r), "w", "the rotated refresh token is written before anything is handed out");
         assert_eq!(r[0].1[1], V::S("CANARY-rt-1".into()));
-        let r = op(INPUT, h, T0 + 6.0, &[s("w")]);
+        let r = op(INPUT, h, T0 + 6.0, &[d(1.0), s("w")]);
         assert_eq!(kinds(&r), "VIVd", "{r:?}");
         assert_eq!(r[0].1[0], V::S("refresh_token_rotated".into()));
         let install = &r[1].1;
         assert_eq!(install[0], V::S("CANARY-at-1".into()));
         assert!(install.contains(&V::S("Bearer CANARY-at-1".into())) && install.contains(&V::S("CANARY-sk-7".into())));
         assert_eq!(r[2].1[0], V::S("token_acquired".into()));
-        let _ = op(FINISH, h, T0 + 6.0, &[]);
+        let _ = op(FINISH, h, T0 + 6.0, &[d(1.0)]);
         assert_eq!(op(STEP, h, T0 + 7.0, &[])[0].1, [V::D(0.0)], "cached: a hit");
         // A 401 drops exactly that token once; a second 401 after a refresh is `unauthorized`.
         assert_eq!(op(API_NEXT, h, T0, &[d(401.0), d(0.0)])[0].1[0], V::D(1.0));
@@ -866,12 +894,35 @@ mod tests {
         let _s = serial();
         let h = qflow(false);
         let _ = op(STEP, h, T0, &[]);
-        assert_eq!(kinds(&op(OBTAIN, h, T0, &[])), "s");
+        assert_eq!(kinds(&op(OBTAIN, h, T0, &[d(1.0)])), "s");
         let echo = r#"{"error":"invalid_request","error_description":"bad client_secret=CANARY-cs-7 password=CANARY-pw-7"}"#;
-        let r = op(INPUT, h, T0 + 1.0, &[s("a"), d(400.0), it(b'M', b""), s(echo)]);
+        let r = op(INPUT, h, T0 + 1.0, &[d(1.0), s("a"), d(400.0), it(b'M', b""), s(echo)]);
         assert_eq!(kinds(&r), "E");
         let text = format!("{r:?}");
         assert!(text.contains("invalid_request") && !text.contains("CANARY"), "{text}");
+        let _ = op(FREE, h, T0, &[]);
+    }
+
+    #[test]
+    fn a_flight_given_up_on_cannot_touch_the_one_that_replaced_it() {
+        let _s = serial();
+        let h = qflow(false);
+        let _ = op(STEP, h, T0, &[]);
+        assert_eq!(kinds(&op(OBTAIN, h, T0, &[d(1.0)])), "s", "flight 1 sends its grant");
+        // The driver gives flight 1 up (it stalled) and ends it; a caller starts flight 2.
+        let _ = op(FINISH, h, T0, &[d(1.0)]);
+        assert_eq!(op(STEP, h, T0, &[])[0].1, [V::D(2.0)], "a new flight starts");
+        assert_eq!(kinds(&op(OBTAIN, h, T0, &[d(2.0)])), "s");
+        // Flight 1's answer arrives late: refused, nothing installed, flight 2 untouched.
+        let answer = r#"{"access_token":"CANARY-at-late","expires_in":3600,"token_type":"Bearer"}"#;
+        let r = op(INPUT, h, T0 + 1.0, &[d(1.0), s("a"), d(200.0), it(b'M', b""), s(answer)]);
+        assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("timeout".into())));
+        let _ = op(FINISH, h, T0, &[d(1.0)]);
+        assert_eq!(op(STEP, h, T0, &[])[0].1, [V::D(1.0)], "flight 2 is still the one in flight");
+        let answer = r#"{"access_token":"CANARY-at-2","expires_in":3600,"token_type":"Bearer"}"#;
+        let r = op(INPUT, h, T0 + 1.0, &[d(2.0), s("a"), d(200.0), it(b'M', b""), s(answer)]);
+        assert!(kinds(&r).contains('I') && kinds(&r).ends_with('d'), "{r:?}");
+        assert_eq!(r.iter().find(|(k, _)| *k == b'I').unwrap().1[0], V::S("CANARY-at-2".into()));
         let _ = op(FREE, h, T0, &[]);
     }
 

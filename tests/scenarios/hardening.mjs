@@ -582,3 +582,36 @@ scenario("storeKey is required with a store and no username (each signed-in user
   assert.throws(() => new QflowAuth(opts), (e) => e instanceof AuthError && e.code === "invalid_config" && /storeKey/.test(e.message));
   assert.ok(new QflowAuth({ ...opts, storeKey: "session:abc" }));
 });
+
+scenario("a flight that never ends (its request cancelled, its I/O gone) is given up: its callers get timeout, the next call starts again", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu, { timeoutMs: 100 }));
+  // A fetch that never settles and ignores its abort signal: what the flight sees in workerd when
+  // the request that started it was cancelled (its timers and I/O go with it).
+  const realFetch = globalThis.fetch;
+  let sent = 0;
+  globalThis.fetch = () => {
+    sent++;
+    return new Promise(() => {});
+  };
+  let results, waited;
+  try {
+    const t0 = Date.now();
+    results = await Promise.allSettled([q.headers(), q.headers(), q.accessToken()]);
+    waited = Date.now() - t0;
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  assert.equal(sent, 1, "one flight for all three callers");
+  // The wasm's bound for timeoutMs 100 is 6 × 100 + 1000 ms: not before it, and not forever.
+  assert.ok(waited >= 1500 && waited < 30000, `given up after ${waited} ms`);
+  for (const r of results) {
+    assert.ok(r.status === "rejected" && r.reason instanceof AuthError, `a typed error, got ${r.status} ${r.reason}`);
+    assert.equal(r.reason.code, "timeout");
+    assert.equal(r.reason.retryable, true);
+  }
+  const h = await q.headers();
+  assert.match(h.Authorization, /^Bearer CANARY-at-/, "the next call starts a new flight and gets a token");
+  assert.equal((await emu.stats()).token.total, 1);
+  q.free();
+});
