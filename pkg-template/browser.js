@@ -1,7 +1,7 @@
 // Browser entry: the sign-in redirect only (beginAuthorization, completeAuthorization, AuthError),
-// from its own small wasm built without the secret-holding clients and without wasm-bindgen
-// (the crate without its `server` feature). wire.js moves the bytes, the same as for the server
-// build; every rule and message is the wasm's. Loaded asynchronously (top-level await); bundlers that understand
+// from its own small wasm built without the secret-holding clients (the crate without its
+// `server` feature). wire.js moves the bytes, as for the server build; every rule and message is
+// the wasm's. Loaded asynchronously (top-level await); bundlers that understand
 // `new URL("./x", import.meta.url)` (Vite, webpack 5) emit the file.
 import { AuthError } from "./error.js";
 import { Wasm } from "./wire.js";

@@ -176,6 +176,11 @@ class Client {
   /** The hit path: until when (the wasm says) `#resolved` may be handed out. */
   #until = 0;
   #resolved;
+  /** Bumped whenever the cached token is dropped: a batch of records that saw a drop (an
+   * onEvent callback called `invalidate()`) caches nothing from the rest of its records. */
+  #epoch = 0;
+  /** Inside the broker: the one read of the stored access token. */
+  #restoring;
 
   constructor(op, options) {
     if (!probes.length) probes.push(...one(PROBES));
@@ -265,6 +270,7 @@ class Client {
   }
 
   #drop() {
+    this.#epoch++;
     this.#got = undefined;
     this.#resolved = undefined;
     this.#until = 0;
@@ -278,17 +284,25 @@ class Client {
 
   /** A usable token: the cached one, or the one the single in-flight acquisition (started here or joined) installed. */
   async [ENSURE]() {
-    const [step] = this[ONE](STEP);
+    // The id a flight started by this caller gets: the wasm learns it now, with the decision.
+    const id = this.#flights + 1;
+    const [step] = this[ONE](STEP, new Items().num(id));
     if (step === 0) {
       if (this.#got) return this.#got;
-      throw fail(NO_TOKEN);
+      throw fail(this.#freed ? FREED : NO_TOKEN);
     }
-    return this.#settled(step === 1 && this.#pending ? this.#pending : this.#spawn((id) => this.#obtain(id)));
+    if (step === 1) {
+      if (this.#pending) return this.#settled(this.#pending);
+      throw fail(NO_END);
+    }
+    return this.#settled(this.#spawn((flight) => this.#obtain(flight), id));
   }
 
   /** Starts `work` as the client's one acquisition; the wasm is told when it ends, before anyone resumes. */
-  #spawn(work) {
-    const flight = { id: ++this.#flights };
+  #spawn(work, id = this.#flights + 1) {
+    this.#flights = id;
+    // One deadline per flight, however late a caller joins.
+    const flight = { id, deadline: Date.now() + this.#stall };
     this.#pending = flight;
     flight.promise = (async () => {
       try {
@@ -316,7 +330,7 @@ class Client {
    */
   async #wait(flight) {
     let timer;
-    const stalled = new Promise((resolve) => (timer = setTimeout(resolve, this.#stall)));
+    const stalled = new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, flight.deadline - Date.now()))));
     try {
       await Promise.race([flight.promise, stalled]);
     } finally {
@@ -348,8 +362,12 @@ class Client {
     }
   }
 
-  /** Inside the broker, once: the access token kept in storage, installed if it is one. */
-  async #restore() {
+  /** Inside the broker, once (every caller waits for the same read): the access token kept in storage. */
+  #restore() {
+    return (this.#restoring ??= this.#readStored());
+  }
+
+  async #readStored() {
     const [key] = this[ONE](RESTORE_KEY);
     if (key === undefined) return;
     let v;
@@ -358,17 +376,10 @@ class Client {
     } catch {
       return;
     }
-    this.#perform(this[RECORDS](RESTORED, new Items().value(typeof v === "string" ? v : undefined)));
-  }
-
-  /** Installs and emits what `records` says; the first record asking for something else, or undefined. */
-  #perform(records) {
-    for (const r of records) {
-      if (r[0] === kind.I) this.#install(r);
-      else if (r[0] === kind.V) this.#emit(r);
-      else return r;
+    const epoch = this.#epoch;
+    for (const r of this[RECORDS](RESTORED, new Items().value(typeof v === "string" ? v : undefined))) {
+      if (r[0] === kind.I) this.#install(r, epoch);
     }
-    return undefined;
   }
 
   /** Performs a task's records until it is done; how many tokens it installed. */
@@ -376,11 +387,12 @@ class Client {
     let installs = 0;
     for (;;) {
       let input;
+      const epoch = this.#epoch;
       for (let i = 0; i < records.length; i++) {
         const r = records[i];
         switch (r[0]) {
           case kind.I:
-            this.#install(r);
+            this.#install(r, epoch);
             installs++;
             break;
           case kind.V:
@@ -413,12 +425,14 @@ class Client {
     }
   }
 
-  #install(r) {
+  /** An `I` record of a batch that began at `epoch`. */
+  #install(r, epoch) {
     const [, access, generation, until, expiresAt, lifetime] = r;
     const headers = Object.freeze(Object.fromEntries(pairsOf(r, 6)));
     this.#last = { headers, access, generation, expiresAt, lifetime };
-    // A freed client caches nothing (the calls that were running still get this token).
-    if (this.#freed) return;
+    // A freed client caches nothing, nor does a batch in which the token was dropped (the wasm
+    // dropped it too); the calls waiting on this acquisition still get it.
+    if (this.#freed || this.#epoch !== epoch) return;
     this.#got = this.#last;
     this.#resolved = Promise.resolve(headers);
     this.#until = until;

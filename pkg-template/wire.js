@@ -4,7 +4,6 @@
 // the wasm's. Also here: the two sign-in functions, which are the same in both builds.
 import { AuthError } from "./error.js";
 
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const [O, N, K, S, D, M, X, U, F, J, P] = [..."ONKSDMXUFJP"].map((c) => c.charCodeAt(0));

@@ -1,5 +1,6 @@
 //! One Qflow token acquisition as a state machine (`flow::Action` out, `flow::Input` in): every
-//! decision the bindings used to make in their async loop, in one place and under `cargo test`.
+//! decision about getting a token, in one place and under `cargo test`; the package's JS driver
+//! only performs the actions.
 //!
 //! In order: a token held back because its rotated refresh token could not be saved is saved
 //! first and, if still valid, handed out; then, per grant, the store is read when the session
@@ -113,6 +114,29 @@ impl Acquisition {
                     return Action::Done(Err(AuthError::new(crate::error::ErrorCode::ServerError, "an acquisition step was skipped")));
                 }
             }
+        }
+    }
+
+    /// The driver gave this acquisition up (it stopped making progress: in workerd, its request
+    /// was cancelled). What it held goes back to the session, under the same rules as a failure:
+    /// a refresh token whose request may have reached the server counts as spent (never sent
+    /// again), one provably not sent yet (waiting to resend) stays usable, and a token whose
+    /// refresh token was being saved is held back to be saved first next time.
+    pub fn abandon(self, ctx: &mut Ctx) {
+        let given_up = |unsent: bool| {
+            let mut e = AuthError::new(crate::error::ErrorCode::Timeout, "the acquisition was given up");
+            e.unsent = unsent;
+            e
+        };
+        match self.phase {
+            Phase::Sending(grant, ..) => {
+                let _ = ctx.session.after_failure(&grant, given_up(false));
+            }
+            Phase::Waiting(grant, ..) => {
+                let _ = ctx.session.after_failure(&grant, given_up(true));
+            }
+            Phase::Saving(_, token, _) | Phase::SavingHeld(token) => *ctx.held = Some(token),
+            _ => {}
         }
     }
 

@@ -6,8 +6,8 @@ use alloc::vec::Vec;
 
 use crate::error::{AuthError, ErrorCode};
 
-/// What the bindings found under an option's name. Both bindings (wasm-bindgen, and the browser
-/// build's plain exports) report what they saw; what it means is decided here, once.
+/// What the driver found under an option's name (`js::wire` reads it from the bytes the
+/// package's `wire.js` wrote); what it means is decided here, once.
 #[derive(Clone)]
 pub enum Seen {
     /// `undefined` or `null`: the option is not given.

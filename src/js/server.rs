@@ -134,10 +134,15 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
     let c = slot.as_mut().ok_or_else(freed)?;
     match op {
         STEP => {
+            // Items: the id the flight gets if this caller starts one.
+            let id = flight_id(items)?;
             let s = match c.cache.step(now) {
                 Step::Ready => 0.0,
                 Step::Join => 1.0,
-                Step::Start => 2.0,
+                Step::Start => {
+                    c.flight = id;
+                    2.0
+                }
             };
             out.kind(b'R').num(s);
         }
@@ -145,8 +150,10 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
             // Only the flight that is current: a flight given up on (`stall_ms`) that ends late
             // must not end the one that replaced it.
             if items.num()? == Some(f64::from(c.flight)) {
+                if let Some(task) = c.task.take() {
+                    c.abandon(task);
+                }
                 c.cache.finish();
-                c.task = None;
             }
             out.kind(b'R');
         }
@@ -163,10 +170,8 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
             }
             out.kind(b'R').num(f64::from(u8::from(dropped)));
         }
-        OBTAIN => {
-            c.flight = flight_id(items)?;
-            c.obtain(now, out);
-        }
+        OBTAIN if flight_id(items)? != c.flight => return Err(stalled()),
+        OBTAIN => c.obtain(now, out),
         EXCHANGE => c.exchange(items, now, out)?,
         // An answer for a flight given up on is refused (its task is gone or is another's).
         INPUT if items.num()? != Some(f64::from(c.flight)) => return Err(stalled()),
@@ -186,7 +191,8 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
             }
         }
         RESTORED => {
-            if let Some((token, g)) = items.str()?.and_then(|t| decode_access(&t)) {
+            // Only into an empty cache: a token installed meanwhile is newer than the stored one.
+            if let Some((token, g)) = items.str()?.and_then(|t| decode_access(&t)).filter(|_| c.cache.token().is_none()) {
                 c.install(token, Some(g), out);
             }
         }
@@ -356,6 +362,16 @@ impl Client {
         out.kind(b'I').str(access.expose()).num(f64::from(self.cache.generation())).num(until).num(expires).num(lifetime);
         for (k, v) in pairs {
             out.str(k).str(&v);
+        }
+    }
+
+    /// A task the driver gave up: what it held goes back (`Acquisition::abandon`; a lease's stale
+    /// report is kept for the next lease).
+    fn abandon(&mut self, task: Task) {
+        match (task, &mut self.p) {
+            (Task::Acquire(a), Provider::Qflow { cfg, session, held }) => a.abandon(&mut Ctx { cfg, session, held, redactor: &mut self.redactor }),
+            (Task::Lease { stale, .. }, _) => self.generations.failed(stale),
+            _ => {}
         }
     }
 
@@ -856,7 +872,7 @@ mod tests {
     fn a_grant_through_the_ops_saves_the_refresh_token_before_the_token_is_installed() {
         let _s = serial();
         let h = qflow(true);
-        assert_eq!(op(STEP, h, T0, &[])[0].1, [V::D(2.0)], "nothing cached: this caller starts");
+        assert_eq!(op(STEP, h, T0, &[d(1.0)])[0].1, [V::D(2.0)], "nothing cached: this caller starts");
         let r = op(OBTAIN, h, T0, &[d(1.0)]);
         assert_eq!(kinds(&r), "r", "the store is read first: {r:?}");
         let r = op(INPUT, h, T0, &[d(1.0), s("r"), it(b'M', b"")]);
@@ -877,7 +893,7 @@ mod tests {
         assert!(install.contains(&V::S("Bearer CANARY-at-1".into())) && install.contains(&V::S("CANARY-sk-7".into())));
         assert_eq!(r[2].1[0], V::S("token_acquired".into()));
         let _ = op(FINISH, h, T0 + 6.0, &[d(1.0)]);
-        assert_eq!(op(STEP, h, T0 + 7.0, &[])[0].1, [V::D(0.0)], "cached: a hit");
+        assert_eq!(op(STEP, h, T0 + 7.0, &[d(2.0)])[0].1, [V::D(0.0)], "cached: a hit");
         // A 401 drops exactly that token once; a second 401 after a refresh is `unauthorized`.
         assert_eq!(op(API_NEXT, h, T0, &[d(401.0), d(0.0)])[0].1[0], V::D(1.0));
         let r = op(API_NEXT, h, T0, &[d(401.0), d(1.0)]);
@@ -885,7 +901,7 @@ mod tests {
         assert_eq!(op(INVALIDATE_IF, h, T0, &[d(1.0)])[0].1, [V::D(1.0)]);
         assert_eq!(op(INVALIDATE_IF, h, T0, &[d(1.0)])[0].1, [V::D(0.0)], "once");
         assert_eq!(kinds(&op(FREE, h, T0, &[])), "R");
-        let r = op(STEP, h, T0, &[]);
+        let r = op(STEP, h, T0, &[d(2.0)]);
         assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("invalid_request".into())), "a freed client");
     }
 
@@ -893,7 +909,7 @@ mod tests {
     fn server_text_echoing_a_secret_is_redacted_in_the_error_record() {
         let _s = serial();
         let h = qflow(false);
-        let _ = op(STEP, h, T0, &[]);
+        let _ = op(STEP, h, T0, &[d(1.0)]);
         assert_eq!(kinds(&op(OBTAIN, h, T0, &[d(1.0)])), "s");
         let echo = r#"{"error":"invalid_request","error_description":"bad client_secret=CANARY-cs-7 password=CANARY-pw-7"}"#;
         let r = op(INPUT, h, T0 + 1.0, &[d(1.0), s("a"), d(400.0), it(b'M', b""), s(echo)]);
@@ -903,27 +919,110 @@ mod tests {
         let _ = op(FREE, h, T0, &[]);
     }
 
+    /// Runs a grant to its end through the ops (no store): `answer` is the token endpoint's body.
+    fn grant(h: u32, id: f64, answer: &str) -> Vec<(u8, Vec<V>)> {
+        assert_eq!(op(STEP, h, T0, &[d(id)])[0].1, [V::D(2.0)]);
+        assert_eq!(kinds(&op(OBTAIN, h, T0, &[d(id)])), "s");
+        let r = op(INPUT, h, T0 + 1.0, &[d(id), s("a"), d(200.0), it(b'M', b""), s(answer)]);
+        let _ = op(FINISH, h, T0 + 1.0, &[d(id)]);
+        r
+    }
+
+    fn body_of(send: &(u8, Vec<V>)) -> String {
+        match &send.1[4] {
+            V::S(b) => b.clone(),
+            v => panic!("{v:?}"),
+        }
+    }
+
     #[test]
     fn a_flight_given_up_on_cannot_touch_the_one_that_replaced_it() {
         let _s = serial();
         let h = qflow(false);
-        let _ = op(STEP, h, T0, &[]);
-        assert_eq!(kinds(&op(OBTAIN, h, T0, &[d(1.0)])), "s", "flight 1 sends its grant");
-        // The driver gives flight 1 up (it stalled) and ends it; a caller starts flight 2.
-        let _ = op(FINISH, h, T0, &[d(1.0)]);
-        assert_eq!(op(STEP, h, T0, &[])[0].1, [V::D(2.0)], "a new flight starts");
-        assert_eq!(kinds(&op(OBTAIN, h, T0, &[d(2.0)])), "s");
-        // Flight 1's answer arrives late: refused, nothing installed, flight 2 untouched.
-        let answer = r#"{"access_token":"CANARY-at-late","expires_in":3600,"token_type":"Bearer"}"#;
-        let r = op(INPUT, h, T0 + 1.0, &[d(1.0), s("a"), d(200.0), it(b'M', b""), s(answer)]);
+        let r = grant(h, 1.0, r#"{"access_token":"CANARY-at-1","refresh_token":"CANARY-rt-1","expires_in":3600,"token_type":"Bearer"}"#);
+        assert!(kinds(&r).ends_with('d'), "{r:?}");
+        let _ = op(INVALIDATE, h, T0, &[]);
+        assert_eq!(op(STEP, h, T0, &[d(2.0)])[0].1, [V::D(2.0)]);
+        let r = op(OBTAIN, h, T0, &[d(2.0)]);
+        assert!(body_of(&r[0]).contains("refresh_token=CANARY-rt-1"), "flight 2 spends the refresh token");
+        // The driver gives flight 2 up while its refresh grant is out (it may have reached the
+        // server): the token counts as spent, and flight 3 never sends it again.
+        let _ = op(FINISH, h, T0, &[d(2.0)]);
+        assert_eq!(op(STEP, h, T0, &[d(3.0)])[0].1, [V::D(2.0)], "a new flight starts");
+        let r = op(OBTAIN, h, T0, &[d(3.0)]);
+        let body = body_of(&r[0]);
+        assert!(body.contains("grant_type=password") && !body.contains("CANARY-rt-1"), "{body}");
+        // Flight 2's answer arrives late: refused, nothing installed, flight 3 untouched.
+        let late = r#"{"access_token":"CANARY-at-late","expires_in":3600,"token_type":"Bearer"}"#;
+        let r = op(INPUT, h, T0 + 1.0, &[d(2.0), s("a"), d(200.0), it(b'M', b""), s(late)]);
         assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("timeout".into())));
-        let _ = op(FINISH, h, T0, &[d(1.0)]);
-        assert_eq!(op(STEP, h, T0, &[])[0].1, [V::D(1.0)], "flight 2 is still the one in flight");
-        let answer = r#"{"access_token":"CANARY-at-2","expires_in":3600,"token_type":"Bearer"}"#;
-        let r = op(INPUT, h, T0 + 1.0, &[d(2.0), s("a"), d(200.0), it(b'M', b""), s(answer)]);
+        let _ = op(FINISH, h, T0, &[d(2.0)]);
+        assert_eq!(op(STEP, h, T0, &[d(4.0)])[0].1, [V::D(1.0)], "flight 3 is still the one in flight");
+        assert_eq!(kinds(&op(OBTAIN, h, T0, &[d(2.0)])), "E", "a stale flight cannot take over");
+        let answer = r#"{"access_token":"CANARY-at-3","expires_in":3600,"token_type":"Bearer"}"#;
+        let r = op(INPUT, h, T0 + 1.0, &[d(3.0), s("a"), d(200.0), it(b'M', b""), s(answer)]);
         assert!(kinds(&r).contains('I') && kinds(&r).ends_with('d'), "{r:?}");
-        assert_eq!(r.iter().find(|(k, _)| *k == b'I').unwrap().1[0], V::S("CANARY-at-2".into()));
+        assert_eq!(r.iter().find(|(k, _)| *k == b'I').unwrap().1[0], V::S("CANARY-at-3".into()));
         let _ = op(FREE, h, T0, &[]);
+    }
+
+    /// `const [A, B, …] = [1, 2, …];` in a JS source: the names with their numbers.
+    fn js_table(js: &str, first: &str) -> Vec<(String, u32)> {
+        let start = js.find(&format!("const [{first},")).unwrap_or_else(|| panic!("no table starting {first}"));
+        let decl = &js[start..start + js[start..].find("];").unwrap()];
+        let (names, nums) = decl.trim_start_matches("const [").split_once("] = [").unwrap();
+        let nums: Vec<u32> = nums.split(',').map(str::trim).filter(|n| !n.is_empty()).map(|n| n.parse().unwrap()).collect();
+        let names: Vec<String> = names.split(',').map(|n| n.trim().to_string()).collect();
+        assert_eq!(names.len(), nums.len(), "{first}");
+        names.into_iter().zip(nums).collect()
+    }
+
+    #[test]
+    fn the_driver_numbers_ops_and_failures_as_the_wasm_does() {
+        let _s = serial();
+        let js = include_str!("../../pkg-template/client.js");
+        let ops = [
+            ("NEW_QFLOW", NEW_QFLOW),
+            ("NEW_QPIEN", NEW_QPIEN),
+            ("FREE", FREE),
+            ("STEP", STEP),
+            ("FINISH", FINISH),
+            ("INVALIDATE", INVALIDATE),
+            ("INVALIDATE_IF", INVALIDATE_IF),
+            ("OBTAIN", OBTAIN),
+            ("INPUT", INPUT),
+            ("EXCHANGE", EXCHANGE),
+            ("RESTORE_KEY", RESTORE_KEY),
+            ("RESTORED", RESTORED),
+            ("SAVE_ACCESS", SAVE_ACCESS),
+            ("TARGET", TARGET),
+            ("CHECK_SENT", CHECK_SENT),
+            ("API_NEXT", API_NEXT),
+            ("API_GATE", API_GATE),
+            ("COMMS_URL", COMMS_URL),
+            ("COMMS_STATUS", COMMS_STATUS),
+            ("GRAPHQL_ARGS", GRAPHQL_ARGS),
+            ("GRAPHQL_VERDICT", GRAPHQL_VERDICT),
+            ("FAIL", FAIL),
+            ("PROBES", PROBES),
+        ];
+        let mut seen: Vec<(String, u32)> = js_table(js, "NEW_QFLOW");
+        seen.extend(js_table(js, "TARGET"));
+        assert_eq!(seen.len(), ops.len());
+        for (name, n) in &seen {
+            assert_eq!(ops.iter().find(|(k, _)| k == name).map(|(_, v)| *v), Some(*n), "op {name}");
+        }
+        // Each FAIL reason the driver names is one the wasm knows; the next number is not.
+        let reasons = js_table(js, "API_TRANSPORT");
+        for (i, (name, n)) in reasons.iter().enumerate() {
+            assert_eq!(*n as usize, i, "{name}");
+            let r = op(FAIL, 0, T0, &[d(f64::from(*n)), s("x")]);
+            assert_ne!(r[0].1[1], V::S("qauth's wasm received malformed arguments".into()), "reason {name}");
+        }
+        let r = op(FAIL, 0, T0, &[d(reasons.len() as f64), s("x")]);
+        assert_eq!(r[0].1[1], V::S("qauth's wasm received malformed arguments".into()));
+        let wire = include_str!("../../pkg-template/wire.js");
+        assert!(wire.contains(&format!("const BEGIN = {};", super::super::BEGIN)) && wire.contains(&format!("const COMPLETE = {};", super::super::COMPLETE)));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-// The browser build (pkg/browser.js + qauth_browser.wasm, no wasm-bindgen, no server classes) in
+// The browser build (pkg/browser.js + qauth_browser.wasm, the sign-in ops only, no server classes) in
 // headless Chromium against the server build in Node: every sign-in argument case answers the
 // same (tests/scenarios/pkce-cases.mjs), nothing secret reaches an answer, and the build carries
 // none of the secret-holding clients.

@@ -615,3 +615,26 @@ scenario("a flight that never ends (its request cancelled, its I/O gone) is give
   assert.equal((await emu.stats()).token.total, 1);
   q.free();
 });
+
+scenario("invalidate() from onEvent while a token is being installed: the next headers() gets a new token, never the dropped one", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  const store = memoryStore();
+  let armed = true;
+  const q = new QflowAuth(
+    qflowOptions(emu, {
+      store,
+      onEvent: (e) => {
+        // Told before the new token is handed out (its refresh token is saved first).
+        if (armed && e.type === "refresh_token_rotated") {
+          armed = false;
+          q.invalidate();
+        }
+      },
+    }),
+  );
+  const first = await q.headers(); // the callers of that acquisition still get its token
+  const next = await q.headers();
+  assert.notEqual(next.Authorization, first.Authorization, "the dropped token is not served from the cache");
+  assert.equal((await emu.stats()).token.total, 2);
+  q.free();
+});
