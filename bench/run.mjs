@@ -174,9 +174,9 @@ async function cachedHeaders() {
   await bench.run();
   const ns = Object.fromEntries(bench.tasks.map((t) => [t.name, (t.result.latency?.mean ?? t.result.mean) * 1e6]));
   const [fl, bu, qa] = Object.values(ns);
-  results.figures.cachedHeaders = { nsPerCall: { floor: +fl.toFixed(1), jsBuild: +bu.toFixed(1), qauth: +qa.toFixed(1) }, ratioToFloor: ratio(qa, fl), ratioToJsBuild: ratio(qa, bu), target: "<= 1.5x the floor" };
+  results.figures.cachedHeaders = { nsPerCall: { floor: +fl.toFixed(1), jsBuild: +bu.toFixed(1), qauth: +qa.toFixed(1) }, ratioToFloor: ratio(qa, fl), ratioToJsBuild: ratio(qa, bu), target: "<= 1.3x the floor (the core/size issue)" };
   log(`\n3. Cached headers(), mean ns per call (tinybench)`);
-  log(`   floor ${fl.toFixed(1)} ns   JS build ${bu.toFixed(1)} ns   qauth ${qa.toFixed(1)} ns   → ${ratio(qa, fl)}x the floor, ${ratio(qa, bu)}x JS build (target <= 1.5x floor)`);
+  log(`   floor ${fl.toFixed(1)} ns   JS build ${bu.toFixed(1)} ns   qauth ${qa.toFixed(1)} ns   → ${ratio(qa, fl)}x the floor, ${ratio(qa, bu)}x JS build (target <= 1.3x floor)`);
 }
 
 // 4. Token acquisition: password grant + refresh grant round trip, qauth vs oauth4webapi, same
