@@ -5,16 +5,10 @@
 // `new URL("./x", import.meta.url)` (Vite, webpack 5) emit the file.
 import { AuthError } from "./error.js";
 import { Wasm } from "./wire.js";
-import { wasmLoadFailed } from "./load.js";
+import { fetchWasm } from "./load.js";
 
 const wasm = new Wasm();
-try {
-  const response = await fetch(new URL("./qauth_browser.wasm", import.meta.url));
-  if (!response.ok) throw new TypeError(`fetch answered status ${response.status}`);
-  wasm.connect((await WebAssembly.instantiate(await response.arrayBuffer(), wasm.imports)).instance);
-} catch (e) {
-  throw wasmLoadFailed("browser", e);
-}
+await fetchWasm(wasm, () => new URL("./qauth_browser.wasm", import.meta.url), "browser");
 
 /** `{ url, state, codeVerifier }`: PKCE S256 from the platform CSPRNG. */
 export const beginAuthorization = (options) => wasm.beginAuthorization(options);

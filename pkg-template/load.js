@@ -9,6 +9,22 @@ const FIX =
   "webpack 5 and Vite emit it on their own; Cloudflare Workers (wrangler) and Next.js edge import it as a module " +
   "(the `workerd` / `edge-light` conditions). See the README's table of bundlers.";
 
+/**
+ * For the entries that fetch their wasm by URL (browser, server): fetches `url()`, instantiates
+ * it for `wasm` (a wire.js `Wasm`), or throws `wasm_load_failed`. Each entry writes its own
+ * `() => new URL("./x.wasm", import.meta.url)`: that expression is what bundlers look for to emit
+ * the file, and it is made in here, so a bundle without `import.meta.url` gets this error too.
+ */
+export async function fetchWasm(wasm, url, entry) {
+  try {
+    const response = await fetch(url());
+    if (!response.ok) throw new TypeError(`fetch answered status ${response.status}`);
+    wasm.connect((await WebAssembly.instantiate(await response.arrayBuffer(), wasm.imports)).instance);
+  } catch (e) {
+    throw wasmLoadFailed(entry, e);
+  }
+}
+
 /** `AuthError("wasm_load_failed")` for an entry that could not load the wasm (no path or URL in it). */
 export function wasmLoadFailed(entry, cause) {
   let why = "it could not be read";

@@ -609,6 +609,7 @@ scenario("a flight that never ends (its request cancelled, its I/O gone) is give
     assert.ok(r.status === "rejected" && r.reason instanceof AuthError, `a typed error, got ${r.status} ${r.reason}`);
     assert.equal(r.reason.code, "timeout");
     assert.equal(r.reason.retryable, true);
+    assertNoCanary(assert, JSON.stringify(r.reason), "a given-up flight's error");
   }
   const h = await q.headers();
   assert.match(h.Authorization, /^Bearer CANARY-at-/, "the next call starts a new flight and gets a token");
