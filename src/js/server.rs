@@ -112,6 +112,9 @@ const FAIL: u32 = 31;
 const PROBES: u32 = 32;
 
 /// Runs one op on client `handle` (ignored by `NEW_*` and `FAIL`).
+///
+/// The larger ops are `#[inline(never)]`: engines compile wasm lazily, a function on its first
+/// call, so a cold start compiles only the ops it runs (Node: the first op 4.2 → 1.4 ms).
 pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     match op {
         NEW_QFLOW | NEW_QPIEN => return new_client(op == NEW_QFLOW, items, out),
@@ -213,6 +216,7 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
 
 /// The options a client takes: an own-property record, plus the package's broker-side flag
 /// (a Symbol-keyed own property the driver reads, first item).
+#[inline(never)]
 fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let broker_side = items.num()? == Some(1.0);
     let (what, known) = match qflow {
@@ -376,6 +380,7 @@ impl Client {
     }
 
     /// One acquisition, whichever way this client gets tokens.
+    #[inline(never)]
     fn obtain(&mut self, now: f64, out: &mut Out) {
         if self.broker {
             let stale = self.generations.take_stale();
@@ -420,6 +425,7 @@ impl Client {
     /// `exchangeCode({ code, codeVerifier, redirectUri })`: first (`D` 0) checks the argument and
     /// answers `R` with the three values; then (`D` 1, the same values, once the driver has made
     /// this the single flight) starts the exchange.
+    #[inline(never)]
     fn exchange(&mut self, items: &mut Items, now: f64, out: &mut Out) -> Result<(), AuthError> {
         let start = items.num()? == Some(1.0);
         if start {
@@ -462,6 +468,7 @@ impl Client {
     /// answer (status, Retry-After, body or `M` when larger than read), `a!` a transport failure
     /// (its kind), `af` a request the platform would not build (a `FAIL` reason and detail), `z`
     /// waited.
+    #[inline(never)]
     fn input(&mut self, items: &mut Items) -> Result<Input, AuthError> {
         let kind = items.str()?.ok_or_else(bad_input)?;
         let what = self.what();
@@ -491,6 +498,7 @@ impl Client {
 
     /// The broker's answer, flattened by the driver: `t` + accessToken, expiresInMs,
     /// lifetimeMs, generation; `e` + code, message, status, retryAfter; `f` + why it failed.
+    #[inline(never)]
     fn lease_answer(&mut self, items: &mut Items, stale: Option<u32>, started: f64, now: f64, out: &mut Out) -> Result<(), AuthError> {
         let kind = items.str()?.unwrap_or_default();
         let r = match kind.as_str() {
@@ -524,6 +532,7 @@ impl Client {
     /// Steps the task with `input` until it asks for something only the driver can do: each
     /// event and install is a record, then one of `r` read the store (key), `w` write it (key,
     /// value), `s` send (method, url, timeout, how much of the answer to read, body, header pairs), `z` wait (ms), `d` done, `E`.
+    #[inline(never)]
     fn advance(&mut self, mut input: Option<Input>, now: f64, out: &mut Out) {
         loop {
             let Client { task, p, redactor, .. } = self;
@@ -570,6 +579,7 @@ impl Client {
     /// something else, `M` none; the options record or `M`): `R` with the operation's name for
     /// messages, the `operationName` to send (`M`: none), the endpoint, the timeout, how much of
     /// an answer is read, and the request's header pairs besides the token's.
+    #[inline(never)]
     fn graphql_args(&mut self, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
         let Provider::Qpien { cfg } = &self.p else { return Err(bad_input()) };
         let query = items.str()?.filter(|q| !q.trim().is_empty()).ok_or_else(|| arg("graphql(query) takes the GraphQL document as a non-empty string"))?;
@@ -596,6 +606,7 @@ impl Client {
     /// One `graphql()` answer (status, body, operation name, the call's `Attempts` as bits):
     /// `R` with what next (0 done, 1 mint again and resend, 2 failed), the new bits, whether the
     /// body has `data` (the driver parses it only then); a failure adds its `E`.
+    #[inline(never)]
     fn graphql_verdict(&mut self, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
         let status = items.num()?.unwrap_or(0.0) as u16;
         let text = items.str()?.unwrap_or_default();
