@@ -10,6 +10,11 @@ const [O, N, K, S, D, M, X, U, F, J, P] = [..."ONKSDMXUFJP"].map((c) => c.charCo
 /** Record kinds in answers. */
 export const kind = Object.fromEntries([..."RIVErwszLxd"].map((c) => [c, c.charCodeAt(0)]));
 const EMPTY = new Uint8Array(0);
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** ASCII strings up to this long are copied by hand: cheaper than a call into the encoder. */
+const SHORT = 64;
 /** Method names the server build asks about on an object option (set by client.js from the wasm). */
 export const probes = [];
 
@@ -44,13 +49,21 @@ export class Items {
     this.size += 5 + bytes.length;
     return this;
   }
-  str(s) {
-    return this.item(S, encoder.encode(s));
+  /** A text item: an ASCII one kept as the string, copied in by `Wasm.call` (no encoder call). */
+  text(tag, s) {
+    if (!ASCII.test(s)) return this.item(tag, encoder.encode(s));
+    this.parts.push(tag, s);
+    this.size += 5 + s.length;
+    return this;
   }
+  str(s) {
+    return this.text(S, s);
+  }
+  /** A number item: kept as the number, written straight into wasm memory by `Wasm.call`. */
   num(n) {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setFloat64(0, n, true);
-    return this.item(D, b);
+    this.parts.push(D, n);
+    this.size += 13;
+    return this;
   }
   missing() {
     return this.item(M);
@@ -74,7 +87,7 @@ export class Items {
       }
       if (typeof f === "function") {
         found[name] = f;
-        this.item(P, encoder.encode(name));
+        this.text(P, name);
       }
     }
     this.methods.set(v, found);
@@ -90,7 +103,7 @@ export class Items {
     }
     this.item(O);
     for (const k of keys) {
-      this.item(K, encoder.encode(k));
+      this.text(K, k);
       let v;
       try {
         v = o[k];
@@ -132,24 +145,54 @@ export class Wasm {
     this.exports = instance.exports;
   }
 
+  #buffer;
+  #mem;
+  #view;
+
+  /** Views of wasm memory, made again only when memory grew (its buffer is then a new one). */
+  #views() {
+    const b = this.exports.memory.buffer;
+    if (b !== this.#buffer) {
+      this.#buffer = b;
+      this.#mem = new Uint8Array(b);
+      this.#view = new DataView(b);
+    }
+  }
+
   /** Runs op `op` on client `handle`; its answer as records (`[kind, ...values]`). */
   call(op, handle = 0, items = new Items()) {
     const ptr = this.exports.qauth_alloc(items.size);
-    let mem = new Uint8Array(this.exports.memory.buffer);
-    let view = new DataView(this.exports.memory.buffer);
+    this.#views();
+    let mem = this.#mem;
+    let view = this.#view;
     let at = ptr;
     const { parts } = items;
     for (let i = 0; i < parts.length; i += 2) {
       const b = parts[i + 1];
       mem[at] = parts[i];
+      if (typeof b === "number") {
+        view.setUint32(at + 1, 8, true);
+        view.setFloat64(at + 5, b, true);
+        at += 13;
+        continue;
+      }
+      if (typeof b === "string") {
+        // ASCII (`str`): one byte per character.
+        view.setUint32(at + 1, b.length, true);
+        if (b.length > SHORT) encoder.encodeInto(b, mem.subarray(at + 5, at + 5 + b.length));
+        else for (let j = 0; j < b.length; j++) mem[at + 5 + j] = b.charCodeAt(j);
+        at += 5 + b.length;
+        continue;
+      }
       view.setUint32(at + 1, b.length, true);
       mem.set(b, at + 5);
       at += 5 + b.length;
     }
     const out = this.exports.qauth_call(op, handle, Date.now(), ptr, items.size);
-    // The call may have grown memory: fresh views.
-    mem = new Uint8Array(this.exports.memory.buffer);
-    view = new DataView(this.exports.memory.buffer);
+    // The call may have grown memory.
+    this.#views();
+    mem = this.#mem;
+    view = this.#view;
     const total = view.getUint32(out, true);
     const records = [];
     let record;

@@ -67,14 +67,22 @@ struct Client {
     exchange: Option<(Secret, Secret, String)>,
 }
 
-struct Table(UnsafeCell<Vec<Option<Client>>>);
+/// The clients by handle, and the handles `FREE` vacated: a new client takes one of those first,
+/// so a construct costs the same however many clients are alive (a server that makes one per
+/// request holds many until the GC finalizes them).
+struct Clients {
+    slots: Vec<Option<Client>>,
+    vacant: Vec<usize>,
+}
+
+struct Table(UnsafeCell<Clients>);
 
 // wasm32 without threads, and no op re-enters another (ops never call into JS).
 unsafe impl Sync for Table {}
 
-static CLIENTS: Table = Table(UnsafeCell::new(Vec::new()));
+static CLIENTS: Table = Table(UnsafeCell::new(Clients { slots: Vec::new(), vacant: Vec::new() }));
 
-fn table() -> &'static mut Vec<Option<Client>> {
+fn table() -> &'static mut Clients {
     // SAFETY: one thread, and each op takes this once and returns before the next op runs.
     unsafe { &mut *CLIENTS.0.get() }
 }
@@ -128,9 +136,12 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
         }
         _ => {}
     }
-    let slot = table().get_mut(handle as usize).ok_or_else(freed)?;
+    let t = table();
+    let slot = t.slots.get_mut(handle as usize).ok_or_else(freed)?;
     if op == FREE {
-        *slot = None;
+        if slot.take().is_some() {
+            t.vacant.push(handle as usize);
+        }
         out.kind(b'R');
         return Ok(());
     }
@@ -302,16 +313,13 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         exchange: None,
     };
     let t = table();
-    let handle = match t.iter().position(Option::is_none) {
-        Some(i) => {
-            t[i] = Some(client);
-            i
-        }
-        None => {
-            t.push(Some(client));
-            t.len() - 1
-        }
-    };
+    let handle = t.vacant.pop().unwrap_or_else(|| {
+        t.slots.push(None);
+        t.slots.len() - 1
+    });
+    if let Some(slot) = t.slots.get_mut(handle) {
+        *slot = Some(client);
+    }
     let flags = u8::from(store) | u8::from(broker) << 1 | u8::from(broker_side) << 2 | u8::from(events) << 3;
     out.kind(b'R').num(handle as f64).num(f64::from(flags)).num(timeout_ms).num(crate::config::stall_ms(timeout_ms));
     Ok(())
@@ -914,6 +922,26 @@ mod tests {
         assert_eq!(kinds(&op(FREE, h, T0, &[])), "R");
         let r = op(STEP, h, T0, &[d(2.0)]);
         assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("invalid_request".into())), "a freed client");
+    }
+
+    #[test]
+    fn a_freed_handle_is_taken_by_the_next_client_and_a_second_free_changes_nothing() {
+        let _s = serial();
+        let (a, b) = (qflow(false), qflow(false));
+        assert_ne!(a, b);
+        assert_eq!(kinds(&op(FREE, a, T0, &[])), "R");
+        // A second free of the same handle must not list it as vacant twice (two clients would
+        // then share it).
+        assert_eq!(kinds(&op(FREE, a, T0, &[])), "R");
+        let c = qflow(false);
+        assert_eq!(c, a, "the vacated handle is reused");
+        let e = qflow(false);
+        assert!(e != a && e != b, "a handle is never given to two live clients");
+        assert_eq!(kinds(&op(STEP, b, T0, &[d(1.0)])), "R", "the other client is untouched");
+        for h in [b, c, e] {
+            op(FREE, h, T0, &[]);
+        }
+        assert_eq!(kinds(&op(STEP, c, T0, &[d(1.0)])), "E", "a freed handle answers an error");
     }
 
     #[test]
