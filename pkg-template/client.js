@@ -202,6 +202,8 @@ class Client {
   #epoch = 0;
   /** Inside the broker: the one read of the stored access token. */
   #restoring;
+  /** The wasm keeps an access token in storage for this client (flag 16). */
+  #restores = false;
 
   constructor(op, options) {
     if (!probes.length) probes.push(...one(PROBES));
@@ -227,6 +229,7 @@ class Client {
     }
     if (flags & 2) this.#broker = seen.broker;
     this.#brokerSide = !!(flags & 4);
+    this.#restores = !!(flags & 16);
     if (flags & 8) this.#events = seen.onEvent;
   }
 
@@ -374,8 +377,8 @@ class Client {
 
   /** One acquisition, whichever way this client gets tokens. */
   async #obtain(id) {
-    // Only the broker side keeps an access token in storage (the wasm names its key).
-    if (this.#brokerSide) await this.#restore();
+    // Where the wasm keeps an access token in storage (the broker side), it is read first, once.
+    if (this.#restores) await this.#restore();
     const installed = await this.#run(id, this[RECORDS](OBTAIN, new Items().num(id)));
     if (this.#brokerSide && installed) {
       // Only saves a restarted object a grant: a failure here costs nothing but that.

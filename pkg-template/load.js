@@ -25,11 +25,15 @@ export async function fetchWasm(wasm, url, entry) {
   }
 }
 
+/** What the node entry throws when the runtime gives it no way to read a file synchronously. */
+export const NO_FS = new Error("no process.getBuiltinModule");
+
 /** `AuthError("wasm_load_failed")` for an entry that could not load the wasm (no path or URL in it). */
 export function wasmLoadFailed(entry, cause) {
   let why = "it could not be read";
   try {
-    if (cause && cause.code === "ENOENT") why = "the file is not there";
+    if (cause === NO_FS) why = "this runtime has no process.getBuiltinModule to read it with (Node >= 20.16, Deno >= 2.1)";
+    else if (cause && cause.code === "ENOENT") why = "the file is not there";
     else if (cause instanceof TypeError && /URL/i.test(String(cause.message))) why = "its location is not a valid URL (a CommonJS bundle has no import.meta.url)";
     else if (cause instanceof TypeError && /module/i.test(String(cause.message))) why = "the bundler did not import it as a precompiled module";
     else if (cause instanceof TypeError && /status|fetch/i.test(String(cause.message))) why = "fetching it failed (a status that is not OK: the bundler did not emit it)";

@@ -51,7 +51,7 @@ export class Items {
   }
   /** A text item: an ASCII one kept as the string, copied in by `Wasm.call` (no encoder call). */
   text(tag, s) {
-    if (!ASCII.test(s)) return this.item(tag, encoder.encode(s));
+    if (typeof s !== "string" || !ASCII.test(s)) return this.item(tag, encoder.encode(s));
     this.parts.push(tag, s);
     this.size += 5 + s.length;
     return this;
@@ -61,7 +61,7 @@ export class Items {
   }
   /** A number item: kept as the number, written straight into wasm memory by `Wasm.call`. */
   num(n) {
-    this.parts.push(D, n);
+    this.parts.push(D, +n);
     this.size += 13;
     return this;
   }

@@ -312,15 +312,19 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         flight: 0,
         exchange: None,
     };
+    // Whether the driver reads a stored access token before the first acquisition.
+    let restores = client.access_key().is_some();
     let t = table();
     let handle = t.vacant.pop().unwrap_or_else(|| {
         t.slots.push(None);
         t.slots.len() - 1
     });
-    if let Some(slot) = t.slots.get_mut(handle) {
-        *slot = Some(client);
+    match t.slots.get_mut(handle) {
+        Some(slot) => *slot = Some(client),
+        // Every vacant handle is a slot: not reached.
+        None => return Err(bad_input()),
     }
-    let flags = u8::from(store) | u8::from(broker) << 1 | u8::from(broker_side) << 2 | u8::from(events) << 3;
+    let flags = u8::from(store) | u8::from(broker) << 1 | u8::from(broker_side) << 2 | u8::from(events) << 3 | u8::from(restores) << 4;
     out.kind(b'R').num(handle as f64).num(f64::from(flags)).num(timeout_ms).num(crate::config::stall_ms(timeout_ms));
     Ok(())
 }

@@ -129,8 +129,12 @@ impl Record {
 pub(crate) struct Out(Vec<u8>);
 
 impl Default for Out {
+    /// Room for a typical answer up front: growing it a push at a time was most of an op's
+    /// allocator work.
     fn default() -> Self {
-        Out(Vec::from([0u8; 4]))
+        let mut v = Vec::with_capacity(512);
+        v.extend_from_slice(&[0u8; 4]);
+        Out(v)
     }
 }
 

@@ -5,7 +5,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as qauth from "qauth";
 import scenarios from "../scenarios/hardening.mjs";
+import { execFileSync } from "node:child_process";
 import { emulatorWatchingStrays } from "./helpers.mjs";
+import { ROOT } from "./harness.mjs";
 
 let emu;
 const stray = emulatorWatchingStrays((e) => (emu = e));
@@ -26,4 +28,40 @@ for (const s of scenarios) {
 test("no uncaught exception or unhandled rejection during the whole run", async () => {
   await drain();
   assert.deepEqual(stray, []);
+});
+
+test("node entry: a runtime without process.getBuiltinModule gets wasm_load_failed saying so, not a TypeError", () => {
+  const code = `delete process.getBuiltinModule;
+try { await import("qauth"); console.log("loaded"); }
+catch (e) { console.log(JSON.stringify({ ctor: e.constructor.name, code: e.code, message: e.message })); }`;
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", code], { cwd: ROOT, encoding: "utf8" }).trim();
+  const e = JSON.parse(out);
+  assert.equal(e.ctor, "AuthError");
+  assert.equal(e.code, "wasm_load_failed");
+  assert.match(e.message, /node entry.*process\.getBuiltinModule/);
+});
+
+test("option names reach the wasm intact: non-ASCII, longer than the hand-copied length, a lone surrogate, empty", () => {
+  const base = { clientId: "c", clientSecret: "s", subscriptionKey: "k", refreshToken: "r" };
+  const cases = [
+    ["clïentId", "clïentId"],
+    ["x".repeat(100), "x".repeat(100)],
+    ["\ud800id", "\ufffdid"],
+    ["", ""],
+    ["é".repeat(70), "é".repeat(70)],
+  ];
+  for (const [key, shown] of cases) {
+    let err;
+    try {
+      new qauth.QflowAuth({ ...base, [key]: "v" });
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof qauth.AuthError, `key ${JSON.stringify(key)}`);
+    assert.equal(err.code, "invalid_config");
+    assert.ok(err.message.includes("option `" + shown + "` is not an option"), err.message);
+  }
+  // Values take the same path: long ASCII and non-ASCII ones arrive as valid UTF-8 (else the
+  // wasm would refuse the bytes as malformed).
+  for (const storeKey of ["k".repeat(200), "ключ-" + "é".repeat(70)]) new qauth.QflowAuth({ ...base, storeKey }).free();
 });
