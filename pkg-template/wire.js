@@ -42,8 +42,8 @@ export function urlInput(v) {
 export class Items {
   parts = [];
   size = 0;
-  /** For each object value written: the probed methods it has, as read then (`{ name: function }`). */
-  methods = new Map();
+  /** For each object value written: the probed methods it has, as read then (`{ name: function }`); made on the first. */
+  methods;
   item(tag, bytes = EMPTY) {
     this.parts.push(tag, bytes);
     this.size += 5 + bytes.length;
@@ -90,7 +90,7 @@ export class Items {
         this.text(P, name);
       }
     }
-    this.methods.set(v, found);
+    (this.methods ??= new Map()).set(v, found);
     return this;
   }
   /** An options argument: its shape, then each own key and what was under it. Returns what was read. */
