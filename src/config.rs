@@ -60,7 +60,7 @@ pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
 
 pub fn required(name: &str, v: Option<String>) -> Result<String, AuthError> {
     match v {
-        Some(s) if !s.trim().is_empty() => Ok(s),
+        Some(s) if !s.trim_ascii().is_empty() => Ok(s),
         Some(_) => Err(AuthError::config(name, "must not be empty")),
         None => Err(AuthError::config(name, "is required")),
     }
@@ -104,7 +104,7 @@ pub fn known_option(name: &str, known: &[&str], what: &str, code: ErrorCode) -> 
     m.push_str(name);
     m.push_str("` is not an option of ");
     m.push_str(what);
-    if let Some(best) = known.iter().min_by_key(|k| distance(&name.to_ascii_lowercase(), &k.to_ascii_lowercase())) {
+    if let Some(best) = known.iter().min_by_key(|k| distance(name, k)) {
         m.push_str("; did you mean `");
         m.push_str(best);
         m.push_str("`?");
@@ -112,25 +112,29 @@ pub fn known_option(name: &str, known: &[&str], what: &str, code: ErrorCode) -> 
     Err(AuthError::new(code, m))
 }
 
-/// Levenshtein distance (names are short).
-fn distance(a: &str, b: &str) -> usize {
-    // One row of the table, updated in place: `diag` is the cell up-left, `left` the new cell to
-    // the left, and the slot being overwritten holds the cell above. No indexing, so no panic path.
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+/// Levenshtein distance, ASCII case ignored, byte by byte: `known` is one of our option names
+/// (ASCII, at most 32 bytes are compared), `written` what the caller wrote. One row of the
+/// table on the stack, updated in place: `diag` is the cell up-left, `left` the new cell to the
+/// left, the slot being overwritten holds the cell above. No indexing, so no panic path.
+fn distance(written: &str, known: &str) -> usize {
+    let known = known.as_bytes();
+    let n = known.len().min(32);
+    let mut row = [0usize; 33];
+    for (j, slot) in row.iter_mut().enumerate() {
+        *slot = j;
+    }
+    for (i, a) in written.bytes().enumerate() {
         let (mut diag, mut left) = (i, i + 1);
-        if let Some(first) = row.first_mut() {
-            *first = left;
-        }
-        for (slot, cb) in row.iter_mut().skip(1).zip(&b) {
+        let Some((first, rest)) = row.split_first_mut() else { break };
+        *first = left;
+        for (slot, b) in rest.iter_mut().zip(known.iter().take(n)) {
             let up = *slot;
-            *slot = (diag + usize::from(ca != *cb)).min(left + 1).min(up + 1);
+            *slot = (diag + usize::from(!a.eq_ignore_ascii_case(b))).min(left + 1).min(up + 1);
             diag = up;
             left = *slot;
         }
     }
-    row.last().copied().unwrap_or(0)
+    row.get(n).copied().unwrap_or(0)
 }
 
 #[cfg(test)]

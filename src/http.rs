@@ -70,7 +70,16 @@ impl HttpResponse {
 
 /// `Retry-After` as delay-seconds (RFC 9110 §10.2.3). An HTTP-date is ignored: the backoff applies.
 pub fn parse_retry_after(v: &str) -> Option<u32> {
-    v.trim().parse::<u32>().ok()
+    decimal(v.trim_ascii())
+}
+
+/// A run of ASCII digits as a number; `None` for anything else (a sign, a space, nothing) or past
+/// `u32::MAX`. Stricter than `str::parse`, and none of `core`'s number parsing in the wasm.
+pub fn decimal(s: &str) -> Option<u32> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0u32, |n, b| if b.is_ascii_digit() { n.checked_mul(10)?.checked_add(u32::from(b - b'0')) } else { None })
 }
 
 /// Appends `n` in decimal (no `core::fmt`: its machinery is a few KB of wasm).
@@ -138,7 +147,7 @@ pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
     if raw.bytes().any(|b| b <= b' ' || matches!(b, b'"' | b'<' | b'>' | b'\\' | b'`' | b'{' | b'}' | b'^' | b'|') || b >= 0x7f) {
         return Err(bad("must be a plain ASCII URL without spaces or control characters"));
     }
-    if raw.contains('?') || raw.contains('#') {
+    if raw.contains(['?']) || raw.contains(['#']) {
         return Err(bad("must not have a query or fragment"));
     }
     let (https, rest) = match crate::secret::find(raw, "://").and_then(|i| Some((raw.get(..i)?, raw.get(i + 3..)?))) {
@@ -146,12 +155,12 @@ pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
         _ => return Err(bad("must be an absolute https:// URL (http:// only for loopback)")),
     };
-    let cut = rest.find('/').unwrap_or(rest.len());
+    let cut = rest.find(['/']).unwrap_or(rest.len());
     let (authority, path) = (rest.get(..cut).unwrap_or_default(), rest.get(cut..).unwrap_or_default());
-    if authority.contains('@') {
+    if authority.contains(['@']) {
         return Err(bad("must not contain credentials"));
     }
-    let (host, port) = match authority.rsplit_once(':').filter(|(_, p)| !p.contains(']')) {
+    let (host, port) = match authority.rsplit_once([':']).filter(|(_, p)| !p.contains([']'])) {
         Some((h, p)) => (h, Some(p)),
         None => (authority, None),
     };
@@ -169,14 +178,14 @@ pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
     }
     let port = match port.filter(|p| !p.is_empty()) {
         None => None,
-        Some(p) if p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => match p.parse::<u16>() {
-            Ok(n) if n == if https { 443 } else { 80 } => None,
-            Ok(n) => Some(n),
-            Err(_) => return Err(bad("has an invalid port")),
+        Some(p) if p.len() <= 5 => match decimal(p).and_then(|n| u16::try_from(n).ok()) {
+            Some(n) if n == if https { 443 } else { 80 } => None,
+            Some(n) => Some(n),
+            None => return Err(bad("has an invalid port")),
         },
         Some(_) => return Err(bad("has an invalid port")),
     };
-    if path.split('/').any(|seg| matches!(seg.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e")) {
+    if path.split(['/']).any(|seg| [".", "..", "%2e", ".%2e", "%2e.", "%2e%2e"].iter().any(|d| seg.eq_ignore_ascii_case(d))) {
         return Err(bad("must not contain `.` or `..` path segments"));
     }
     let mut out = String::from(if https { "https://" } else { "http://" });
@@ -185,14 +194,14 @@ pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
         out.push(':');
         push_num(&mut out, n.into());
     }
-    out.push_str(path.trim_end_matches('/'));
+    out.push_str(path.trim_end_matches(['/']));
     Ok(out)
 }
 
 /// A DNS name of letters, digits and hyphens, or a canonical dotted-quad IPv4 address. A name whose
 /// last label is numeric would be read as IPv4 by WHATWG (`1.2.3` is `1.2.0.3`), so it must be one.
 fn valid_host(h: &str) -> bool {
-    let labels: Vec<&str> = h.split('.').collect();
+    let labels: Vec<&str> = h.split(['.']).collect();
     let label_ok = |l: &&str| !l.is_empty() && l.len() <= 63 && !l.starts_with("xn--") && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let last_numeric = labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()) || l.starts_with("0x"));
     h.len() <= 253 && labels.iter().all(label_ok) && (!last_numeric || ipv4(h))
@@ -200,15 +209,8 @@ fn valid_host(h: &str) -> bool {
 
 /// Exactly four decimal octets without leading zeros (the form WHATWG writes IPv4 in).
 fn ipv4(h: &str) -> bool {
-    let parts: Vec<&str> = h.split('.').collect();
-    parts.len() == 4
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.len() <= 3
-                && p.bytes().all(|b| b.is_ascii_digit())
-                && (p.len() == 1 || !p.starts_with('0'))
-                && p.parse::<u16>().is_ok_and(|n| n <= 255)
-        })
+    let parts: Vec<&str> = h.split(['.']).collect();
+    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && (p.len() == 1 || !p.starts_with('0')) && decimal(p).is_some_and(|n| n <= 255))
 }
 
 /// `scheme://authority` of a URL (no path), for same-origin checks. `None` if not absolute http(s).
@@ -223,6 +225,18 @@ pub fn origin(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_is_digits_only_and_never_overflows() {
+        assert_eq!(decimal("0"), Some(0));
+        assert_eq!(decimal("007"), Some(7));
+        assert_eq!(decimal("4294967295"), Some(u32::MAX));
+        for bad in ["", "+5", "-5", " 5", "5 ", "4294967296", "99999999999999999999", "1e3", "٣"] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_retry_after(" 120 "), Some(120));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
 
     #[test]
     fn push_num_writes_decimal() {

@@ -31,7 +31,7 @@ impl Value {
     /// The member `key` of an object; `None` for a missing member, a `null` one, or a non-object.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Value::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| **v != Value::Null),
+            Value::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| !matches!(v, Value::Null)),
             _ => None,
         }
     }
@@ -64,7 +64,7 @@ impl Value {
     pub fn seconds(&self) -> Option<f64> {
         let v = match self {
             Value::Num(n) => *n,
-            Value::Str(s) => f64::from(s.trim().parse::<u32>().ok()?),
+            Value::Str(s) => f64::from(crate::http::decimal(s.trim_ascii())?),
             _ => return None,
         };
         v.is_finite().then_some(v)
@@ -206,7 +206,7 @@ impl Parser<'_> {
 
     /// Checks one value without building it; `Some(true)` when it is `null`.
     fn skip(&mut self, depth: usize) -> Option<bool> {
-        self.any(depth, false).map(|v| v == Value::Null)
+        self.any(depth, false).map(|v| matches!(v, Value::Null))
     }
 
     /// One value; with `build` false it is only checked, and what comes back is `Null` for a

@@ -102,7 +102,7 @@ impl Grant {
 /// `<enterprise_pin>/<email>` or a bare email. Checked loosely: enough to catch a swapped field
 /// (a password in `username`) without rejecting real addresses.
 pub fn valid_username(u: &str) -> bool {
-    let email = match u.split_once('/') {
+    let email = match u.split_once(['/']) {
         Some((pin, email)) => {
             if pin.is_empty() || pin.len() > 16 || !pin.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return false;
@@ -111,14 +111,14 @@ pub fn valid_username(u: &str) -> bool {
         }
         None => u,
     };
-    match email.split_once('@') {
+    match email.split_once(['@']) {
         Some((local, domain)) => {
             !local.is_empty()
-                && domain.contains('.')
+                && domain.contains(['.'])
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
                 && !email.bytes().any(|b| b <= b' ' || b == b'/')
-                && !domain.contains('@')
+                && !domain.contains(['@'])
         }
         None => false,
     }
@@ -276,7 +276,7 @@ impl QflowConfig {
     /// `apiUrl`; anything with a scheme or starting `//` is left for the platform to parse, and
     /// `check_sent` then decides on the URL the platform actually made of it.
     pub fn target(&self, input: &str) -> String {
-        let scheme = input.split_once(':').is_some_and(|(s, _)| !s.contains('/'));
+        let scheme = input.split_once([':']).is_some_and(|(s, _)| !s.contains(['/']));
         if scheme || input.starts_with("//") {
             return input.to_string();
         }
