@@ -8,7 +8,6 @@ use crate::error::{AuthError, ErrorCode};
 
 /// What the driver found under an option's name (`js::wire` reads it from the bytes the
 /// package's `wire.js` wrote); what it means is decided here, once.
-#[derive(Clone)]
 pub enum Seen {
     /// `undefined` or `null`: the option is not given.
     Missing,

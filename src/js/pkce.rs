@@ -23,7 +23,7 @@ unsafe fn random(_ptr: *mut u8, _len: usize) -> u32 {
 
 /// Items: the options record. Answer `R`: url, state, codeVerifier.
 pub(super) fn begin(items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
-    let o = Record::read(items, "beginAuthorization options", BEGIN_OPTIONS, ErrorCode::InvalidConfig)?;
+    let mut o = Record::read(items, "beginAuthorization options", BEGIN_OPTIONS, ErrorCode::InvalidConfig)?;
     let opts = BeginOptions::read(|name| o.str(name))?;
     let mut bytes = [0u8; RANDOM_BYTES];
     // SAFETY: the import writes exactly `len` bytes into the buffer it is given.
@@ -39,7 +39,7 @@ pub(super) fn begin(items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
 /// record. Answer `R`: code.
 pub(super) fn complete(items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let url: String = items.str()?.ok_or_else(|| AuthError::new(ErrorCode::InvalidRequest, NOT_A_CALLBACK_URL))?;
-    let o = Record::read(items, "completeAuthorization options", COMPLETE_OPTIONS, ErrorCode::InvalidRequest)?;
+    let mut o = Record::read(items, "completeAuthorization options", COMPLETE_OPTIONS, ErrorCode::InvalidRequest)?;
     let code = parse_callback(&url, o.str("state")?.as_deref())?;
     out.kind(b'R').str(code.expose());
     Ok(())

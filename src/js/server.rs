@@ -234,16 +234,18 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         true => ("QflowAuth options", crate::qflow::OPTIONS),
         false => ("QpienAuth options", crate::qpien::OPTIONS),
     };
-    let o = Record::read(items, what, known, ErrorCode::InvalidConfig)?;
-    let (_, timeout_ms) = crate::config::timing(o.num("refreshSkewSeconds")?, o.num("timeoutMs")?)?;
-    let methods = |name: &str, need: &[&str], problem: &str| match o.seen(name) {
+    let mut o = Record::read(items, what, known, ErrorCode::InvalidConfig)?;
+    let (skew_s, timeout) = (o.num("refreshSkewSeconds")?, o.num("timeoutMs")?);
+    let (_, timeout_ms) = crate::config::timing(skew_s, timeout)?;
+    let methods = |name: &str, seen: Seen, need: &[&str], problem: &str| match seen {
         Seen::Missing => Ok(false),
         Seen::Object(m) if need.iter().all(|n| m.iter().any(|h| h == n)) => Ok(true),
         Seen::Unreadable => Err(AuthError::config(name, "could not be read")),
         _ => Err(AuthError::config(name, problem)),
     };
-    let store = methods("store", &["get", "put"], "must have get(key) and put(key, value) methods")?;
-    let broker = methods("broker", &["idFromName", "get"], "must be a Durable Object namespace bound to the `TokenBroker` class (env.TOKEN_BROKER)")?;
+    let store = methods("store", o.seen("store"), &["get", "put"], "must have get(key) and put(key, value) methods")?;
+    let broker =
+        methods("broker", o.seen("broker"), &["idFromName", "get"], "must be a Durable Object namespace bound to the `TokenBroker` class (env.TOKEN_BROKER)")?;
     let events = match o.seen("onEvent") {
         Seen::Missing => false,
         Seen::Func => true,
@@ -268,8 +270,7 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
     }
     let mut strs = strs.into_iter();
     let mut next = || strs.next().flatten();
-    let (skew_s, timeout) = (o.num("refreshSkewSeconds")?, o.num("timeoutMs")?);
-    let (p, secrets) = if qflow {
+    let (p, redactor) = if qflow {
         let cfg = QflowConfig::new(QflowOptions {
             client_id: next(),
             client_secret: next(),
@@ -286,24 +287,23 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
             persisted: store || broker,
             broker_side,
         })?;
-        let secrets: Vec<Secret> = cfg.secrets().into_iter().cloned().collect();
+        let redactor = Redactor::new(&cfg.secrets());
         let session = Session::new(&cfg, store);
-        (Provider::Qflow { session, cfg, held: None }, secrets)
+        (Provider::Qflow { session, cfg, held: None }, redactor)
     } else {
         let cfg =
             QpienConfig::new(QpienOptions { client_id: next(), client_secret: next(), endpoint: next(), refresh_skew_seconds: skew_s, timeout_ms: timeout })?;
-        let secrets: Vec<Secret> = cfg.secrets().into_iter().cloned().collect();
-        (Provider::Qpien { cfg }, secrets)
+        let redactor = Redactor::new(&cfg.secrets());
+        (Provider::Qpien { cfg }, redactor)
     };
     let skew = match &p {
         Provider::Qflow { cfg, .. } => cfg.refresh_skew_s,
         Provider::Qpien { cfg } => cfg.refresh_skew_s,
     };
-    let refs: Vec<&Secret> = secrets.iter().collect();
     let client = Client {
         p,
         cache: TokenCache::new(skew),
-        redactor: Redactor::new(&refs),
+        redactor,
         generations: Generations::default(),
         broker,
         broker_side,
@@ -443,7 +443,7 @@ impl Client {
         if start {
             self.flight = flight_id(items)?;
         }
-        let o = Record::read(items, "exchangeCode argument", &["code", "codeVerifier", "redirectUri"], ErrorCode::InvalidRequest)?;
+        let mut o = Record::read(items, "exchangeCode argument", &["code", "codeVerifier", "redirectUri"], ErrorCode::InvalidRequest)?;
         let missing = |name: &str| arg(&cat(name, " is required: exchangeCode({ code, codeVerifier, redirectUri })"));
         let code = o.str("code")?.filter(|c| !c.is_empty()).ok_or_else(|| missing("code"))?;
         let verifier = o.str("codeVerifier")?.ok_or_else(|| missing("codeVerifier"))?;

@@ -107,20 +107,21 @@ impl Record {
         Ok(Record { entries, code })
     }
 
-    /// What is under `name` (a copy; `Missing` when it is not an own key).
+    /// What is under `name`, taken out: each option is read once (`Missing` when it is not an
+    /// own key, or was read already).
     #[inline(never)]
-    pub(crate) fn seen(&self, name: &str) -> Seen {
-        self.entries.iter().find(|(k, _)| k == name).map_or(Seen::Missing, |(_, s)| s.clone())
+    pub(crate) fn seen(&mut self, name: &str) -> Seen {
+        self.entries.iter_mut().find(|(k, _)| k == name).map_or(Seen::Missing, |(_, s)| core::mem::replace(s, Seen::Missing))
     }
 
     #[inline(never)]
-    pub(crate) fn str(&self, name: &str) -> Result<Option<String>, AuthError> {
+    pub(crate) fn str(&mut self, name: &str) -> Result<Option<String>, AuthError> {
         read_str(name, self.seen(name), self.code)
     }
 
     #[cfg(feature = "server")]
     #[inline(never)]
-    pub(crate) fn num(&self, name: &str) -> Result<Option<f64>, AuthError> {
+    pub(crate) fn num(&mut self, name: &str) -> Result<Option<f64>, AuthError> {
         crate::config::read_num(name, self.seen(name), self.code)
     }
 }
