@@ -61,8 +61,9 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
         }
     }
     let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
-        chunk.copy_from_slice(&word.to_be_bytes());
+    // Byte by byte (`copy_from_slice` would link a length-mismatch panic and its formatting).
+    for (b, byte) in out.iter_mut().zip(h.iter().flat_map(|w| w.to_be_bytes())) {
+        *b = byte;
     }
     out
 }
