@@ -362,9 +362,10 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Option<u32> {
-        let h = self.text.get(self.i..self.i + 4).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        // Folded by hand: `from_str_radix` is core's whole generic number parser in the wasm.
+        let v = self.s.get(self.i..self.i + 4)?.iter().try_fold(0, |n, &b| Some(n << 4 | char::from(b).to_digit(16)?))?;
         self.i += 4;
-        u32::from_str_radix(h, 16).ok()
+        Some(v)
     }
 
     /// A string literal; its value is built only when `build` (else an empty string comes back).
