@@ -444,9 +444,8 @@ impl Session {
     pub fn next_grant(&mut self, cfg: &QflowConfig) -> Result<(Grant, bool), AuthError> {
         if let Some(rt) = self.refresh.clone() {
             if self.spent.len() >= SPENT_CAP {
-                // The oldest goes (`retain`, not `remove(0)`: no panic path in the wasm).
-                let mut first = true;
-                self.spent.retain(|_| !core::mem::take(&mut first));
+                // The oldest goes.
+                crate::secret::drop_at(&mut self.spent, 0);
             }
             self.spent.push(rt.clone());
             return Ok((Grant::Refresh(rt), false));
@@ -467,7 +466,7 @@ impl Session {
         let Grant::Refresh(rt) = failed else { return After::Fail(err) };
         if err.unsent {
             // Never reached the server: the token is still good, and still ours.
-            self.spent.retain(|s| s != rt);
+            crate::secret::forget(&mut self.spent, rt);
             return After::Fail(err);
         }
         if err.code == ErrorCode::StoreFailed {
@@ -477,7 +476,7 @@ impl Session {
         let consumed = matches!(err.code, ErrorCode::InvalidGrant | ErrorCode::Network | ErrorCode::Timeout | ErrorCode::ServerError | ErrorCode::BadResponse);
         if !consumed {
             // invalid_client, invalid_scope, …: a configuration problem; the token was not used.
-            self.spent.retain(|s| s != rt);
+            crate::secret::forget(&mut self.spent, rt);
             return After::Fail(err);
         }
         if self.refresh.as_ref() == Some(rt) {

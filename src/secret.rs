@@ -38,6 +38,21 @@ impl core::fmt::Display for Secret {
     }
 }
 
+/// Drops the secret at `i` (`retain`, not `remove`: no panic path in the wasm). One body for
+/// every list of secrets (the redaction set, a session's spent tokens).
+pub fn drop_at(v: &mut Vec<Secret>, i: usize) {
+    let mut n = 0;
+    v.retain(|_| {
+        n += 1;
+        n != i + 1
+    });
+}
+
+/// Drops every copy of `s`.
+pub fn forget(v: &mut Vec<Secret>, s: &Secret) {
+    v.retain(|x| x != s);
+}
+
 /// Values shorter than this are not searched for: they would redact ordinary words, and no
 /// credential is that short (config refuses shorter secrets where it can).
 pub const MIN_REDACT_LEN: usize = 4;
@@ -79,12 +94,8 @@ impl Redactor {
         for v in variants(s.expose()) {
             if !self.all.iter().any(|k| k.expose() == v) {
                 if self.all.len() - self.fixed >= LIVE_CAP {
-                    // The oldest live one goes (`retain`, not `remove`: no panic path in the wasm).
-                    let (mut i, oldest) = (0, self.fixed);
-                    self.all.retain(|_| {
-                        i += 1;
-                        i != oldest + 1
-                    });
+                    // The oldest live one goes.
+                    drop_at(&mut self.all, self.fixed);
                 }
                 self.all.push(Secret::new(v));
             }
