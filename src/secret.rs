@@ -110,7 +110,8 @@ impl Redactor {
     /// on the whole text first, so a credential straddling the cut cannot survive in part.
     pub fn clean(&self, text: &str, max_chars: usize) -> String {
         let masked = mask(text, self.all());
-        let out: String = masked.chars().take(max_chars).collect();
+        let cut = masked.char_indices().nth(max_chars).map_or(masked.len(), |(i, _)| i);
+        let out = String::from(masked.get(..cut).unwrap_or_default());
         // The ellipsis goes on only if it cannot complete a credential that ends in one (a prefix
         // of text with no credential in it has none either).
         if out.len() < masked.len() {
