@@ -57,9 +57,15 @@ fn in_code(mut e: AuthError, code: ErrorCode) -> AuthError {
 pub const DEFAULT_SKEW_S: f64 = 60.0;
 pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
 
+/// Nothing but white space (Unicode's: a value of only no-break spaces is as empty as one of
+/// only spaces).
+pub fn blank(s: &str) -> bool {
+    s.chars().all(char::is_whitespace)
+}
+
 pub fn required(name: &str, v: Option<String>) -> Result<String, AuthError> {
     match v {
-        Some(s) if !s.trim_ascii().is_empty() => Ok(s),
+        Some(s) if !blank(&s) => Ok(s),
         Some(_) => Err(AuthError::config(name, "must not be empty")),
         None => Err(AuthError::config(name, "is required")),
     }
@@ -148,6 +154,21 @@ mod tests {
         assert_eq!(e.code, ErrorCode::InvalidConfig);
         assert!(e.message.contains("`scopes`") && e.message.contains("did you mean `scope`"), "{}", e.message);
         assert!(known_option("clientID", &known, "x", ErrorCode::InvalidConfig).unwrap_err().message.contains("`clientId`"));
+    }
+
+    #[test]
+    fn option_names_fit_the_distance_row() {
+        // `distance` compares at most 32 bytes of a known name.
+        for name in crate::qflow::OPTIONS.iter().chain(crate::qpien::OPTIONS).chain(crate::pkce::BEGIN_OPTIONS).chain(crate::pkce::COMPLETE_OPTIONS) {
+            assert!(name.len() <= 32, "{name}");
+        }
+    }
+
+    #[test]
+    fn blank_values_are_refused_whatever_the_white_space() {
+        for v in ["", " ", "\t\n", "\u{a0}", "\u{3000}\u{3000}", "\u{b}"] {
+            assert!(required("clientId", Some(v.into())).is_err(), "{v:?}");
+        }
     }
 
     #[test]

@@ -43,8 +43,9 @@ impl core::fmt::Display for Secret {
 pub fn drop_at(v: &mut Vec<Secret>, i: usize) {
     let mut n = 0;
     v.retain(|_| {
+        let keep = n != i;
         n += 1;
-        n != i + 1
+        keep
     });
 }
 
@@ -93,7 +94,7 @@ impl Redactor {
     pub fn add(&mut self, s: &Secret) {
         for v in variants(s.expose()) {
             if !self.all.iter().any(|k| k.expose() == v) {
-                if self.all.len() - self.fixed >= LIVE_CAP {
+                if self.all.len().saturating_sub(self.fixed) >= LIVE_CAP {
                     // The oldest live one goes.
                     drop_at(&mut self.all, self.fixed);
                 }

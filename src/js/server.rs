@@ -594,8 +594,7 @@ impl Client {
     #[inline(never)]
     fn graphql_args(&mut self, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
         let Provider::Qpien { cfg } = &self.p else { return Err(bad_input()) };
-        let query =
-            items.str()?.filter(|q| !q.trim_ascii().is_empty()).ok_or_else(|| arg("graphql(query) takes the GraphQL document as a non-empty string"))?;
+        let query = items.str()?.filter(|q| !crate::config::blank(q)).ok_or_else(|| arg("graphql(query) takes the GraphQL document as a non-empty string"))?;
         if items.num()? == Some(2.0) {
             return Err(arg("graphql(query, variables) takes the variables as an object"));
         }
@@ -693,7 +692,7 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
             }
         }
         COMMS_URL => {
-            let id = items.str()?.filter(|e| !e.trim_ascii().is_empty()).ok_or_else(|| arg("commsAccess(eventId) takes a non-empty event ID string"))?;
+            let id = items.str()?.filter(|e| !crate::config::blank(e)).ok_or_else(|| arg("commsAccess(eventId) takes a non-empty event ID string"))?;
             out.kind(b'R').str(&cfg.target(&QflowConfig::comms_probe_path(&id)));
         }
         _ => {
