@@ -160,8 +160,11 @@ pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
     if authority.contains(['@']) {
         return Err(bad("must not contain credentials"));
     }
-    let (host, port) = match authority.rsplit_once([':']).filter(|(_, p)| !p.contains([']'])) {
-        Some((h, p)) => (h, Some(p)),
+    // The last `:` outside an IPv6 literal, found by bytes (a reverse `str` search links a
+    // searcher of its own).
+    let colon = authority.bytes().rposition(|b| b == b':').filter(|&i| !authority.get(i..).unwrap_or_default().contains([']']));
+    let (host, port) = match colon {
+        Some(i) => (authority.get(..i).unwrap_or_default(), authority.get(i + 1..)),
         None => (authority, None),
     };
     let host = host.to_ascii_lowercase();
@@ -194,7 +197,7 @@ pub fn base_url(option: &str, raw: &str) -> Result<String, AuthError> {
         out.push(':');
         push_num(&mut out, n.into());
     }
-    out.push_str(path.trim_end_matches(['/']));
+    out.push_str(path.get(..path.bytes().rposition(|b| b != b'/').map_or(0, |i| i + 1)).unwrap_or_default());
     Ok(out)
 }
 
