@@ -168,25 +168,16 @@ export class Wasm {
     let at = ptr;
     const { parts } = items;
     for (let i = 0; i < parts.length; i += 2) {
+      // A part is a number (8 bytes), an ASCII string (one byte per character) or bytes.
       const b = parts[i + 1];
+      const n = typeof b === "number" ? 8 : b.length;
       mem[at] = parts[i];
-      if (typeof b === "number") {
-        view.setUint32(at + 1, 8, true);
-        view.setFloat64(at + 5, b, true);
-        at += 13;
-        continue;
-      }
-      if (typeof b === "string") {
-        // ASCII (`str`): one byte per character.
-        view.setUint32(at + 1, b.length, true);
-        if (b.length > SHORT) encoder.encodeInto(b, mem.subarray(at + 5, at + 5 + b.length));
-        else for (let j = 0; j < b.length; j++) mem[at + 5 + j] = b.charCodeAt(j);
-        at += 5 + b.length;
-        continue;
-      }
-      view.setUint32(at + 1, b.length, true);
-      mem.set(b, at + 5);
-      at += 5 + b.length;
+      view.setUint32(at + 1, n, true);
+      if (typeof b === "number") view.setFloat64(at + 5, b, true);
+      else if (typeof b !== "string") mem.set(b, at + 5);
+      else if (n > SHORT) encoder.encodeInto(b, mem.subarray(at + 5, at + 5 + n));
+      else for (let j = 0; j < n; j++) mem[at + 5 + j] = b.charCodeAt(j);
+      at += 5 + n;
     }
     const out = this.exports.qauth_call(op, handle, Date.now(), ptr, items.size);
     // The call may have grown memory.
