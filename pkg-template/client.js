@@ -38,10 +38,13 @@ const BROKER_SIDE = Symbol.for("qauth.brokerSide");
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A timeout in whole milliseconds, at least 1. */
+const delay = (ms) => Math.max(1, Math.ceil(ms));
+
 /**
- * Runs `fn(signal)` (a token request: its fetch and the read of its body) within `ms`: past it the
- * signal aborts and the failure is a `TimeoutError`. A timer cleared at the end rather than
- * `AbortSignal.timeout`, which costs Node ~9 µs and a weak reference per signal.
+ * Runs `fn(signal)` (a request whose body this file reads: a token request, a GraphQL operation)
+ * within `ms`: past it the signal aborts and the failure is a `TimeoutError`. A timer cleared at
+ * the end rather than `AbortSignal.timeout`, which costs Node ~9 µs and a weak reference per signal.
  */
 async function within(ms, fn) {
   const c = new AbortController();
@@ -49,7 +52,7 @@ async function within(ms, fn) {
   const timer = setTimeout(() => {
     late = true;
     c.abort();
-  }, Math.max(1, Math.ceil(ms)));
+  }, delay(ms));
   try {
     return await fn(c.signal);
   } catch (e) {
@@ -61,7 +64,7 @@ async function within(ms, fn) {
 
 /** A signal that aborts after `ms`, or when `other` (a caller's signal) aborts (the API calls, whose body the caller reads). */
 function timeoutSignal(ms, other) {
-  const t = AbortSignal.timeout(Math.max(1, Math.ceil(ms)));
+  const t = AbortSignal.timeout(delay(ms));
   return other && typeof AbortSignal.any === "function" ? AbortSignal.any([other, t]) : t;
 }
 
@@ -691,7 +694,6 @@ export class QflowAuth extends Client {
       return { response: resp };
     }
   }
-
 }
 
 /** Mints Qpien tokens with `generateOAuthToken` and runs GraphQL operations with them. */
@@ -730,14 +732,16 @@ export class QpienAuth extends Client {
       let req;
       try {
         const headers = setAll(setAll(new Headers(), pairsOf(pairs, 0)), Object.entries(got.headers));
-        req = new Request(endpoint, { method: "POST", headers, body, redirect: "manual", signal: timeoutSignal(timeout) });
+        req = new Request(endpoint, { method: "POST", headers, body, redirect: "manual" });
       } catch (e) {
         throw e instanceof AuthError ? e : fail(BAD_ENDPOINT);
       }
       let resp, text;
       try {
-        resp = await fetch(req);
-        text = await readCapped(resp, cap);
+        [resp, text] = await within(timeout, async (signal) => {
+          const r = await fetch(req, { signal });
+          return [r, await readCapped(r, cap)];
+        });
       } catch (e) {
         throw fail(QPIEN_TRANSPORT, failureKind(e));
       }

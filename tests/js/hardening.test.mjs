@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import * as qauth from "qauth";
 import scenarios from "../scenarios/hardening.mjs";
 import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
 import { emulatorWatchingStrays } from "./helpers.mjs";
 import { ROOT } from "./harness.mjs";
 
@@ -64,4 +65,40 @@ test("option names reach the wasm intact: non-ASCII, longer than the hand-copied
   // Values take the same path: long ASCII and non-ASCII ones arrive as valid UTF-8 (else the
   // wasm would refuse the bytes as malformed).
   for (const storeKey of ["k".repeat(200), "ключ-" + "é".repeat(70)]) new qauth.QflowAuth({ ...base, storeKey }).free();
+});
+
+test("graphql(): an answer whose body stalls is a timeout within timeoutMs, and no secret is in the error", async () => {
+  const sockets = new Set();
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      if (body.includes("generateOAuthToken")) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ data: { generateOAuthToken: { accessToken: "CANARY-at-stall", expiresIn: 3600 } } }));
+        return;
+      }
+      // Headers and the start of a body, then nothing: only a deadline that covers the body read ends this.
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write('{"data":');
+    });
+  });
+  server.on("connection", (s) => (sockets.add(s), s.on("close", () => sockets.delete(s))));
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const endpoint = `http://127.0.0.1:${server.address().port}/graphql`;
+    const q = new qauth.QpienAuth({ clientId: "client", clientSecret: "CANARY-cs-stall", endpoint, timeoutMs: 300 });
+    const t0 = Date.now();
+    await assert.rejects(q.graphql("query Q { me { id } }"), (e) => {
+      assert.ok(e instanceof qauth.AuthError);
+      assert.equal(e.code, "timeout");
+      assert.doesNotMatch(JSON.stringify(e) + e.message + (e.hint ?? ""), /CANARY/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+    q.free();
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  }
 });
