@@ -120,18 +120,30 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
     out
 }
 
+/// RFC 3986 `unreserved`: the bytes a URL component carries as they are (and a PKCE verifier's alphabet).
+pub fn unreserved(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters; `space_plus` writes ' ' as '+'.
 pub fn encode_component(out: &mut String, s: &str, space_plus: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
-            b' ' if space_plus => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 15) as usize] as char);
-            }
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    loop {
+        // A run of unreserved bytes is copied whole (a token is mostly one run). They are ASCII
+        // and the byte before a run is ASCII or the last of a char, so the cut is a char boundary.
+        let start = i;
+        i += bytes.get(start..).unwrap_or_default().iter().take_while(|&b| unreserved(b)).count();
+        out.push_str(s.get(start..i).unwrap_or_default());
+        let Some(&b) = bytes.get(i) else { return };
+        i += 1;
+        if b == b' ' && space_plus {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
         }
     }
 }
@@ -257,6 +269,34 @@ mod tests {
             "scope=qflowapi+openid+offline_access&username=4471%2Fjoe%40example.com"
         );
         assert_eq!(form_encode(&[("p", "a&b=c+d%é")]), "p=a%26b%3Dc%2Bd%25%C3%A9");
+    }
+
+    /// The run-copying encoder against the byte-by-byte definition, with multi-byte chars around
+    /// every run boundary.
+    #[test]
+    fn encode_component_matches_bytewise() {
+        fn reference(s: &str, space_plus: bool) -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b' ' if space_plus => "+".to_string(),
+                    b if unreserved(&b) => (b as char).to_string(),
+                    b => format!("%{b:02X}"),
+                })
+                .collect()
+        }
+        let parts = ["", "a", "Z9", "-._~", " ", "%", "é", "€", "😀", "+/=", "\u{0}"];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let v = format!("{a}{b}{c}{a}");
+                    for plus in [false, true] {
+                        let mut out = String::new();
+                        encode_component(&mut out, &v, plus);
+                        assert_eq!(out, reference(&v, plus), "{v:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

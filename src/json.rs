@@ -379,9 +379,7 @@ impl Parser<'_> {
             // Copy the run up to the next quote, backslash or control byte: all ASCII, so the
             // slice boundaries are char boundaries.
             let start = self.i;
-            while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
-                self.i += 1;
-            }
+            self.i += self.s.get(start..).unwrap_or_default().iter().take_while(|&b| plain(b)).count();
             if build {
                 out.push_str(self.text.get(start..self.i)?);
             }
@@ -438,23 +436,35 @@ fn pow10(e: i64) -> f64 {
     r
 }
 
+/// A byte a JSON string holds as it is: not a quote, a backslash or a control character.
+fn plain(b: &u8) -> bool {
+    *b >= 0x20 && *b != b'"' && *b != b'\\'
+}
+
 /// Writes `s` as a JSON string literal (quotes included).
 pub fn write_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(HEX[(c as usize) >> 4] as char);
-                out.push(HEX[(c as usize) & 15] as char);
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    loop {
+        // A run that needs no escape is copied whole; it ends at an ASCII byte, a char boundary.
+        let start = i;
+        i += bytes.get(start..).unwrap_or_default().iter().take_while(|&b| plain(b)).count();
+        out.push_str(s.get(start..i).unwrap_or_default());
+        let Some(&b) = bytes.get(i) else { break };
+        i += 1;
+        out.push('\\');
+        match b {
+            b'"' | b'\\' => out.push(b as char),
+            b'\n' => out.push('n'),
+            b'\r' => out.push('r'),
+            b'\t' => out.push('t'),
+            _ => {
+                out.push_str("u00");
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
             }
-            c => out.push(c),
         }
     }
     out.push('"');
@@ -629,5 +639,23 @@ mod tests {
         assert_eq!(parse(&s).unwrap(), Value::Str("a\"b\\c\n\u{1}é".into()));
         let back: String = serde_json::from_str(&s).unwrap();
         assert_eq!(back, "a\"b\\c\n\u{1}é");
+    }
+
+    /// The run-copying writer against serde_json, on strings mixing runs, escapes and multi-byte
+    /// chars at every position (a run must never be cut inside a char).
+    #[test]
+    fn write_str_round_trips() {
+        let parts = ["", "a", "\"", "\\", "\n", "\u{1f}", "\u{7f}", "é", "€", "😀", "\t\r", "plain-run.of_text~"];
+        for a in parts {
+            for b in parts {
+                for c in parts {
+                    let v = format!("{a}{b}{c}{b}");
+                    let mut s = String::new();
+                    write_str(&mut s, &v);
+                    assert_eq!(serde_json::from_str::<String>(&s).unwrap(), v);
+                    assert_eq!(s, serde_json::to_string(&v).unwrap(), "{v:?}");
+                }
+            }
+        }
     }
 }

@@ -95,7 +95,7 @@ pub fn base64url(bytes: &[u8]) -> String {
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Za-z0-9-._~]`.
 pub fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    (43..=128).contains(&v.len()) && v.as_bytes().iter().all(crate::http::unreserved)
 }
 
 /// The authorize URL with `response_type=code`, PKCE S256 and `state`.

@@ -142,6 +142,10 @@ fn variants(v: &str) -> Vec<String> {
         return Vec::new();
     }
     let mut out = vec![v.to_string()];
+    // Most tokens (JWTs, hex, base64url) are all unreserved: every form is the value itself.
+    if v.as_bytes().iter().all(crate::http::unreserved) {
+        return out;
+    }
     let mut form = String::new();
     encode_component(&mut form, v, true);
     let mut json = String::new();
