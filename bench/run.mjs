@@ -120,10 +120,11 @@ console.log(performance.now() - t0);`;
     nn.push(child(nodeNoop, {}));
     nf.push(child(nodeFetch, { RT: await freshRefreshToken(), EMU: emu.url }));
   }
-  // workerd: bench/workers/qauth-worker.js does the same on its first request; a no-op worker.
+  // workerd: bench/workers/qauth-worker.js does the same on its first request; a no-op worker,
+  // and fetch-worker.js with the same refresh in plain JS `fetch`.
   const dir = mkdtempSync(join(tmpdir(), "qauth-bench-wd-"));
   const scripts = {};
-  for (const name of ["qauth-worker", "noop-worker"]) {
+  for (const name of ["qauth-worker", "noop-worker", "fetch-worker"]) {
     const out = join(dir, name);
     scripts[name] = { path: await bundleWorker(join(ROOT, "bench/workers", name + ".js"), out), root: out };
   }
@@ -144,18 +145,20 @@ console.log(performance.now() - t0);`;
     await mf.dispose();
     return ms;
   };
-  const wq = [], wn = [];
+  const wq = [], wn = [], wf = [];
+  const env = async () => ({ RT: await freshRefreshToken(), EMU: emu.url, ID: CREDS.clientId, SECRET: CREDS.clientSecret, KEY: CREDS.subscriptionKey });
   for (let i = 0; i < runs; i++) {
-    wq.push(await workerd("qauth-worker", { RT: await freshRefreshToken(), EMU: emu.url, ID: CREDS.clientId, SECRET: CREDS.clientSecret, KEY: CREDS.subscriptionKey }));
+    wq.push(await workerd("qauth-worker", await env()));
     wn.push(await workerd("noop-worker", {}));
+    wf.push(await workerd("fetch-worker", await env()));
   }
   rmSync(dir, { recursive: true, force: true });
   const f = (q, n) => ({ qauthMs: +median(q).toFixed(2), noopMs: +median(n).toFixed(2), extraMs: +(median(q) - median(n)).toFixed(2), ratio: ratio(median(q), median(n)) });
-  results.figures.coldStart = { runs, node: { ...f(nq, nn), plainJsFetchMs: +median(nf).toFixed(2), ratioToPlainJs: ratio(median(nq), median(nf)) }, workerd: f(wq, wn), note: "qauth includes one refresh-token round trip to the local emulator" };
+  results.figures.coldStart = { runs, node: { ...f(nq, nn), plainJsFetchMs: +median(nf).toFixed(2), ratioToPlainJs: ratio(median(nq), median(nf)) }, workerd: { ...f(wq, wn), plainJsFetchMs: +median(wf).toFixed(2), ratioToPlainJs: ratio(median(wq), median(wf)) }, note: "qauth includes one refresh-token round trip to the local emulator" };
   const c = results.figures.coldStart;
   log(`\n2. Cold start, median of ${runs} fresh isolates (import → first headers() from a seeded store, incl. one refresh round trip)`);
   log(`   Node:    qauth ${c.node.qauthMs} ms   no-op ${c.node.noopMs} ms   (+${c.node.extraMs} ms)   plain JS fetch refresh ${c.node.plainJsFetchMs} ms (qauth ${c.node.ratioToPlainJs}x)`);
-  log(`   workerd: qauth ${c.workerd.qauthMs} ms   no-op worker ${c.workerd.noopMs} ms   (+${c.workerd.extraMs} ms; new Miniflare → first response)`);
+  log(`   workerd: qauth ${c.workerd.qauthMs} ms   no-op worker ${c.workerd.noopMs} ms   (+${c.workerd.extraMs} ms; new Miniflare → first response)   plain JS fetch refresh ${c.workerd.plainJsFetchMs} ms (qauth ${c.workerd.ratioToPlainJs}x)`);
 }
 
 // 3. Cached headers(): ns per call against the JS floor (a closure returning a cached object) and
