@@ -141,6 +141,8 @@ console.log(performance.now() - t0);`;
     });
     const r = await mf.dispatchFetch("http://bench.test/");
     await r.text();
+    // A worker that failed (a refused refresh) would time its error path: stop instead.
+    if (!r.ok) throw new Error(`${name} answered HTTP ${r.status}`);
     const ms = performance.now() - t0;
     await mf.dispose();
     return ms;

@@ -131,10 +131,12 @@ pub fn encode_component(out: &mut String, s: &str, space_plus: bool) {
     let bytes = s.as_bytes();
     let mut i = 0;
     loop {
-        // A run of unreserved bytes is copied whole (a token is mostly one run). They are ASCII
-        // and the byte before a run is ASCII or the last of a char, so the cut is a char boundary.
+        // A run of unreserved bytes is copied whole (a token is mostly one run). A non-empty run
+        // is ASCII after ASCII or after a char's last byte, so its cuts are char boundaries; only
+        // an empty one can sit inside a char (after a lead byte), and it copies nothing.
         let start = i;
         i += bytes.get(start..).unwrap_or_default().iter().take_while(|&b| unreserved(b)).count();
+        debug_assert!(start == i || s.get(start..i).is_some());
         out.push_str(s.get(start..i).unwrap_or_default());
         let Some(&b) = bytes.get(i) else { return };
         i += 1;

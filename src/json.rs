@@ -448,9 +448,11 @@ pub fn write_str(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut i = 0;
     loop {
-        // A run that needs no escape is copied whole; it ends at an ASCII byte, a char boundary.
+        // A run that needs no escape is copied whole: it takes every non-ASCII byte and starts
+        // and ends at an ASCII byte or an end, so its cuts are char boundaries.
         let start = i;
         i += bytes.get(start..).unwrap_or_default().iter().take_while(|&b| plain(b)).count();
+        debug_assert!(s.get(start..i).is_some());
         out.push_str(s.get(start..i).unwrap_or_default());
         let Some(&b) = bytes.get(i) else { break };
         i += 1;
