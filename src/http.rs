@@ -106,6 +106,21 @@ pub fn cat(a: &str, b: &str) -> String {
     s
 }
 
+/// The byte the percent-encoded unit at the start of `s` stands for, and the unit's length:
+/// `%XX` (either case), `+` as a space when `plus_space` (a form body), else the byte itself (a
+/// `%` without two hex digits too, as the WHATWG URL parser reads it). `None` on an empty `s`.
+pub fn percent_unit(s: &[u8], plus_space: bool) -> Option<(u8, usize)> {
+    let hex = |i: usize| s.get(i).and_then(|&h| char::from(h).to_digit(16));
+    Some(match *s.first()? {
+        b'+' if plus_space => (b' ', 1),
+        b'%' => match (hex(1), hex(2)) {
+            (Some(h), Some(l)) => ((h << 4 | l) as u8, 3),
+            _ => (b'%', 1),
+        },
+        c => (c, 1),
+    })
+}
+
 /// application/x-www-form-urlencoded, as the WHATWG URL spec's serializer writes it.
 pub fn form_encode(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();

@@ -79,6 +79,17 @@ pub fn parse(text: &str) -> Option<Value> {
     (p.i == p.s.len()).then_some(v)
 }
 
+/// The JSON escape at byte `at` of `text` (`\n`, `\/`, `\u00e9`, a surrogate pair): the char it
+/// stands for and where it ends. The redactor reads server text through it.
+pub fn unescape(text: &str, at: usize) -> Option<(char, usize)> {
+    if text.as_bytes().get(at) != Some(&b'\\') {
+        return None;
+    }
+    let mut p = Parser { s: text.as_bytes(), i: at, text };
+    let c = p.escape()?;
+    Some((c, p.i))
+}
+
 /// Reads the top-level object of `text` member by member (see `Cursor::members`). `None` when
 /// the text is not exactly one JSON object, or a visitor gave up.
 pub fn members(text: &str, visit: impl FnMut(&str, &mut Cursor<'_, '_>) -> Option<()>) -> Option<()> {
@@ -269,6 +280,24 @@ impl Parser<'_> {
         }
     }
 
+    /// The escape at `self.i` (a backslash), which it moves past: the char it stands for.
+    fn escape(&mut self) -> Option<char> {
+        let c = match self.s.get(self.i + 1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => return self.escape_u(),
+            _ => return None,
+        };
+        self.i += 2;
+        Some(c)
+    }
+
     /// One `\uXXXX` escape (or a surrogate pair) at `self.i` (the backslash).
     fn escape_u(&mut self) -> Option<char> {
         self.i += 2;
@@ -389,25 +418,7 @@ impl Parser<'_> {
                     return Some(out);
                 }
                 b'\\' => {
-                    let c = match self.s.get(self.i + 1)? {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let c = self.escape_u()?;
-                            if build {
-                                out.push(c);
-                            }
-                            continue;
-                        }
-                        _ => return None,
-                    };
-                    self.i += 2;
+                    let c = self.escape()?;
                     if build {
                         out.push(c);
                     }

@@ -117,29 +117,12 @@ pub fn authorize_url(authorize_endpoint: &str, client_id: &str, redirect_uri: &s
 /// Decodes one `application/x-www-form-urlencoded` value; `None` on invalid UTF-8.
 fn decode(v: &str) -> Option<String> {
     let mut out = Vec::with_capacity(v.len());
-    // An iterator, not indexing: no bounds-check panic (and its formatting code) in the wasm.
-    let mut bytes = v.as_bytes().iter();
-    while let Some(&c) = bytes.next() {
-        match c {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let rest = bytes.as_slice();
-                match (rest.first().and_then(|&h| hex(h)), rest.get(1).and_then(|&l| hex(l))) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        bytes.nth(1);
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
+    let mut rest = v.as_bytes();
+    while let Some((b, n)) = crate::http::percent_unit(rest, true) {
+        out.push(b);
+        rest = rest.get(n..).unwrap_or_default();
     }
     String::from_utf8(out).ok()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
 }
 
 /// The query parameters of a URL (before any `#`).

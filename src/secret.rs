@@ -9,9 +9,6 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::http::encode_component;
-use crate::json::write_str;
-
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -68,39 +65,32 @@ const MASK: &str = "***";
 const DROPPED: &str = "[redacted]";
 
 /// The redaction set of one client: its configured secrets plus every live credential it has
-/// read, received or sent (refresh and access tokens, codes, verifiers), each also in the forms a
-/// server echoes it back in (form-encoded, JSON-escaped).
+/// read, received or sent (refresh and access tokens, codes, verifiers). Each is searched for in
+/// every reading of a server's text (`READINGS`), so it is found however the server encoded it.
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
-    /// The configured secrets' forms first (`fixed` of them), then the live ones, oldest first:
-    /// one list, so every search is one plain loop.
+    /// The configured secrets first (`fixed` of them), then the live ones, oldest first: one
+    /// list, so every search is one plain loop.
     all: Vec<Secret>,
     fixed: usize,
 }
 
 impl Redactor {
     pub fn new(configured: &[&Secret]) -> Self {
-        let mut r = Redactor::default();
-        for s in configured {
-            for v in variants(s.expose()) {
-                r.all.push(Secret::new(v));
-            }
-        }
-        r.fixed = r.all.len();
-        r
+        let all: Vec<Secret> = configured.iter().filter(|s| s.expose().len() >= MIN_REDACT_LEN).map(|&s| s.clone()).collect();
+        Redactor { fixed: all.len(), all }
     }
 
-    /// Remembers a live credential (and its encoded forms); the oldest falls out past `LIVE_CAP`.
+    /// Remembers a live credential; the oldest falls out past `LIVE_CAP`.
     pub fn add(&mut self, s: &Secret) {
-        for v in variants(s.expose()) {
-            if !self.all.iter().any(|k| k.expose() == v) {
-                if self.all.len().saturating_sub(self.fixed) >= LIVE_CAP {
-                    // The oldest live one goes.
-                    drop_at(&mut self.all, self.fixed);
-                }
-                self.all.push(Secret::new(v));
-            }
+        if s.expose().len() < MIN_REDACT_LEN || self.all.contains(s) {
+            return;
         }
+        if self.all.len().saturating_sub(self.fixed) >= LIVE_CAP {
+            // The oldest live one goes.
+            drop_at(&mut self.all, self.fixed);
+        }
+        self.all.push(s.clone());
     }
 
     fn all(&self) -> impl Iterator<Item = &str> + Clone {
@@ -118,7 +108,7 @@ impl Redactor {
         if out.len() < masked.len() {
             let mut with = out.clone();
             with.push('…');
-            if !self.all().any(|s| s.len() >= MIN_REDACT_LEN && find(&with, s).is_some()) {
+            if !cover(&with, self.all(), &mut []) {
                 return with;
             }
         }
@@ -136,46 +126,83 @@ pub fn find(hay: &str, needle: &str) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
-/// The forms a credential is echoed back in: as is, form-encoded, JSON-escaped.
-fn variants(v: &str) -> Vec<String> {
-    if v.len() < MIN_REDACT_LEN {
-        return Vec::new();
+/// The ways a server may have written what it echoes: as is; percent-encoded with `+` for a space
+/// (a form body) and without (`encodeURIComponent`, a query); JSON-escaped (any escape, any hex
+/// case: `\"`, `\/`, `\u00e9`, surrogate pairs). A credential echoed in one of them reads back
+/// as itself when the text is read that way from where the echo starts.
+const READINGS: usize = 4;
+
+/// The unit of `text` at byte `i` in reading `how` (an index into `READINGS`' list): the bytes it
+/// stands for (written into `buf`, how many) and where it ends.
+fn unit(text: &str, i: usize, how: usize, buf: &mut [u8; 4]) -> Option<(usize, usize)> {
+    if let Some((c, end)) = (how == 3).then(|| crate::json::unescape(text, i)).flatten() {
+        return Some((c.encode_utf8(buf).len(), end));
     }
-    let mut out = vec![v.to_string()];
-    // Most tokens (JWTs, hex, base64url) are all unreserved: every form is the value itself.
-    if v.as_bytes().iter().all(crate::http::unreserved) {
-        return out;
-    }
-    let mut form = String::new();
-    encode_component(&mut form, v, true);
-    let mut json = String::new();
-    write_str(&mut json, v);
-    let json = json.get(1..json.len() - 1).unwrap_or_default().to_string();
-    for w in [form, json] {
-        if !out.contains(&w) {
-            out.push(w);
-        }
-    }
-    out
+    let rest = text.as_bytes().get(i..)?;
+    let (b, n) = match how {
+        1 | 2 => crate::http::percent_unit(rest, how == 1)?,
+        _ => (*rest.first()?, 1),
+    };
+    buf[0] = b;
+    Some((1, i + n))
 }
 
-/// Masks every occurrence (overlapping ones included) of every secret in one pass over the
-/// original text, so a replacement can never be re-scanned into a new match. If the result still
-/// contains a secret (one made of the mask's own characters around it), nothing of it is kept.
-pub fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> String {
-    let mut covered = vec![false; text.len()];
+/// Reading `text` from byte `at` the way `how` says: where the bytes of `secret` end, if that is
+/// what it says there.
+fn read_from(text: &str, at: usize, how: usize, secret: &[u8]) -> Option<usize> {
+    let mut want = secret.iter();
+    let mut i = at;
+    let mut buf = [0; 4];
+    while !want.as_slice().is_empty() {
+        let (n, end) = unit(text, i, how, &mut buf)?;
+        for b in buf.get(..n)? {
+            if want.next() != Some(b) {
+                return None;
+            }
+        }
+        i = end;
+    }
+    Some(i)
+}
+
+/// Marks in `covered` (when it is as long as `text`) every byte of `text` that, in some reading,
+/// is part of a credential (overlapping occurrences included); whether there was one.
+fn cover<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, covered: &mut [bool]) -> bool {
     let mut any = false;
+    let mut buf = [0; 4];
+    // The bytes a credential starts with, as a 256-bit set: the first byte read at a position
+    // rules out most positions before any credential is compared.
+    let mut firsts = [0u64; 4];
     for s in secrets.clone().filter(|s| s.len() >= MIN_REDACT_LEN) {
-        let mut from = 0;
-        while let Some(i) = text.get(from..).and_then(|t| find(t, s)) {
-            let at = from + i;
-            covered.iter_mut().skip(at).take(s.len()).for_each(|c| *c = true);
-            any = true;
-            // Next search one character on, so overlapping occurrences are found too.
-            from = at + text.get(at..).and_then(|t| t.chars().next()).map_or(1, char::len_utf8);
+        if let Some(&b) = s.as_bytes().first() {
+            if let Some(w) = firsts.get_mut(usize::from(b >> 6)) {
+                *w |= 1 << (b & 63);
+            }
         }
     }
-    if !any {
+    for at in 0..text.len() {
+        for how in 0..READINGS {
+            let Some(_) = unit(text, at, how, &mut buf) else { continue };
+            if firsts.get(usize::from(buf[0] >> 6)).map_or(true, |w| w >> (buf[0] & 63) & 1 == 0) {
+                continue;
+            }
+            for s in secrets.clone().filter(|s| s.len() >= MIN_REDACT_LEN) {
+                if let Some(end) = read_from(text, at, how, s.as_bytes()) {
+                    covered.iter_mut().take(end).skip(at).for_each(|c| *c = true);
+                    any = true;
+                }
+            }
+        }
+    }
+    any
+}
+
+/// Masks every occurrence of every secret, in every reading, in one pass over the original text,
+/// so a replacement can never be re-scanned into a new match. If the result still holds a secret
+/// (one made of the mask's own characters around it), nothing of it is kept.
+pub fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> String {
+    let mut covered = vec![false; text.len()];
+    if !cover(text, secrets.clone(), &mut covered) {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());
@@ -191,7 +218,7 @@ pub fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> S
             out.push(c);
         }
     }
-    if secrets.filter(|s| s.len() >= MIN_REDACT_LEN).any(|s| find(&out, s).is_some()) {
+    if cover(&out, secrets, &mut []) {
         return DROPPED.to_string();
     }
     out
@@ -224,6 +251,31 @@ mod tests {
         r.add(&Secret::new("rt/with+odd\"chars"));
         let out = r.clean("echo refresh_token=rt%2Fwith%2Bodd%22chars and {\"rt\":\"rt/with+odd\\\"chars\"}", 1000);
         assert!(!out.contains("rt/with") && !out.contains("rt%2Fwith"), "{out}");
+    }
+
+    /// However a server encoded what it echoes (any JSON escape, any hex case, `%20` or `+`), the
+    /// credential is masked, and nothing around it is lost.
+    #[test]
+    fn every_encoding_of_an_echo_is_masked() {
+        let pw = Secret::new("p\u{e9}ss w/rd+\"1%41\u{1f600}");
+        let r = Redactor::new(&[&pw]);
+        for echo in [
+            "p\u{e9}ss w/rd+\"1%41\u{1f600}",
+            // Form body, `encodeURIComponent`, lowercase hex, a lenient encoder keeping `+` and `/`.
+            "p%C3%A9ss+w%2Frd%2B%221%2541%F0%9F%98%80",
+            "p%C3%A9ss%20w%2Frd%2B%221%2541%F0%9F%98%80",
+            "p%c3%a9ss%20w%2frd%2b%221%2541%f0%9f%98%80",
+            "p%C3%A9ss%20w/rd+%221%2541%F0%9F%98%80",
+            // JSON: as JS writes it, Python's ASCII escapes with a surrogate pair, PHP's `\/`.
+            "p\u{e9}ss w/rd+\\\"1%41\u{1f600}",
+            "p\\u00e9ss w/rd+\\\"1%41\\ud83d\\ude00",
+            "p\\u00E9ss w\\/rd+\\\"1%41\\uD83D\\uDE00",
+        ] {
+            let out = r.clean(&format!("said <{echo}> here"), 1000);
+            assert_eq!(out, "said <***> here", "{echo:?}");
+        }
+        // Text that only looks encoded is left alone.
+        assert_eq!(r.clean("100%25 sure \\u0041 %zz", 1000), "100%25 sure \\u0041 %zz");
     }
 
     #[test]

@@ -426,10 +426,30 @@ pub fn leaked<'a>(hay: &str, secrets: impl IntoIterator<Item = &'a str>) -> Opti
     None
 }
 
-/// A secret as is, form-encoded (as `http::form_encode` writes it) and JSON-escaped.
+/// A secret as a server may echo it: as is, form-encoded (as `http::form_encode` writes it) and
+/// JSON-escaped (the first three, in that order), then percent-encoded with `%20` for a space
+/// (`encodeURIComponent`), the form encoding in lowercase hex, and JSON with every non-ASCII char
+/// as `\u` escapes (lowercase, surrogate pairs) and `/` as `\/` (PHP's `json_encode`).
 pub fn echo_forms(s: &str) -> Vec<String> {
     let form = qauth::http::form_encode(&[("", s)]);
     let mut json = String::new();
     qauth::json::write_str(&mut json, s);
-    vec![s.to_string(), form[1..].to_string(), json[1..json.len() - 1].to_string()]
+    let mut component = String::new();
+    qauth::http::encode_component(&mut component, s, false);
+    let lower: String = form[1..].split_inclusive('%').enumerate().map(|(i, p)| if i == 0 { p.to_string() } else { lower_first2(p) }).collect();
+    let mut ascii = String::new();
+    for c in json[1..json.len() - 1].chars() {
+        match c {
+            '/' => ascii.push_str("\\/"),
+            c if c.is_ascii() => ascii.push(c),
+            c => c.encode_utf16(&mut [0; 2]).iter().for_each(|u| ascii.push_str(&format!("\\u{u:04x}"))),
+        }
+    }
+    vec![s.to_string(), form[1..].to_string(), json[1..json.len() - 1].to_string(), component, lower, ascii]
+}
+
+/// `p` with its first two characters (a `%XX`'s digits) lowercased.
+fn lower_first2(p: &str) -> String {
+    let (head, tail) = p.split_at(p.char_indices().nth(2).map_or(p.len(), |(i, _)| i));
+    head.to_ascii_lowercase() + tail
 }

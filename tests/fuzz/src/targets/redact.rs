@@ -1,7 +1,8 @@
 //! `redact`: `secret::Redactor::new` + `add` + `clean` on texts built from the secrets themselves.
 //!
-//! The output never contains a secret of 4 or more bytes (as is, form-encoded or JSON-escaped: the
-//! forms `Redactor` promises to mask) and has at most `max + 1` characters.
+//! The output never contains a secret of 4 or more bytes in any form `gen::echo_forms` writes (as
+//! is, percent-encoded either way and in either hex case, JSON-escaped either way: what
+//! `Redactor` promises to mask) and has at most `max + 1` characters.
 
 use qauth::secret::{Redactor, Secret, MIN_REDACT_LEN};
 
@@ -44,7 +45,8 @@ impl Target for Redact {
                 2 if !all.is_empty() => {
                     let s = r.pick(&all);
                     let mut forms = gen::echo_forms(s);
-                    text.push_str(&forms.swap_remove(r.below(3)));
+                    let n = forms.len();
+                    text.push_str(&forms.swap_remove(r.below(n)));
                 }
                 3 if !all.is_empty() => {
                     let s = r.pick(&all);
