@@ -6,7 +6,6 @@
 //! which is easy to grep for.
 
 use alloc::string::{String, ToString};
-use alloc::vec;
 use alloc::vec::Vec;
 
 #[derive(Clone, PartialEq, Eq)]
@@ -97,22 +96,31 @@ impl Redactor {
         self.all.iter().map(Secret::expose)
     }
 
-    /// `text` with every credential masked, then cut to `max_chars` characters. Masking happens
-    /// on the whole text first, so a credential straddling the cut cannot survive in part.
+    /// `text` with every credential masked, then cut to `max_chars` characters (and `…` when
+    /// there was more). A credential straddling the cut is masked whole: what is kept is settled
+    /// before it is cut.
     pub fn clean(&self, text: &str, max_chars: usize) -> String {
-        let masked = mask(text, self.all());
+        let masked = mask(text, self.all(), max_chars.saturating_add(1));
+        let masked = masked.as_deref().unwrap_or(DROPPED);
         let cut = masked.char_indices().nth(max_chars).map_or(masked.len(), |(i, _)| i);
-        let out = String::from(masked.get(..cut).unwrap_or_default());
-        // The ellipsis goes on only if it cannot complete a credential that ends in one (a prefix
-        // of text with no credential in it has none either).
-        if out.len() < masked.len() {
-            let mut with = out.clone();
-            with.push('…');
-            if !cover(&with, self.all(), &mut []) {
-                return with;
-            }
+        let mut out = String::from(masked.get(..cut).unwrap_or_default());
+        if cut < masked.len() {
+            out.push('…');
         }
-        out
+        // What is kept can still read as a credential: the ellipsis completing one that ends in
+        // it, a cut inside an escape (`%4`, `\u00`) leaving a `%` or `\` that ends one, the mask's
+        // own characters around one made of them. Step back past the ellipsis and the longest
+        // escape (12 characters), or keep only the word that says it was dropped.
+        for _ in 0..13 {
+            if holds(&out, self.all()) == Some(false) {
+                return out;
+            }
+            out.pop();
+        }
+        match DROPPED.len() <= max_chars {
+            true => DROPPED.to_string(),
+            false => String::new(),
+        }
     }
 }
 
@@ -147,13 +155,21 @@ fn unit(text: &str, i: usize, how: usize, buf: &mut [u8; 4]) -> Option<(usize, u
     Some((1, i + n))
 }
 
+/// How many units one `mask` or `holds` reads at most: each char start's first unit in each
+/// reading, and every unit compared after it. Masking reads only as far as the kept characters
+/// need, so an ordinary text takes a small part of it; a text built to match long prefixes of the
+/// credentials at every position (a server choosing its own tokens can send one) is dropped whole
+/// when it runs out, in bounded time.
+const BUDGET: usize = 1 << 18;
+
 /// Reading `text` from byte `at` the way `how` says: where the bytes of `secret` end, if that is
-/// what it says there.
-fn read_from(text: &str, at: usize, how: usize, secret: &[u8]) -> Option<usize> {
+/// what it says there. Each unit read spends one of `budget`.
+fn read_from(text: &str, at: usize, how: usize, secret: &[u8], budget: &mut usize) -> Option<usize> {
     let mut want = secret.iter();
     let mut i = at;
     let mut buf = [0; 4];
     while !want.as_slice().is_empty() {
+        *budget = budget.checked_sub(1)?;
         let (n, end) = unit(text, i, how, &mut buf)?;
         for b in buf.get(..n)? {
             if want.next() != Some(b) {
@@ -165,63 +181,80 @@ fn read_from(text: &str, at: usize, how: usize, secret: &[u8]) -> Option<usize> 
     Some(i)
 }
 
-/// Marks in `covered` (when it is as long as `text`) every byte of `text` that, in some reading,
-/// is part of a credential (overlapping occurrences included); whether there was one.
-fn cover<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, covered: &mut [bool]) -> bool {
-    let mut any = false;
-    let mut buf = [0; 4];
-    // The bytes a credential starts with, as a 256-bit set: the first byte read at a position
-    // rules out most positions before any credential is compared.
-    let mut firsts = [0u64; 4];
-    for s in secrets.clone().filter(|s| s.len() >= MIN_REDACT_LEN) {
-        if let Some(&b) = s.as_bytes().first() {
-            if let Some(w) = firsts.get_mut(usize::from(b >> 6)) {
-                *w |= 1 << (b & 63);
-            }
+/// The bytes the credentials start with, as a 256-bit set: the first byte read at a position
+/// rules out most positions before any credential is compared.
+fn firsts<'a>(secrets: impl Iterator<Item = &'a str>) -> [u64; 4] {
+    let mut set = [0u64; 4];
+    for b in secrets.filter(|s| s.len() >= MIN_REDACT_LEN).filter_map(|s| s.as_bytes().first()) {
+        if let Some(w) = set.get_mut(usize::from(b >> 6)) {
+            *w |= 1 << (b & 63);
         }
     }
-    for at in 0..text.len() {
-        for how in 0..READINGS {
-            let Some(_) = unit(text, at, how, &mut buf) else { continue };
-            if firsts.get(usize::from(buf[0] >> 6)).map_or(true, |w| w >> (buf[0] & 63) & 1 == 0) {
-                continue;
-            }
-            for s in secrets.clone().filter(|s| s.len() >= MIN_REDACT_LEN) {
-                if let Some(end) = read_from(text, at, how, s.as_bytes()) {
-                    covered.iter_mut().take(end).skip(at).for_each(|c| *c = true);
-                    any = true;
-                }
-            }
-        }
-    }
-    any
+    set
 }
 
-/// Masks every occurrence of every secret, in every reading, in one pass over the original text,
-/// so a replacement can never be re-scanned into a new match. If the result still holds a secret
-/// (one made of the mask's own characters around it), nothing of it is kept.
-pub fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> String {
-    let mut covered = vec![false; text.len()];
-    if !cover(text, secrets.clone(), &mut covered) {
-        return text.to_string();
+/// Where the furthest credential that starts at byte `at` of `text`, in any reading, ends (`at`
+/// when none does); `None` when `budget` runs out. Only char starts need asking: a credential
+/// starts with an ASCII or a lead byte, and every reading reads a continuation byte as itself.
+fn reach<'a>(text: &str, at: usize, secrets: impl Iterator<Item = &'a str> + Clone, firsts: &[u64; 4], budget: &mut usize) -> Option<usize> {
+    let mut end = at;
+    let mut buf = [0; 4];
+    for how in 0..READINGS {
+        *budget = budget.checked_sub(1)?;
+        let Some(_) = unit(text, at, how, &mut buf) else { continue };
+        if firsts.get(usize::from(buf[0] >> 6)).map_or(true, |w| w >> (buf[0] & 63) & 1 == 0) {
+            continue;
+        }
+        for s in secrets.clone().filter(|s| s.len() >= MIN_REDACT_LEN) {
+            if let Some(e) = read_from(text, at, how, s.as_bytes(), budget) {
+                end = end.max(e);
+            }
+            if *budget == 0 {
+                return None;
+            }
+        }
     }
-    let mut out = String::with_capacity(text.len());
-    let mut in_run = false;
-    for (i, c) in text.char_indices() {
-        if covered.get(i) == Some(&true) {
+    Some(end)
+}
+
+/// Whether `text` holds a credential in some reading (`None`: too costly to tell).
+fn holds<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> Option<bool> {
+    let (set, mut budget) = (firsts(secrets.clone()), BUDGET);
+    for (at, _) in text.char_indices() {
+        if reach(text, at, secrets.clone(), &set, &mut budget)? > at {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// `text` with every occurrence of every secret, in every reading, masked, up to `keep`
+/// characters or a little more (the caller cuts, and checks what it keeps with `holds`). One pass
+/// over the original text, so a replacement can never be re-scanned into a new match: a byte is
+/// masked when a credential found at or before it reaches past it, which is settled once its own
+/// position is read. `None` when the text is too costly to read through.
+fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, keep: usize) -> Option<String> {
+    let (set, mut budget) = (firsts(secrets.clone()), BUDGET);
+    let mut out = String::new();
+    let (mut until, mut kept, mut in_run) = (0, 0, false);
+    for (at, c) in text.char_indices() {
+        if kept > keep {
+            break;
+        }
+        until = until.max(reach(text, at, secrets.clone(), &set, &mut budget)?);
+        if at < until {
             if !in_run {
                 out.push_str(MASK);
+                kept += MASK.len();
             }
             in_run = true;
         } else {
             in_run = false;
             out.push(c);
+            kept += 1;
         }
     }
-    if cover(&out, secrets, &mut []) {
-        return DROPPED.to_string();
-    }
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -276,6 +309,39 @@ mod tests {
         }
         // Text that only looks encoded is left alone.
         assert_eq!(r.clean("100%25 sure \\u0041 %zz", 1000), "100%25 sure \\u0041 %zz");
+    }
+
+    /// A cut inside an escape leaves a `%` or `\\` that could end a credential in some reading:
+    /// the cut steps back over it.
+    #[test]
+    fn a_cut_escape_never_completes_a_credential() {
+        for (secret, text, max) in [
+            ("a/b%", "xx a%2Fb%41 tail", 9),
+            ("pa ss%", "xx pa+ss%41 tail", 9),
+            ("a\"c\\", "xx a\\\"c\\u0041 tail", 8),
+            ("ab\u{1f600}cd", "ab\\ud83d\\ude00cd!", 9),
+        ] {
+            let r = Redactor::new(&[&Secret::new(secret)]);
+            for m in 0..=max + 4 {
+                let out = r.clean(text, m);
+                assert_eq!(holds(&out, r.all()), Some(false), "{secret:?} in {text:?} cut at {m}: {out:?}");
+            }
+        }
+    }
+
+    /// A text built to match long prefixes of the credentials everywhere is dropped once the
+    /// reading budget runs out, instead of taking seconds.
+    #[test]
+    fn a_costly_text_is_dropped_within_the_budget() {
+        let mut r = Redactor::new(&[]);
+        for i in 0..24 {
+            r.add(&Secret::new(format!("{}B", "A".repeat(1000 + i))));
+        }
+        assert_eq!(r.clean(&"A".repeat(64 * 1024), 300), DROPPED);
+        assert_eq!(r.clean(&"%41".repeat(21 * 1024), 300), DROPPED);
+        // Ordinary text of that size is read through.
+        let words = "lorem ipsum dolor sit amet, consectetur ".repeat(1600);
+        assert_eq!(r.clean(&words, 11), "lorem ipsum…");
     }
 
     #[test]
