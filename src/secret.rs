@@ -100,24 +100,29 @@ impl Redactor {
     /// there was more). A credential straddling the cut is masked whole: what is kept is settled
     /// before it is cut.
     pub fn clean(&self, text: &str, max_chars: usize) -> String {
-        let masked = mask(text, self.all(), max_chars.saturating_add(1));
-        let masked = masked.as_deref().unwrap_or(DROPPED);
-        let cut = masked.char_indices().nth(max_chars).map_or(masked.len(), |(i, _)| i);
-        let mut out = String::from(masked.get(..cut).unwrap_or_default());
-        if cut < masked.len() {
-            out.push('…');
-        }
-        // What is kept can still read as a credential: the ellipsis completing one that ends in
-        // it, a cut inside an escape (`%4`, `\u00`) leaving a `%` or `\` that ends one, the mask's
-        // own characters around one made of them. Step back past the ellipsis and the longest
-        // escape (12 characters), or keep only the word that says it was dropped.
-        for _ in 0..13 {
-            if holds(&out, self.all()) == Some(false) {
-                return out;
+        // One budget for the whole call: masking, and every check of what is kept.
+        let mut budget = BUDGET;
+        if let Some(masked) = mask(text, self.all(), max_chars.saturating_add(1), &mut budget) {
+            let cut = masked.char_indices().nth(max_chars).map_or(masked.len(), |(i, _)| i);
+            let mut out = String::from(masked.get(..cut).unwrap_or_default());
+            if cut < masked.len() {
+                out.push('…');
             }
-            out.pop();
+            // What is kept can still read as a credential: the ellipsis completing one that ends
+            // in it, a cut inside an escape (`%4`, `\u00`) leaving a `%` or `\` that ends one,
+            // the mask's own characters around one made of them. Step back past the ellipsis and
+            // the longest escape (12 characters).
+            for _ in 0..13 {
+                match holds(&out, self.all(), &mut budget) {
+                    Some(false) => return out,
+                    Some(true) => drop(out.pop()),
+                    None => break,
+                }
+            }
         }
-        match DROPPED.len() <= max_chars {
+        // Nothing readable can be kept: the word that says so, if it fits and is no credential.
+        let mut budget = BUDGET;
+        match DROPPED.len() <= max_chars && holds(DROPPED, self.all(), &mut budget) == Some(false) {
             true => DROPPED.to_string(),
             false => String::new(),
         }
@@ -155,8 +160,8 @@ fn unit(text: &str, i: usize, how: usize, buf: &mut [u8; 4]) -> Option<(usize, u
     Some((1, i + n))
 }
 
-/// How many units one `mask` or `holds` reads at most: each char start's first unit in each
-/// reading, and every unit compared after it. Masking reads only as far as the kept characters
+/// How many units one `clean` reads at most, masking and checking what it keeps: each char
+/// start's first unit in each reading, and every unit compared after it. Masking reads only as far as the kept characters
 /// need, so an ordinary text takes a small part of it; a text built to match long prefixes of the
 /// credentials at every position (a server choosing its own tokens can send one) is dropped whole
 /// when it runs out, in bounded time.
@@ -217,11 +222,11 @@ fn reach<'a>(text: &str, at: usize, secrets: impl Iterator<Item = &'a str> + Clo
     Some(end)
 }
 
-/// Whether `text` holds a credential in some reading (`None`: too costly to tell).
-fn holds<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> Option<bool> {
-    let (set, mut budget) = (firsts(secrets.clone()), BUDGET);
+/// Whether `text` holds a credential in some reading (`None`: `budget` ran out first).
+fn holds<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, budget: &mut usize) -> Option<bool> {
+    let set = firsts(secrets.clone());
     for (at, _) in text.char_indices() {
-        if reach(text, at, secrets.clone(), &set, &mut budget)? > at {
+        if reach(text, at, secrets.clone(), &set, budget)? > at {
             return Some(true);
         }
     }
@@ -232,16 +237,16 @@ fn holds<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone) -> Opti
 /// characters or a little more (the caller cuts, and checks what it keeps with `holds`). One pass
 /// over the original text, so a replacement can never be re-scanned into a new match: a byte is
 /// masked when a credential found at or before it reaches past it, which is settled once its own
-/// position is read. `None` when the text is too costly to read through.
-fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, keep: usize) -> Option<String> {
-    let (set, mut budget) = (firsts(secrets.clone()), BUDGET);
+/// position is read. `None` when `budget` runs out first.
+fn mask<'a>(text: &str, secrets: impl Iterator<Item = &'a str> + Clone, keep: usize, budget: &mut usize) -> Option<String> {
+    let set = firsts(secrets.clone());
     let mut out = String::new();
     let (mut until, mut kept, mut in_run) = (0, 0, false);
     for (at, c) in text.char_indices() {
         if kept > keep {
             break;
         }
-        until = until.max(reach(text, at, secrets.clone(), &set, &mut budget)?);
+        until = until.max(reach(text, at, secrets.clone(), &set, budget)?);
         if at < until {
             if !in_run {
                 out.push_str(MASK);
@@ -324,7 +329,7 @@ mod tests {
             let r = Redactor::new(&[&Secret::new(secret)]);
             for m in 0..=max + 4 {
                 let out = r.clean(text, m);
-                assert_eq!(holds(&out, r.all()), Some(false), "{secret:?} in {text:?} cut at {m}: {out:?}");
+                assert_eq!(holds(&out, r.all(), &mut { BUDGET }), Some(false), "{secret:?} in {text:?} cut at {m}: {out:?}");
             }
         }
     }
@@ -342,6 +347,24 @@ mod tests {
         // Ordinary text of that size is read through.
         let words = "lorem ipsum dolor sit amet, consectetur ".repeat(1600);
         assert_eq!(r.clean(&words, 11), "lorem ipsum…");
+    }
+
+    /// When nothing readable can be kept, the word that says so is itself checked (a credential
+    /// may be `redacted`); masking and every check of what is kept share one budget.
+    #[test]
+    fn giving_up_never_says_a_credential() {
+        let configured = [Secret::new("Zq9!"), Secret::new("redacted")];
+        let mut r = Redactor::new(&configured.iter().collect::<Vec<_>>());
+        for i in 0..24 {
+            r.add(&Secret::new(format!("{}B{i:02}", "a***".repeat(500))));
+        }
+        for text in ["aZq9!".repeat(13_000), "%61Zq9!".repeat(9_000)] {
+            for max in [5, 9, 10, 300] {
+                let out = r.clean(&text, max);
+                assert!(out.chars().count() <= max + 1, "{out:?}");
+                assert_eq!(holds(&out, r.all(), &mut { usize::MAX }), Some(false), "{out:?}");
+            }
+        }
     }
 
     #[test]
