@@ -8,7 +8,7 @@
 use crate::config::{optional, required, timing};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{base_url, encode_component, form_encode, origin, HttpRequest};
-use crate::secret::{Secret, MIN_REDACT_LEN};
+use crate::secret::Secret;
 use crate::token::Token;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -184,7 +184,6 @@ impl QflowConfig {
         };
         // A key that would carry a secret into a KV dashboard is refused. The default key is built
         // from non-secret parts only, so only a caller's key is checked.
-        let leaks = |k: &str| cfg.secrets().iter().any(|s| s.expose().len() >= MIN_REDACT_LEN && crate::secret::find(k, s.expose()).is_some());
         // Without a username the default key would be the same for every signed-in user.
         if o.persisted && cfg.username.is_none() && explicit_key.is_none() {
             return Err(AuthError::config(
@@ -192,7 +191,7 @@ impl QflowConfig {
                 "is required with `store` or `broker` when there is no `username`: each signed-in user needs a key of their own",
             ));
         }
-        if explicit_key.is_some_and(|k| leaks(&k)) {
+        if explicit_key.is_some_and(|k| crate::secret::Redactor::new(&cfg.secrets()).contains(&k)) {
             return Err(AuthError::config("storeKey", "must not contain a secret"));
         }
         Ok(cfg)
@@ -553,9 +552,16 @@ mod tests {
         o.username = Some("CANARY-pw-1".into());
         let e = QflowConfig::new(o).unwrap_err();
         assert!(e.message.contains("username") && !e.message.contains("CANARY"));
+        // A key carrying a secret, as it is or encoded, is refused; any other key is taken.
+        for key in ["k-CANARY-cs-1", "k-CANARY%2Dcs%2d1", "k-CANARY\\u002Dpw-1", "CANARY-sk-1:user"] {
+            let mut o = opts();
+            o.store_key = Some(key.into());
+            let e = QflowConfig::new(o).unwrap_err();
+            assert!(e.message.contains("storeKey") && !e.message.contains("CANARY"), "{key}");
+        }
         let mut o = opts();
-        o.store_key = Some("k-CANARY-cs-1".into());
-        assert!(QflowConfig::new(o).unwrap_err().message.contains("storeKey"));
+        o.store_key = Some("qauth:user-42".into());
+        assert!(QflowConfig::new(o).is_ok());
     }
 
     #[test]

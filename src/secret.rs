@@ -92,6 +92,12 @@ impl Redactor {
         self.all.push(s.clone());
     }
 
+    /// Whether `text` holds a credential in any reading (as is, percent-encoded, JSON-escaped);
+    /// also when it is too costly to tell, so a caller refusing such a text errs on the safe side.
+    pub fn contains(&self, text: &str) -> bool {
+        holds(text, self.all(), &mut { BUDGET }) != Some(false)
+    }
+
     fn all(&self) -> impl Iterator<Item = &str> + Clone {
         self.all.iter().map(Secret::expose)
     }
@@ -129,8 +135,8 @@ impl Redactor {
     }
 }
 
-/// Where `needle` first starts in `hay`. A plain byte scan: the texts are short server messages,
-/// and it is a fraction of the size of `str::find`'s two-way searcher in the wasm.
+/// Where `needle` first starts in `hay`. A plain byte scan: it is a fraction of the size of
+/// `str::find`'s two-way searcher in the wasm.
 pub fn find(hay: &str, needle: &str) -> Option<usize> {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
     if n.is_empty() {
