@@ -231,6 +231,15 @@ mod tests {
     }
 
     #[test]
+    fn form_values_decode_as_the_url_parser_does() {
+        assert_eq!(decode("a+b%2fc%2F%C3%A9").as_deref(), Some("a b/c/é"));
+        // A `%` without two hex digits stays itself; a byte that is not UTF-8 is refused.
+        assert_eq!(decode("50%+%4").as_deref(), Some("50% %4"));
+        assert_eq!(decode("%zz%").as_deref(), Some("%zz%"));
+        assert_eq!(decode("%C3"), None);
+    }
+
+    #[test]
     fn callbacks() {
         assert_eq!(parse_callback("http://x/cb?code=a%2Fb&state=s1", Some("s1")).unwrap().expose(), "a/b");
         assert_eq!(parse_callback("http://x/cb?code=a&state=s2", Some("s1")).unwrap_err().code, ErrorCode::StateMismatch);

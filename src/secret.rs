@@ -59,7 +59,8 @@ pub const MIN_REDACT_LEN: usize = 4;
 /// previous refresh token; 24 covers several rotations of every kind without growing forever.
 const LIVE_CAP: usize = 24;
 
-/// What replaces a credential; text that still holds one after masking is dropped whole.
+/// What replaces a credential; text that still holds one after masking (and the step back at a
+/// cut) is dropped whole, for this word when it fits.
 const MASK: &str = "***";
 const DROPPED: &str = "[redacted]";
 
@@ -106,23 +107,31 @@ impl Redactor {
     /// there was more). A credential straddling the cut is masked whole: what is kept is settled
     /// before it is cut.
     pub fn clean(&self, text: &str, max_chars: usize) -> String {
-        // One budget for the whole call: masking, and every check of what is kept.
+        // One budget for masking and every check of what is kept.
         let mut budget = BUDGET;
         if let Some(masked) = mask(text, self.all(), max_chars.saturating_add(1), &mut budget) {
             let cut = masked.char_indices().nth(max_chars).map_or(masked.len(), |(i, _)| i);
             let mut out = String::from(masked.get(..cut).unwrap_or_default());
-            if cut < masked.len() {
-                out.push('…');
-            }
-            // What is kept can still read as a credential: the ellipsis completing one that ends
-            // in it, a cut inside an escape (`%4`, `\u00`) leaving a `%` or `\` that ends one,
-            // the mask's own characters around one made of them. Step back past the ellipsis and
-            // the longest escape (12 characters).
-            for _ in 0..13 {
-                match holds(&out, self.all(), &mut budget) {
-                    Some(false) => return out,
-                    Some(true) => drop(out.pop()),
-                    None => break,
+            if cut == masked.len() {
+                // Nothing cut: kept whole, unless the mask's own characters around a credential
+                // made of them spell it (then dropped whole).
+                if holds(&out, self.all(), &mut budget) == Some(false) {
+                    return out;
+                }
+            } else {
+                // Cut: the ellipsis can complete a credential that ends in it, and a cut inside an
+                // escape (`%4`, `\u00`) can leave a `%` or `\` that ends one in some reading. Step
+                // back past the longest escape (12 characters); the ellipsis goes on if it can.
+                for _ in 0..13 {
+                    let mut with = out.clone();
+                    with.push('…');
+                    if holds(&with, self.all(), &mut budget) == Some(false) {
+                        return with;
+                    }
+                    if holds(&out, self.all(), &mut budget) == Some(false) {
+                        return out;
+                    }
+                    out.pop();
                 }
             }
         }
@@ -166,11 +175,12 @@ fn unit(text: &str, i: usize, how: usize, buf: &mut [u8; 4]) -> Option<(usize, u
     Some((1, i + n))
 }
 
-/// How many units one `clean` reads at most, masking and checking what it keeps: each char
-/// start's first unit in each reading, and every unit compared after it. Masking reads only as far as the kept characters
-/// need, so an ordinary text takes a small part of it; a text built to match long prefixes of the
-/// credentials at every position (a server choosing its own tokens can send one) is dropped whole
-/// when it runs out, in bounded time.
+/// How many units one `clean` (or `contains`) compares at most, reading credentials from the
+/// positions whose first unit could start one; the scan for those positions is linear in the
+/// text and not counted. Masking reads only as far as the kept characters need, so an ordinary
+/// text takes a small part of it; a text built to match long prefixes of the credentials at every
+/// position (a server choosing its own tokens can send one) is dropped whole when it runs out, in
+/// bounded time. (The check of the word `[redacted]` itself has a budget of its own: ten chars.)
 const BUDGET: usize = 1 << 18;
 
 /// Reading `text` from byte `at` the way `how` says: where the bytes of `secret` end, if that is
@@ -196,7 +206,7 @@ fn read_from(text: &str, at: usize, how: usize, secret: &[u8], budget: &mut usiz
 /// rules out most positions before any credential is compared.
 fn firsts<'a>(secrets: impl Iterator<Item = &'a str>) -> [u64; 4] {
     let mut set = [0u64; 4];
-    for b in secrets.filter(|s| s.len() >= MIN_REDACT_LEN).filter_map(|s| s.as_bytes().first()) {
+    for b in secrets.filter_map(|s| s.as_bytes().first()) {
         if let Some(w) = set.get_mut(usize::from(b >> 6)) {
             *w |= 1 << (b & 63);
         }
@@ -211,12 +221,11 @@ fn reach<'a>(text: &str, at: usize, secrets: impl Iterator<Item = &'a str> + Clo
     let mut end = at;
     let mut buf = [0; 4];
     for how in 0..READINGS {
-        *budget = budget.checked_sub(1)?;
         let Some(_) = unit(text, at, how, &mut buf) else { continue };
         if firsts.get(usize::from(buf[0] >> 6)).map_or(true, |w| w >> (buf[0] & 63) & 1 == 0) {
             continue;
         }
-        for s in secrets.clone().filter(|s| s.len() >= MIN_REDACT_LEN) {
+        for s in secrets.clone() {
             if let Some(e) = read_from(text, at, how, s.as_bytes(), budget) {
                 end = end.max(e);
             }
@@ -371,6 +380,20 @@ mod tests {
                 assert_eq!(holds(&out, r.all(), &mut { usize::MAX }), Some(false), "{out:?}");
             }
         }
+    }
+
+    /// Nothing cut: a text whose masks spell a credential is dropped whole, not trimmed. No
+    /// credential at all: however long the text or the cut, it is kept as it is.
+    #[test]
+    fn whole_texts_are_kept_or_dropped_whole() {
+        let r = Redactor::new(&[&Secret::new("x***")]);
+        assert_eq!(r.clean("xx***yz", 100), DROPPED);
+        let none = Redactor::new(&[]);
+        let long = "lorem ipsum ".repeat(10_000);
+        assert_eq!(none.clean(&long, 200_000), long);
+        let r = Redactor::new(&[&Secret::new("CANARY-secret")]);
+        assert!(!r.contains(&"k".repeat(100_000)));
+        assert!(r.contains(&format!("{}CANARY%2Dsecret", "k".repeat(100_000))));
     }
 
     #[test]
