@@ -144,16 +144,6 @@ impl Redactor {
     }
 }
 
-/// Where `needle` first starts in `hay`. A plain byte scan: it is a fraction of the size of
-/// `str::find`'s two-way searcher in the wasm.
-pub fn find(hay: &str, needle: &str) -> Option<usize> {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    if n.is_empty() {
-        return Some(0);
-    }
-    h.windows(n.len()).position(|w| w == n)
-}
-
 /// The ways a server may have written what it echoes: as is; percent-encoded with `+` for a space
 /// (a form body) and without (`encodeURIComponent`, a query); JSON-escaped (any escape, any hex
 /// case: `\"`, `\/`, `\u00e9`, surrogate pairs). A credential echoed in one of them reads back
