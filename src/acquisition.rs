@@ -144,7 +144,7 @@ impl Acquisition {
         match (core::mem::replace(&mut self.phase, Phase::Finished), input) {
             (Phase::SavingHeld(t), Input::StoreWritten(r)) => match r {
                 Ok(()) => {
-                    self.saved(ctx);
+                    ctx.session.saved();
                     self.held_saved(ctx, t, now);
                 }
                 Err(e) => {
@@ -188,8 +188,8 @@ impl Acquisition {
             }
             (Phase::Saving(grant, token, started), Input::StoreWritten(r)) => match r {
                 Ok(()) => {
-                    self.saved(ctx);
-                    self.install(grant, token, started, now);
+                    ctx.session.saved();
+                    self.install(grant, token, started, now, true);
                 }
                 Err(e) => {
                     // The server took the old token and answered: keep the new one until it is saved.
@@ -225,13 +225,8 @@ impl Acquisition {
                 self.out.push_back(Action::WriteStore(rt));
                 self.phase = Phase::Saving(grant, token, started);
             }
-            None => self.install(grant, token, started, now),
+            None => self.install(grant, token, started, now, false),
         }
-    }
-
-    fn saved(&mut self, ctx: &mut Ctx) {
-        ctx.session.saved();
-        self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
     }
 
     /// The held token is saved now: handed out if still valid, else a grant is needed after all,
@@ -240,20 +235,30 @@ impl Acquisition {
     fn held_saved(&mut self, ctx: &mut Ctx, t: Token, now: f64) {
         if t.expires_at_ms > now {
             self.out.push_back(Action::Install(t));
+            self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
             self.finish(Ok(()));
         } else {
+            self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
             self.deadline = now + ctx.cfg.timeout_ms;
             self.phase = Phase::NextGrant;
         }
     }
 
-    fn install(&mut self, grant: Grant, token: Token, started: f64, now: f64) {
-        let (ms, expires_in_s) = ((now - started).max(0.0), token.lifetime_ms / 1000.0);
+    /// Hands `token` out, then says so. Every event comes after the install: an `onEvent` callback
+    /// that asks for a token (it may call back in) gets this one.
+    fn install(&mut self, grant: Grant, token: Token, started: f64, now: f64, rotated: bool) {
+        let (ms, expires_in_s, assumed) = ((now - started).max(0.0), token.lifetime_ms / 1000.0, token.expiry_assumed);
         let event = match grant {
             Grant::Refresh(_) => Event::TokenRefreshed { ms, expires_in_s },
             _ => Event::TokenAcquired { grant: grant.name(), ms, expires_in_s },
         };
         self.out.push_back(Action::Install(token));
+        if rotated {
+            self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
+        }
+        if assumed {
+            self.out.push_back(Action::Emit(Event::ExpiryAssumed { expires_in_s }));
+        }
         self.out.push_back(Action::Emit(event));
         self.finish(Ok(()));
     }
@@ -407,10 +412,19 @@ mod tests {
         let mut h = host(cfg(|_| {}), true, Some("rt1"));
         let t = h.acquire(|_| ok("at2", Some("rt2"))).unwrap().unwrap();
         assert_eq!(t.access.expose(), "at2");
-        assert_eq!(h.log, ["read rt1", "send refresh rt1", "write rt2", "event refresh_token_rotated", "install at2", "event token_refreshed", "done ok"]);
+        assert_eq!(h.log, ["read rt1", "send refresh rt1", "write rt2", "install at2", "event refresh_token_rotated", "event token_refreshed", "done ok"]);
         // The next refresh uses rt2 and never rt1 again.
         h.acquire(|_| ok("at3", Some("rt3"))).unwrap();
         assert_eq!(h.log[..3], ["read rt2", "send refresh rt2", "write rt3"]);
+    }
+
+    #[test]
+    fn an_answer_without_a_lifetime_is_installed_for_an_hour_and_says_so() {
+        let mut h = host(cfg(|o| o.persisted = false), false, None);
+        let body = r#"{"access_token":"at1","token_type":"Bearer"}"#;
+        let t = h.acquire(|_| status(200, None, body)).unwrap().unwrap();
+        assert_eq!(t.lifetime_ms, 3_600_000.0);
+        assert_eq!(h.log, ["send password", "install at1", "event expiry_assumed", "event token_acquired", "done ok"]);
     }
 
     #[test]
@@ -435,8 +449,8 @@ mod tests {
                 "event fallback_to_password",
                 "send password",
                 "write rt2",
-                "event refresh_token_rotated",
                 "install at2",
+                "event refresh_token_rotated",
                 "event token_acquired",
                 "done ok"
             ]
@@ -569,7 +583,7 @@ mod tests {
         // The next acquisition saves the held token first and hands it out, with no request.
         let t = h.acquire(|r| panic!("no request while a held token is valid: {r}")).unwrap().unwrap();
         assert_eq!(t.access.expose(), "at2");
-        assert_eq!(h.log, ["write rt2", "event refresh_token_rotated", "install at2", "done ok"]);
+        assert_eq!(h.log, ["write rt2", "install at2", "event refresh_token_rotated", "done ok"]);
         assert!(h.held.is_none());
     }
 
@@ -589,7 +603,7 @@ mod tests {
         let now = h.now;
         let a = Acquisition::exchange(&mut h.ctx(), grant, now);
         h.run(a, |_| ok("at1", Some("rt1"))).unwrap();
-        assert_eq!(h.log, ["send code code-1", "write rt1", "event refresh_token_rotated", "install at1", "event token_acquired", "done ok"]);
+        assert_eq!(h.log, ["send code code-1", "write rt1", "install at1", "event refresh_token_rotated", "event token_acquired", "done ok"]);
         // A code is single use: a lost answer is not resent.
         let grant = Grant::Code { code: Secret::new("code-2"), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
         h.log.clear();

@@ -909,9 +909,9 @@ mod tests {
         assert_eq!(kinds(&r), "w", "the rotated refresh token is written before anything is handed out");
         assert_eq!(r[0].1[1], V::S("CANARY-rt-1".into()));
         let r = op(INPUT, h, T0 + 6.0, &[d(1.0), s("w")]);
-        assert_eq!(kinds(&r), "VIVd", "{r:?}");
-        assert_eq!(r[0].1[0], V::S("refresh_token_rotated".into()));
-        let install = &r[1].1;
+        assert_eq!(kinds(&r), "IVVd", "installed, then said (an onEvent callback that calls back in gets this token): {r:?}");
+        assert_eq!(r[1].1[0], V::S("refresh_token_rotated".into()));
+        let install = &r[0].1;
         assert_eq!(install[0], V::S("CANARY-at-1".into()));
         assert!(install.contains(&V::S("Bearer CANARY-at-1".into())) && install.contains(&V::S("CANARY-sk-7".into())));
         assert_eq!(r[2].1[0], V::S("token_acquired".into()));

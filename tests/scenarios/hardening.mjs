@@ -617,6 +617,37 @@ scenario("a flight that never ends (its request cancelled, its I/O gone) is give
   q.free();
 });
 
+scenario("onEvent that asks for a token on refresh_token_rotated gets the one just installed (never an error, never the old one)", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  const inner = [];
+  let q;
+  q = new QflowAuth(
+    qflowOptions(emu, {
+      store: memoryStore(),
+      onEvent: (e) => {
+        if (e.type === "refresh_token_rotated") inner.push(Promise.all([q.accessToken(), q.headers()]));
+      },
+    }),
+  );
+  // The first grant (with a store, its refresh token is saved first), then a refresh after
+  // invalidate() (the old token is gone from the cache while it runs).
+  const first = await q.accessToken();
+  q.invalidate();
+  const second = await q.accessToken();
+  assert.notEqual(first, second);
+  const got = await Promise.all(inner);
+  assert.equal(got.length, 2, "one refresh_token_rotated per grant");
+  assert.deepEqual(
+    got.map(([t, h]) => [t, h.Authorization]),
+    [
+      [first, `Bearer ${first}`],
+      [second, `Bearer ${second}`],
+    ],
+  );
+  assert.equal((await emu.stats()).token.total, 2, "the re-entered calls started no token request");
+  q.free();
+});
+
 scenario("invalidate() from onEvent while a token is being installed: the next headers() gets a new token, never the dropped one", async ({ qauth: { QflowAuth }, emu, assert }) => {
   await emu.control("reset");
   const store = memoryStore();
@@ -625,7 +656,7 @@ scenario("invalidate() from onEvent while a token is being installed: the next h
     qflowOptions(emu, {
       store,
       onEvent: (e) => {
-        // Told before the new token is handed out (its refresh token is saved first).
+        // Told once its refresh token is saved, right after the new token is installed.
         if (armed && e.type === "refresh_token_rotated") {
           armed = false;
           q.invalidate();

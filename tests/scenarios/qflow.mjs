@@ -216,6 +216,22 @@ for (const [fault, code, status] of FAULTS) {
   });
 }
 
+scenario("a token answer without expires_in is kept for an hour and says so (expiry_assumed)", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  await emu.faults({ kind: "no_expiry" });
+  const events = [];
+  const q = new QflowAuth(qflowOptions(emu, { onEvent: (e) => events.push(e) }));
+  await q.headers();
+  assert.deepEqual(
+    events.map((e) => (e.type === "token_acquired" ? [e.type, e.grant, e.expiresIn] : [e.type, e.expiresIn])),
+    [
+      ["expiry_assumed", 3600],
+      ["token_acquired", "password", 3600],
+    ],
+  );
+  q.free();
+});
+
 scenario("transient faults are retried with backoff, then succeed", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   await emu.faults({ kind: "status", status: 503, count: 2 }, { kind: "status", status: 429, retryAfter: 1 });
