@@ -74,6 +74,7 @@ export class QflowAuth {
   invalidate(): void;
   /** A copy of the request with both headers set; its URL must be on `apiUrl`'s origin. */
   authorizeRequest(input: string | URL | Request, init?: RequestInit): Promise<Request>;
+  /** Authorization-code grant (PKCE). A code this client already sent is refused (`invalid_request`), never sent twice. */
   exchangeCode(args: { code: string; codeVerifier: string; redirectUri: string }): Promise<void>;
   /**
    * Releases the wasm memory of this client. Calls already running end first (a refresh in

@@ -65,9 +65,14 @@ impl Acquisition {
     /// An authorization-code exchange: a new chain, so a token held back from the old one is
     /// dropped and the store is not read first.
     pub fn exchange(ctx: &mut Ctx, grant: Grant, now: f64) -> Self {
-        *ctx.held = None;
-        ctx.session.exchange_started();
         let mut a = Acquisition { phase: Phase::NextGrant, deadline: now + ctx.cfg.timeout_ms, out: VecDeque::new() };
+        if let Grant::Code { code, .. } = &grant {
+            if let Err(e) = ctx.session.exchange_started(code) {
+                a.finish(Err(e));
+                return a;
+            }
+        }
+        *ctx.held = None;
         a.send(ctx, grant, now);
         a
     }
@@ -611,6 +616,38 @@ mod tests {
         let a = Acquisition::exchange(&mut h.ctx(), grant, now);
         assert_eq!(h.run(a, |_| status(502, None, "")).unwrap_err().code, ErrorCode::ServerError);
         assert_eq!(h.log, ["send code code-2", "done server_error"]);
+        // Nor is either code sent again when the caller passes it twice (a double submit): the
+        // server would revoke what the first exchange issued. Nothing changes, nothing is sent.
+        h.held = Some(Token::new("held".into(), Some("rt-held".into()), None, 0.0, "t", 200).unwrap());
+        for code in ["code-1", "code-2"] {
+            h.log.clear();
+            let grant = Grant::Code { code: Secret::new(code), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
+            let now = h.now;
+            let a = Acquisition::exchange(&mut h.ctx(), grant, now);
+            let e = h.run(a, |r| panic!("a spent code is never sent: {r}")).unwrap_err();
+            assert_eq!((e.code, h.log.clone()), (ErrorCode::InvalidRequest, vec!["done invalid_request".to_string()]));
+            assert!(e.message.contains("already sent") && !e.message.contains(code), "{}", e.message);
+            assert!(h.held.is_some(), "a refused exchange changes nothing");
+        }
+    }
+
+    #[test]
+    fn a_code_whose_request_never_left_may_be_exchanged_again() {
+        let mut h = host(cfg(|o| o.persisted = false), false, None);
+        let exchange = |h: &mut Host, answer: &dyn Fn() -> Result<HttpResponse, AuthError>| {
+            let grant = Grant::Code { code: Secret::new("code-9"), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
+            let now = h.now;
+            let a = Acquisition::exchange(&mut h.ctx(), grant, now);
+            h.run(a, |_| answer())
+        };
+        let refused_conn = || {
+            let mut e = AuthError::new(ErrorCode::Network, "refused");
+            e.unsent = true;
+            Err(e)
+        };
+        assert_eq!(exchange(&mut h, &refused_conn).unwrap_err().code, ErrorCode::Network);
+        assert!(exchange(&mut h, &|| ok("at1", Some("rt1"))).is_ok(), "never reached the server: still good");
+        assert_eq!(exchange(&mut h, &|| ok("at2", None)).unwrap_err().code, ErrorCode::InvalidRequest, "now spent");
     }
 
     #[test]

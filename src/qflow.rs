@@ -344,8 +344,8 @@ pub fn api_gate(status: u16, body: &str) -> Option<AuthError> {
     Some(AuthError::new(code, msg).with_status(403))
 }
 
-/// How many spent refresh tokens a session remembers (to never send one twice, and never adopt
-/// one from the store again).
+/// How many spent refresh tokens and codes a session remembers (to never send one twice, and
+/// never adopt a refresh token from the store again).
 const SPENT_CAP: usize = 16;
 
 /// The refresh-token side of a Qflow client: which grant to ask for next, what a failure means,
@@ -367,7 +367,7 @@ pub struct Session {
     store_loaded: bool,
     /// The store is read before the next grant (set at the start of each acquisition).
     read_pending: bool,
-    /// Refresh tokens already sent, newest last.
+    /// Refresh tokens and authorization codes already sent, newest last.
     spent: Vec<Secret>,
     /// In this acquisition: a refresh failed (so a password grant is a fallback), and the store
     /// was re-read after a failure.
@@ -428,9 +428,28 @@ impl Session {
         }
     }
 
-    /// An authorization-code exchange starts a new chain: the store is not read first.
-    pub fn exchange_started(&mut self) {
+    /// An authorization-code exchange starts a new chain: the store is not read first. A code is
+    /// single use like a refresh token (RFC 6749 §4.1.2: a server that sees one twice should
+    /// revoke the tokens it issued for it, ending the first exchange's session too), so one this
+    /// session already sent is refused, and nothing changes.
+    pub fn exchange_started(&mut self, code: &Secret) -> Result<(), AuthError> {
+        if self.spent.contains(code) {
+            return Err(AuthError::new(
+                ErrorCode::InvalidRequest,
+                "this authorization code was already sent by this client, and a code is single use: start a new sign-in for a new one",
+            ));
+        }
+        self.spend(code.clone());
         self.store_loaded = true;
+        Ok(())
+    }
+
+    /// Remembers a credential as sent; the oldest goes past `SPENT_CAP`.
+    fn spend(&mut self, s: Secret) {
+        if self.spent.len() >= SPENT_CAP {
+            crate::secret::drop_at(&mut self.spent, 0);
+        }
+        self.spent.push(s);
     }
 
     pub fn refresh_token(&self) -> Option<&Secret> {
@@ -442,11 +461,7 @@ impl Session {
     /// (a refresh failed in this acquisition). A refresh token handed out here is spent.
     pub fn next_grant(&mut self, cfg: &QflowConfig) -> Result<(Grant, bool), AuthError> {
         if let Some(rt) = self.refresh.clone() {
-            if self.spent.len() >= SPENT_CAP {
-                // The oldest goes.
-                crate::secret::drop_at(&mut self.spent, 0);
-            }
-            self.spent.push(rt.clone());
+            self.spend(rt.clone());
             return Ok((Grant::Refresh(rt), false));
         }
         if cfg.has_password() {
@@ -462,7 +477,15 @@ impl Session {
 
     /// After a failed grant (its own retries spent).
     pub fn after_failure(&mut self, failed: &Grant, err: AuthError) -> After {
-        let Grant::Refresh(rt) = failed else { return After::Fail(err) };
+        let rt = match failed {
+            Grant::Refresh(rt) => rt,
+            // A code that never reached the server may be exchanged again.
+            Grant::Code { code, .. } if err.unsent => {
+                crate::secret::forget(&mut self.spent, code);
+                return After::Fail(err);
+            }
+            _ => return After::Fail(err),
+        };
         if err.unsent {
             // Never reached the server: the token is still good, and still ours.
             crate::secret::forget(&mut self.spent, rt);

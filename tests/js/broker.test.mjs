@@ -218,6 +218,11 @@ test("exchangeCode through the broker seeds a refresh-only chain every isolate t
   try {
     const params = new URLSearchParams({ code, verifier: codeVerifier, redirect: redirectUri });
     assert.deepEqual(await w.call(0, `/exchange?${params}`), { ok: true });
+    // The same code again, from another isolate (a double submit): the broker refuses it unsent
+    // (a server that sees a code twice may revoke what it issued for it).
+    const again = await w.call(1, `/exchange?${params}`);
+    assert.deepEqual([again.ok, again.code, again.retryable], [false, "invalid_request", false], JSON.stringify(again));
+    assert.ok(!again.message.includes(code), "the code is not in the message");
     // Another isolate, no password: the broker refreshes from the chain the code started.
     assert.deepEqual(await w.call(3, "/signed-in"), { status: 200, user: CREDS.joe.username });
     const s = await emu.stats();

@@ -232,6 +232,27 @@ scenario("a token answer without expires_in is kept for an hour and says so (exp
   q.free();
 });
 
+scenario("exchangeCode() twice with the same code: the second is refused and nothing is sent (a code is single use)", async ({ qauth: { QflowAuth, AuthError, beginAuthorization }, emu, assert }) => {
+  await emu.control("reset");
+  const redirectUri = "http://127.0.0.1:1/callback";
+  const { url, state, codeVerifier } = await beginAuthorization({ clientId: CREDS.clientId, redirectUri, identityUrl: emu.url });
+  const q = new URL(url).searchParams;
+  const form = new URLSearchParams({ client_id: CREDS.clientId, redirect_uri: redirectUri, scope: q.get("scope"), state, code_challenge: q.get("code_challenge"), ...CREDS.joe, action: "allow" });
+  const r = await fetch(emu.url + "/core/connect/authorize", { method: "POST", body: form, redirect: "manual" });
+  const code = new URL(r.headers.get("location")).searchParams.get("code");
+  const c = new QflowAuth(qflowOptions(emu, { username: undefined, password: undefined }));
+  const args = { code, codeVerifier, redirectUri };
+  await c.exchangeCode(args);
+  const first = await c.accessToken();
+  const e = await c.exchangeCode(args).then(() => null, (x) => x);
+  assert.ok(e instanceof AuthError, String(e));
+  assert.deepEqual([e.code, e.retryable], ["invalid_request", false]);
+  assert.ok(!e.message.includes(code), "the code is not in the message");
+  assert.equal(await c.accessToken(), first, "the refused exchange changed nothing");
+  assert.equal((await emu.stats()).token.authorization_code, 1);
+  c.free();
+});
+
 scenario("transient faults are retried with backoff, then succeed", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   await emu.faults({ kind: "status", status: 503, count: 2 }, { kind: "status", status: 429, retryAfter: 1 });

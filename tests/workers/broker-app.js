@@ -63,7 +63,11 @@ export default {
         case "/exchange": {
           // A refresh-only client (no password) seeded by an authorization code, through the broker.
           const c = new QflowAuth(qflowOptions(env, { password: undefined, broker: env.TOKEN_BROKER, storeKey: "signed-in" }));
-          await c.exchangeCode({ code: q("code"), codeVerifier: q("verifier"), redirectUri: q("redirect") });
+          try {
+            await c.exchangeCode({ code: q("code"), codeVerifier: q("verifier"), redirectUri: q("redirect") });
+          } catch (e) {
+            return Response.json({ ok: false, ...describe(e) });
+          }
           return Response.json({ ok: (await c.headers()).Authorization.startsWith("Bearer ") });
         }
         case "/signed-in": {
