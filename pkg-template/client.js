@@ -17,7 +17,7 @@ export { AuthError };
 
 // Op numbers (src/js/server.rs).
 const [NEW_QFLOW, NEW_QPIEN, FREE, STEP, FINISH, INVALIDATE, INVALIDATE_IF, OBTAIN, INPUT, EXCHANGE, RESTORE_KEY, RESTORED, SAVE_ACCESS] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
-const [TARGET, CHECK_SENT, API_NEXT, API_GATE, COMMS_URL, COMMS_STATUS, GRAPHQL_ARGS, GRAPHQL_VERDICT, FAIL, PROBES] = [23, 24, 25, 26, 27, 28, 29, 30, 31, 32];
+const [TARGET, CHECK_SENT, API_NEXT, API_GATE, COMMS_URL, COMMS_STATUS, GRAPHQL_ARGS, GRAPHQL_VERDICT, FAIL, PROBES, RELAY] = [23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33];
 // FAIL reasons (the wasm owns their text).
 const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT, STALLED] = [
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
@@ -32,6 +32,9 @@ function fail(reason, detail) {
 
 // The methods the two classes share but users do not see.
 const [ENSURE, ONE, RECORDS, INVALIDATE_TOKEN, EXCHANGE_CODE, TIMEOUT, WORK] = ["ensure", "one", "records", "invalidateIf", "exchange", "timeout", "work"].map((n) => Symbol(n));
+
+/** qauth/hono's `relayBody` asks a QflowAuth through this (not a public method). */
+const RELAY_BODY = Symbol.for("qauth.relay");
 
 /** Marks the client inside TokenBroker (read by the wasm from an own property; not a user option). */
 const BROKER_SIDE = Symbol.for("qauth.brokerSide");
@@ -617,6 +620,25 @@ export class QflowAuth extends Client {
     }
     this[ONE](CHECK_SENT, new Items().str(out.url));
     return out;
+  }
+
+  /**
+   * For qauth/hono's `relayBody`: `{ body }` of an API answer a proxy may pass on to its own
+   * caller, or null. The wasm says which answers stream on as they are and how much of any other
+   * to read; what was read goes on only if it holds no credential this client holds or has seen.
+   */
+  async [RELAY_BODY](response) {
+    const [cap] = this[ONE](RELAY, new Items().num(response.status).missing());
+    if (!cap) return { body: response.body };
+    let text = null;
+    try {
+      text = await readCapped(response, cap);
+    } catch {
+      /* unreadable: not passed on */
+    }
+    if (text === null) return null;
+    const [ok] = this[ONE](RELAY, new Items().num(response.status).str(text));
+    return ok ? { body: text } : null;
   }
 
   /** Exchanges an authorization code (with its PKCE verifier) for tokens; with a broker, the broker does. */

@@ -26,7 +26,8 @@ export interface QflowProxyContext {
  * A Hono middleware: `app.use("/qflow/*", qflowProxy({ auth, prefix: "/qflow", allow: ["GET /checkin/v1/api/events"] }))`.
  * Allowed calls are forwarded with query and body intact; other paths under `prefix` answer
  * `404 not_allowed`; an `AuthError` becomes `{ error, message, hint }` for the caller's own mistake
- * (400) or a Comms gate (403), `{ error }` alone otherwise (503 / 502); an API redirect is `502`.
+ * (400) or a Comms gate (403), `{ error }` alone otherwise (503 / 502); an API redirect is `502`;
+ * an API error whose body holds a credential (see `relayBody`) is `{ error: "withheld" }`.
  */
 export function qflowProxy(options: QflowProxyOptions): (c: QflowProxyContext, next: () => Promise<void>) => Promise<Response | void>;
 
@@ -37,3 +38,12 @@ export function qflowProxy(options: QflowProxyOptions): (c: QflowProxyContext, n
  * escapes), else both forms of it.
  */
 export function proxyPath(url: string, prefix: string): { encoded: string; decoded: string } | null | false;
+
+/**
+ * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller:
+ * `{ body }`, or `null`. A success streams on as it is; an error's body is read first (up to
+ * 64 KiB) and passed on only if it holds no credential `auth` holds or has seen (a gateway echoing
+ * the request's headers). `qflowProxy` answers `{ error: "withheld" }` (the API's status) where
+ * this is `null`.
+ */
+export function relayBody(auth: QflowAuth, response: Response): Promise<{ body: ReadableStream<Uint8Array> | string | null } | null>;

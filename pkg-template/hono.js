@@ -15,6 +15,8 @@ const FORWARD = ["accept", "accept-language", "content-type", "content-language"
  * `content-encoding` / `content-length`, which the runtime's fetch already undid.
  */
 const PASS_BACK = ["content-type", "content-language", "content-disposition", "content-range", "accept-ranges", "cache-control", "etag", "last-modified", "expires", "vary", "retry-after", "link"];
+/** The QflowAuth method behind `relayBody` (client.js). */
+const RELAY_BODY = Symbol.for("qauth.relay");
 /** An HTTP header name (RFC 9110 token). */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Request headers never forwarded: the caller's credentials and routing (qauth sets its own). */
@@ -62,6 +64,20 @@ function answer(status, code, message, hint, extra) {
     status,
     headers: { "content-type": "application/json", "cache-control": "no-store", ...extra },
   });
+}
+
+/**
+ * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller: `{ body }`,
+ * or null. A success streams on as it is; an error's body is read first (up to 64 KiB) and passed
+ * on only if it holds no credential `auth` holds or has seen: a gateway that echoes the request's
+ * headers in an error would otherwise hand its caller the bearer token and subscription key. A
+ * larger or unreadable error passes no body on, nor does any answer to an `auth` that is not a
+ * QflowAuth (it cannot check).
+ * `qflowProxy` uses it; exported for proxies of one's own (the demo's BFF uses it).
+ */
+export async function relayBody(auth, response) {
+  const check = auth?.[RELAY_BODY];
+  return typeof check === "function" ? Reflect.apply(check, auth, [response]) : null;
 }
 
 /** The API's documented refusals (its Comms gates: public `AuthError` codes), passed on as 403. */
@@ -141,11 +157,21 @@ export function qflowProxy(options) {
       await upstream.body?.cancel().catch(() => {});
       return answer(502, "bad_response");
     }
+    let relayed;
+    try {
+      relayed = await relayBody(auth, upstream);
+    } catch (e) {
+      return failure(e);
+    }
+    if (!relayed) {
+      await upstream.body?.cancel().catch(() => {});
+      return answer(upstream.status >= 400 ? upstream.status : 502, "withheld", "The API's answer to this call is not passed on (too large to check, or it held a credential of this server's).");
+    }
     const out = new Headers();
     for (const k of PASS_BACK) {
       const v = upstream.headers.get(k);
       if (v !== null) out.set(k, v);
     }
-    return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
+    return new Response(relayed.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
   };
 }

@@ -329,6 +329,10 @@ pub fn api_next(status: u16, refreshed: bool) -> ApiNext {
 /// Largest 403 body read to look for a gate; a gate answer is a few hundred bytes.
 pub const MAX_GATE_BODY_BYTES: usize = 16 * 1024;
 
+/// How much of an API error a proxy reads to check it before passing it on (`RELAY`); a larger
+/// error is not passed on.
+pub const MAX_RELAY_BODY_BYTES: usize = 64 * 1024;
+
 /// A 403 that is a documented, permanent gate rather than a plain failure: the JSON body's
 /// `error` field, not a word anywhere in the body (a message may quote another code).
 pub fn api_gate(status: u16, body: &str) -> Option<AuthError> {

@@ -11,7 +11,7 @@
 // ended) under the hashed id. `/api/…` proxies an allow-list of Qflow API paths with both auth
 // headers. No token, verifier, secret or key is ever in a response to the browser.
 import { QflowAuth, AuthError, beginAuthorization } from "qauth";
-import { proxyPath } from "qauth/hono";
+import { proxyPath, relayBody } from "qauth/hono";
 
 export { TokenBroker } from "qauth"; // the Durable Object class (bound as TOKEN_BROKER)
 
@@ -396,7 +396,16 @@ async function proxy(request, env) {
     await upstream.body?.cancel().catch(() => {});
     return fail(502, "bad_upstream", "The API answered with something other than JSON.");
   }
-  return new Response(upstream.body, { status: upstream.status, headers: { "content-type": "application/json", "cache-control": "no-store" } });
+  // An API error's body goes back only once read and found free of this server's credentials (a
+  // gateway may echo the request's headers in one).
+  let relayed;
+  try {
+    relayed = await relayBody(s.qflow, upstream);
+  } catch (e) {
+    return sessionFailure(env, s, e);
+  }
+  if (!relayed) return fail(502, "bad_upstream", "The API's answer was not passed on: too large to check, or it held a credential of this server's.");
+  return new Response(relayed.body, { status: upstream.status, headers: { "content-type": "application/json", "cache-control": "no-store" } });
 }
 
 // ---------------------------------------------------------------------------------------------

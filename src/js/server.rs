@@ -22,7 +22,7 @@ use crate::event::{Event, Value};
 use crate::flow::{Action, Input};
 use crate::http::{bad_response, cat, HttpResponse};
 use crate::pkce::valid_verifier;
-use crate::qflow::{api_gate, api_next, ApiNext, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES};
+use crate::qflow::{api_gate, api_next, ApiNext, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES, MAX_RELAY_BODY_BYTES};
 use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Mint, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
@@ -118,6 +118,7 @@ const GRAPHQL_ARGS: u32 = 29;
 const GRAPHQL_VERDICT: u32 = 30;
 const FAIL: u32 = 31;
 const PROBES: u32 = 32;
+const RELAY: u32 = 33;
 
 /// Runs one op on client `handle` (ignored by `NEW_*` and `FAIL`).
 ///
@@ -217,7 +218,7 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
                 out.str(&key).str(&encode_access(t, g));
             }
         }
-        TARGET | CHECK_SENT | API_NEXT | API_GATE | COMMS_URL | COMMS_STATUS => api(c, op, items, out)?,
+        TARGET | CHECK_SENT | API_NEXT | API_GATE | COMMS_URL | COMMS_STATUS | RELAY => api(c, op, items, out)?,
         GRAPHQL_ARGS => c.graphql_args(items, out)?,
         GRAPHQL_VERDICT => c.graphql_verdict(items, out)?,
         _ => return Err(bad_input()),
@@ -657,7 +658,10 @@ fn event(out: &mut Out, e: Event) {
 /// URL of the request about to be sent), `API_NEXT` (status, refreshed: 0 hand back, 1 refresh
 /// and resend, 2 read the 403 body, no more than the number that follows), `API_GATE` (the 403 body, whether for `commsAccess`: `R`
 /// with nothing, or 1 + reason for a disabled Comms API; a gate otherwise is its `E`),
-/// `COMMS_URL` (the event ID), `COMMS_STATUS` (the probe's status).
+/// `COMMS_URL` (the event ID), `COMMS_STATUS` (the probe's status), `RELAY` (for a proxy passing
+/// an API answer on to its own caller: the status and `M` → 0 pass the body on as it streams, or
+/// the number of bytes to read first; the status and that text → 1 it may go on, 0 it holds a
+/// credential).
 fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let Provider::Qflow { cfg, .. } = &c.p else { return Err(bad_input()) };
     match op {
@@ -690,6 +694,17 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
                     out.kind(b'R');
                 }
             }
+        }
+        RELAY => {
+            // A gateway may echo the request's headers in an error: an error's body goes on to a
+            // proxy's (public) caller only once read whole and found to hold no credential.
+            let status = items.num()?.unwrap_or(0.0) as u16;
+            let n = match items.str()? {
+                None if (200..300).contains(&status) || status == 304 => 0.0,
+                None => MAX_RELAY_BODY_BYTES as f64,
+                Some(body) => f64::from(u8::from(!c.redactor.contains(&body))),
+            };
+            out.kind(b'R').num(n);
         }
         COMMS_URL => {
             let id = items.str()?.filter(|e| !crate::config::blank(e)).ok_or_else(|| arg("commsAccess(eventId) takes a non-empty event ID string"))?;
@@ -892,6 +907,31 @@ mod tests {
     const T0: f64 = 1_000_000.0;
 
     #[test]
+    fn a_proxy_passes_an_api_error_on_only_when_it_holds_no_credential() {
+        let _s = serial();
+        let h = qflow(false);
+        let relay = |status: f64, body: Option<&str>| {
+            let b = body.map_or(it(b'M', b""), s);
+            match &op(RELAY, h, T0, &[d(status), b])[..] {
+                [(b'R', v)] => v.clone(),
+                r => panic!("{r:?}"),
+            }
+        };
+        for ok in [200.0, 204.0, 299.0, 304.0] {
+            assert_eq!(relay(ok, None), [V::D(0.0)], "{ok}: streams on as it is");
+        }
+        for err in [400.0, 401.0, 403.0, 404.0, 500.0, 502.0] {
+            assert_eq!(relay(err, None), [V::D(MAX_RELAY_BODY_BYTES as f64)], "{err}: read first");
+        }
+        assert_eq!(relay(403.0, Some(r#"{"message":"no access"}"#)), [V::D(1.0)]);
+        // The gateway echoing what qauth sent, however it encodes it.
+        for echo in ["Ocp-Apim-Subscription-Key: CANARY-sk-7", "key=CANARY%2Dsk%2D7", r#"{"k":"CANARY\u002dsk-7"}"#, "pw CANARY-pw-7"] {
+            assert_eq!(relay(403.0, Some(echo)), [V::D(0.0)], "{echo}");
+        }
+        let _ = op(FREE, h, T0, &[]);
+    }
+
+    #[test]
     fn a_grant_through_the_ops_saves_the_refresh_token_before_the_token_is_installed() {
         let _s = serial();
         let h = qflow(true);
@@ -1048,6 +1088,7 @@ mod tests {
             ("GRAPHQL_VERDICT", GRAPHQL_VERDICT),
             ("FAIL", FAIL),
             ("PROBES", PROBES),
+            ("RELAY", RELAY),
         ];
         let mut seen: Vec<(String, u32)> = js_table(js, "NEW_QFLOW");
         seen.extend(js_table(js, "TARGET"));

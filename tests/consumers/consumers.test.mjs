@@ -336,6 +336,38 @@ test("qauth/hono: an API redirect is 502, never relayed; only body and caching h
   auth.free();
 });
 
+test("qauth/hono: an API error goes back only when it holds no credential; an echo of the headers qauth sent is withheld", async () => {
+  const { Hono } = await import("hono");
+  const { qflowProxy } = await import(join(DIR, "node_modules/qauth/hono.js"));
+  const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
+  const b = workerBindings(emu.url);
+  const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: emu.url });
+  const app = new Hono();
+  app.use("/q/*", qflowProxy({ auth, prefix: "/q", allow: ["GET /checkin/v1/api"] }));
+  await emu.control("reset");
+  const apiFaults = (...faults) => fetch(emu.url + "/_emulator/api-faults", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ faults }) });
+  // An ordinary error goes back as the API wrote it.
+  const missing = await app.request("/q/checkin/v1/api/nope");
+  assert.equal(missing.status, 404);
+  assert.deepEqual(await missing.json(), { statusCode: 404, message: "Resource not found" });
+  // The gateway repeating the Authorization and subscription key headers: withheld.
+  await apiFaults({ kind: "echo403" });
+  const echo = await app.request("/q/checkin/v1/api/events");
+  const text = await echo.text();
+  assert.equal(echo.status, 403);
+  assert.equal(JSON.parse(text).error, "withheld");
+  assert.ok(!/CANARY/.test(text), text);
+  assert.equal((await emu.stats()).apiFaultsServed, 1, "the echo was served");
+  // An error too large to check: withheld too (and not held whole).
+  await apiFaults({ kind: "big403", size: 256 * 1024 });
+  const big = await app.request("/q/checkin/v1/api/events");
+  assert.deepEqual([big.status, (await big.json()).error], [403, "withheld"]);
+  // Success bodies stream on as they are.
+  const ok = await app.request("/q/checkin/v1/api/events");
+  assert.deepEqual([ok.status, (await ok.json()).user], [200, CREDS.joe.username]);
+  auth.free();
+});
+
 test("qauth/hono: wrong arguments are typed AuthErrors (invalid_config), never a crash or an open proxy", async () => {
   const { qflowProxy, proxyPath } = await import(join(DIR, "node_modules/qauth/hono.js"));
   const { AuthError } = await import(join(DIR, "node_modules/qauth/node.js"));

@@ -260,6 +260,22 @@ test("signing in again from a browser that has a session ends the previous sessi
   }
 });
 
+test("an API error echoing the server's credentials never reaches the page: 502 bad_upstream, nothing of it kept", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const sid = await signIn(w);
+    await fetch(emu.url + "/_emulator/api-faults", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ faults: [{ kind: "echo403" }] }) });
+    const r = await w.call(0, "/api/checkin/v1/api/events", { sid });
+    assert.equal(r.status, 502);
+    assert.equal(r.body.code, "bad_upstream");
+    assert.ok(!/CANARY|Bearer/.test(r.text), r.text);
+    assert.equal((await emu.stats()).apiFaultsServed, 1, "the echo was served");
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
 test("an upstream HTML answer is never served on the demo's origin: 502 bad_upstream (JSON, nosniff)", async () => {
   await emu.control("reset");
   const w = await start();
