@@ -106,7 +106,9 @@ export class TokenBroker extends DurableObject {
         await entry.drained;
         continue;
       }
-      const fresh = { key, users: 1, client: new Client({ ...options, store: this.store, [BROKER_SIDE]: true }) };
+      // The object's own name (where the runtime says it): the client refuses options that name
+      // another credential, so a lease cannot point this object's tokens at another identity server.
+      const fresh = { key, users: 1, client: new Client({ ...options, store: this.store, [BROKER_SIDE]: this.ctx.id.name ?? true }) };
       fresh.drained = new Promise((resolve) => (fresh.release = resolve));
       this.#clients.set(provider, fresh);
       return fresh;

@@ -214,13 +214,15 @@ class Client {
   constructor(op, options) {
     if (!probes.length) probes.push(...one(PROBES));
     const items = new Items();
-    let side = false;
+    // Inside TokenBroker: true, or the object's name where the runtime tells it (checked by the wasm).
+    let side;
     try {
-      side = !!Object.getOwnPropertyDescriptor(options, BROKER_SIDE)?.value;
+      side = Object.getOwnPropertyDescriptor(options, BROKER_SIDE)?.value;
     } catch {
       /* not an object: the wasm says so */
     }
     items.num(side ? 1 : 0);
+    if (side) items.value(typeof side === "string" ? side : undefined);
     const seen = items.record(options);
     const [h, flags, timeout, stall] = one(op, 0, items);
     this.#h = h;

@@ -75,8 +75,19 @@ pub fn access_key(store_key: &str) -> String {
     crate::http::cat(store_key, "#access")
 }
 
-/// The stored access-token record: `{"t":token,"e":expiresAtMs,"l":lifetimeMs,"g":generation}`.
-pub fn encode_access(t: &Token, generation: u32) -> String {
+/// Whose the stored access token is: a digest of the client secret that obtained it. A client
+/// made from a lease with another secret (anyone holding the Durable Object binding can send
+/// one) does not get the stored token: it must get its own, which the identity server checks.
+/// The secret is random, so its digest in storage says nothing of it.
+pub fn owner(client_secret: &Secret) -> String {
+    let mut input = String::from("qauth-broker-access|");
+    input.push_str(client_secret.expose());
+    crate::pkce::base64url(&crate::sha256::sha256(input.as_bytes()))
+}
+
+/// The stored access-token record:
+/// `{"t":token,"e":expiresAtMs,"l":lifetimeMs,"g":generation,"o":owner}`.
+pub fn encode_access(t: &Token, generation: u32, owner: &str) -> String {
     let mut s = String::from("{\"t\":");
     write_str(&mut s, t.access.expose());
     for (k, v) in [("e", t.expires_at_ms), ("l", t.lifetime_ms), ("g", f64::from(generation))] {
@@ -85,13 +96,19 @@ pub fn encode_access(t: &Token, generation: u32) -> String {
         s.push_str("\":");
         push_u53(&mut s, v);
     }
+    s.push_str(",\"o\":");
+    write_str(&mut s, owner);
     s.push('}');
     s
 }
 
-/// Reads a record written by `encode_access`; anything else is ignored (the broker refreshes).
-pub fn decode_access(text: &str) -> Option<(Token, u32)> {
+/// Reads a record written by `encode_access` for `owner`; anything else is ignored (the broker
+/// refreshes).
+pub fn decode_access(text: &str, owner: &str) -> Option<(Token, u32)> {
     let v = json::parse(text)?;
+    if v.get_str("o")? != owner {
+        return None;
+    }
     let num = |k: &str| match v.get(k) {
         Some(Value::Num(n)) if n.is_finite() && *n >= 0.0 => Some(*n),
         _ => None,
@@ -166,13 +183,21 @@ mod tests {
     #[test]
     fn access_record_round_trips() {
         let t = Token { access: Secret::new("at\"x"), refresh: None, expires_at_ms: 1_764_000_000_123.0, lifetime_ms: 3_600_000.0, expiry_assumed: false };
-        let s = encode_access(&t, 7);
-        assert_eq!(s, r#"{"t":"at\"x","e":1764000000123,"l":3600000,"g":7}"#);
-        let (back, g) = decode_access(&s).unwrap();
+        let me = owner(&Secret::new("CANARY-cs-1"));
+        assert_eq!(me.len(), 43);
+        let s = encode_access(&t, 7, &me);
+        assert_eq!(s, format!(r#"{{"t":"at\"x","e":1764000000123,"l":3600000,"g":7,"o":"{me}"}}"#));
+        assert!(!s.contains("CANARY"));
+        let (back, g) = decode_access(&s, &me).unwrap();
         assert_eq!((back, g), (t, 7));
-        for bad in ["", "{}", r#"{"t":"","e":1,"l":1,"g":1}"#, r#"{"t":"a","e":1,"l":0,"g":1}"#, r#"{"t":"a","e":1,"l":1,"g":-1}"#] {
-            assert!(decode_access(bad).is_none(), "{bad}");
+        // Another client secret (a lease from someone holding the binding), or a record from
+        // before owners were kept: not handed out.
+        assert!(decode_access(&s, &owner(&Secret::new("CANARY-cs-2"))).is_none());
+        assert!(decode_access(r#"{"t":"a","e":1,"l":1,"g":1}"#, &me).is_none());
+        for bad in ["", "{}", r#"{"t":"","e":1,"l":1,"g":1,"o":"x"}"#, r#"{"t":"a","e":1,"l":0,"g":1,"o":"x"}"#, r#"{"t":"a","e":1,"l":1,"g":-1,"o":"x"}"#] {
+            assert!(decode_access(bad, "x").is_none(), "{bad}");
         }
+        assert!(decode_access(r#"{"t":"a","e":1,"l":1,"g":1,"o":"x"}"#, "x").is_some());
     }
 
     #[test]

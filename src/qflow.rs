@@ -202,6 +202,11 @@ impl QflowConfig {
     }
 
     /// Every configured secret, for redaction of server text.
+    /// Whose tokens these are (the token broker keeps its stored access token for this secret).
+    pub fn client_secret(&self) -> &Secret {
+        &self.client_secret
+    }
+
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut v = vec![&self.client_secret];
         v.extend(self.subscription_key.as_ref());

@@ -149,6 +149,11 @@ impl QpienConfig {
         Ok(QpienConfig { client_id, client_secret, endpoint, refresh_skew_s, timeout_ms })
     }
 
+    /// Whose tokens these are (the token broker keeps its stored access token for this secret).
+    pub fn client_secret(&self) -> &Secret {
+        &self.client_secret
+    }
+
     pub fn secrets(&self) -> Vec<&Secret> {
         vec![&self.client_secret]
     }

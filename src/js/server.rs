@@ -14,7 +14,7 @@ use core::cell::UnsafeCell;
 
 use super::wire::{bad_input, Items, Out, Record};
 use crate::acquisition::{Acquisition, Ctx};
-use crate::broker::{access_key, decode_access, encode_access, generation, lease_error, lease_failed, lease_token, Field, Generations};
+use crate::broker::{access_key, decode_access, encode_access, generation, lease_error, lease_failed, lease_token, owner, Field, Generations};
 use crate::cache::{Step, TokenCache};
 use crate::config::Seen;
 use crate::error::{AuthError, ErrorCode};
@@ -207,7 +207,8 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
         }
         RESTORED => {
             // Only into an empty cache: a token installed meanwhile is newer than the stored one.
-            if let Some((token, g)) = items.str()?.and_then(|t| decode_access(&t)).filter(|_| c.cache.token().is_none()) {
+            let me = c.owner();
+            if let Some((token, g)) = items.str()?.and_then(|t| decode_access(&t, &me)).filter(|_| c.cache.token().is_none()) {
                 c.install(token, Some(g), out);
             }
         }
@@ -215,7 +216,7 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
             out.kind(b'R');
             let g = c.cache.generation();
             if let Some((key, t)) = c.access_key().zip(c.cache.token()) {
-                out.str(&key).str(&encode_access(t, g));
+                out.str(&key).str(&encode_access(t, g, &c.owner()));
             }
         }
         TARGET | CHECK_SENT | API_NEXT | API_GATE | COMMS_URL | COMMS_STATUS | RELAY => api(c, op, items, out)?,
@@ -231,6 +232,8 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
 #[inline(never)]
 fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let broker_side = items.num()? == Some(1.0);
+    // Inside the broker: the object's name, where the runtime tells it.
+    let object = if broker_side { items.str()? } else { None };
     let (what, known) = match qflow {
         true => ("QflowAuth options", crate::qflow::OPTIONS),
         false => ("QpienAuth options", crate::qpien::OPTIONS),
@@ -297,10 +300,19 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         let redactor = Redactor::new(&cfg.secrets());
         (Provider::Qpien { cfg }, redactor)
     };
-    let skew = match &p {
-        Provider::Qflow { cfg, .. } => cfg.refresh_skew_s,
-        Provider::Qpien { cfg } => cfg.refresh_skew_s,
+    let (skew, name) = match &p {
+        Provider::Qflow { cfg, .. } => (cfg.refresh_skew_s, cfg.broker_name()),
+        Provider::Qpien { cfg } => (cfg.refresh_skew_s, cfg.broker_name()),
     };
+    // A lease whose options name another credential than the object it reached (the object is
+    // named for provider, identity server or endpoint, client and store key): refused, so no
+    // caller can have this object's refresh token sent elsewhere or its tokens handed out.
+    if object.is_some_and(|o| o != name) {
+        return Err(AuthError::new(
+            ErrorCode::InvalidConfig,
+            "a lease's identityUrl or endpoint, clientId and storeKey name another credential than the token broker object it reached",
+        ));
+    }
     let client = Client {
         p,
         cache: TokenCache::new(skew),
@@ -350,6 +362,14 @@ impl Client {
             Provider::Qflow { cfg, .. } => cfg.store_key.clone(),
             Provider::Qpien { cfg } => cfg.store_key(),
         }
+    }
+
+    /// Inside the broker: whose the stored access token is (`broker::owner`).
+    fn owner(&self) -> String {
+        owner(match &self.p {
+            Provider::Qflow { cfg, .. } => cfg.client_secret(),
+            Provider::Qpien { cfg } => cfg.client_secret(),
+        })
     }
 
     /// Inside the broker: where the current access token is kept.
@@ -1107,6 +1127,35 @@ mod tests {
         assert_eq!(r[0].1[1], V::S("qauth's wasm received malformed arguments".into()));
         let wire = include_str!("../../pkg-template/wire.js");
         assert!(wire.contains(&format!("const BEGIN = {};", super::super::BEGIN)) && wire.contains(&format!("const COMPLETE = {};", super::super::COMPLETE)));
+    }
+
+    #[test]
+    fn inside_the_broker_a_lease_naming_another_credential_than_the_object_is_refused() {
+        let _s = serial();
+        let opts = |identity: &str| {
+            let pairs =
+                [("clientId", "client"), ("clientSecret", "CANARY-cs-7"), ("identityUrl", identity), ("storeKey", "k1"), ("refreshToken", "CANARY-rt-7")];
+            record(&pairs, true)
+        };
+        let ours = "qflow|http://127.0.0.1:9|client|k1|";
+        let new = |object: (u8, Vec<u8>), identity: &str| {
+            let mut items = vec![d(1.0), object];
+            items.extend(opts(identity));
+            op(NEW_QFLOW, 0, T0, &items)
+        };
+        // The object's own credential, or a runtime that does not say the object's name: a client.
+        for object in [s(ours), it(b'M', b"")] {
+            let r = new(object, "http://127.0.0.1:9");
+            assert_eq!(kinds(&r), "R", "{r:?}");
+            let V::D(h) = r[0].1[0] else { panic!() };
+            let _ = op(FREE, h as u32, T0, &[]);
+        }
+        // The same object reached with another identity server (its refresh token would go there).
+        let r = new(s(ours), "http://127.0.0.1:8");
+        assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("invalid_config".into())), "{r:?}");
+        assert!(!format!("{r:?}").contains("CANARY"));
+        let r = new(s("qflow|http://127.0.0.1:9|client|k2|"), "http://127.0.0.1:9");
+        assert_eq!(kinds(&r), "E", "another store key: {r:?}");
     }
 
     #[test]

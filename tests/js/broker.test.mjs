@@ -229,6 +229,22 @@ test("exchangeCode through the broker seeds a refresh-only chain every isolate t
     assert.equal(s.token.authorization_code, 1);
     assert.equal(s.token.password, 0);
     assert.equal(s.token.refresh_token, 1);
+    // Code holding the binding, leasing that object directly: with its own credential's options
+    // it is served (so the name below is the object's) ...
+    assert.deepEqual(await w.call(2, `/lease-directly?identity=${encodeURIComponent(emu.url)}&stale=-1`), { token: true });
+    // ... with another identity server, refused before anything is read or sent: the object's
+    // refresh token never goes there.
+    const before = (await emu.stats()).token.total;
+    const forged = await w.call(2, `/lease-directly?identity=${encodeURIComponent("http://127.0.0.1:1")}&stale=-1`);
+    assert.equal(forged.error?.code, "invalid_config", JSON.stringify(forged));
+    assert.equal((await emu.stats()).token.total, before, "nothing was sent for the refused lease");
+    // ... with another client secret: not handed the stored access token (it belongs to the
+    // secret that obtained it); it has to ask the identity server, which refuses that secret.
+    const wrong = await w.call(2, `/lease-directly?identity=${encodeURIComponent(emu.url)}&secret=CANARY-not-the-secret&stale=-1`);
+    assert.equal(wrong.token, undefined, JSON.stringify(wrong));
+    assert.equal(wrong.error?.code, "invalid_client", JSON.stringify(wrong));
+    // The chain is intact: the refused attempt did not spend the refresh token.
+    assert.deepEqual(await w.call(3, "/signed-in"), { status: 200, user: CREDS.joe.username });
   } finally {
     await w.mf.dispose();
   }

@@ -70,6 +70,14 @@ export default {
           }
           return Response.json({ ok: (await c.headers()).Authorization.startsWith("Bearer ") });
         }
+        case "/lease-directly": {
+          // Code holding the binding leases the "signed-in" object itself, with options of its own.
+          const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|signed-in|`;
+          const stub = env.TOKEN_BROKER.get(env.TOKEN_BROKER.idFromName(name));
+          const options = { clientId: env.QFLOW_CLIENT_ID, clientSecret: q("secret") ?? env.QFLOW_CLIENT_SECRET, identityUrl: q("identity"), storeKey: "signed-in", username: env.QFLOW_USERNAME };
+          const r = await stub.lease({ provider: "qflow", options, stale: Number(q("stale")) });
+          return Response.json(r.token ? { token: true } : r);
+        }
         case "/signed-in": {
           const c = new QflowAuth(qflowOptions(env, { password: undefined, broker: env.TOKEN_BROKER, storeKey: "signed-in" }));
           await c.headers();
