@@ -353,8 +353,8 @@ pub fn api_gate(status: u16, body: &str) -> Option<AuthError> {
     Some(AuthError::new(code, msg).with_status(403))
 }
 
-/// How many spent refresh tokens and codes a session remembers (to never send one twice, and
-/// never adopt a refresh token from the store again).
+/// How many spent refresh tokens (and, apart, codes) a session remembers: to never send one
+/// twice, and never adopt a refresh token from the store again.
 const SPENT_CAP: usize = 16;
 
 /// The refresh-token side of a Qflow client: which grant to ask for next, what a failure means,
@@ -376,12 +376,23 @@ pub struct Session {
     store_loaded: bool,
     /// The store is read before the next grant (set at the start of each acquisition).
     read_pending: bool,
-    /// Refresh tokens and authorization codes already sent, newest last.
+    /// Refresh tokens already sent, newest last.
     spent: Vec<Secret>,
+    /// Authorization codes already sent, newest last (apart: codes never push out a refresh
+    /// token).
+    codes: Vec<Secret>,
     /// In this acquisition: a refresh failed (so a password grant is a fallback), and the store
     /// was re-read after a failure.
     refresh_failed: bool,
     reread: bool,
+}
+
+/// Remembers a credential as sent; the oldest goes past `SPENT_CAP`.
+fn spend(list: &mut Vec<Secret>, s: Secret) {
+    if list.len() >= SPENT_CAP {
+        crate::secret::drop_at(list, 0);
+    }
+    list.push(s);
 }
 
 /// What to do after a grant failed.
@@ -442,23 +453,15 @@ impl Session {
     /// revoke the tokens it issued for it, ending the first exchange's session too), so one this
     /// session already sent is refused, and nothing changes.
     pub fn exchange_started(&mut self, code: &Secret) -> Result<(), AuthError> {
-        if self.spent.contains(code) {
+        if self.codes.contains(code) {
             return Err(AuthError::new(
                 ErrorCode::InvalidRequest,
                 "this authorization code was already sent by this client, and a code is single use: start a new sign-in for a new one",
             ));
         }
-        self.spend(code.clone());
+        spend(&mut self.codes, code.clone());
         self.store_loaded = true;
         Ok(())
-    }
-
-    /// Remembers a credential as sent; the oldest goes past `SPENT_CAP`.
-    fn spend(&mut self, s: Secret) {
-        if self.spent.len() >= SPENT_CAP {
-            crate::secret::drop_at(&mut self.spent, 0);
-        }
-        self.spent.push(s);
     }
 
     pub fn refresh_token(&self) -> Option<&Secret> {
@@ -470,7 +473,7 @@ impl Session {
     /// (a refresh failed in this acquisition). A refresh token handed out here is spent.
     pub fn next_grant(&mut self, cfg: &QflowConfig) -> Result<(Grant, bool), AuthError> {
         if let Some(rt) = self.refresh.clone() {
-            self.spend(rt.clone());
+            spend(&mut self.spent, rt.clone());
             return Ok((Grant::Refresh(rt), false));
         }
         if cfg.has_password() {
@@ -490,7 +493,7 @@ impl Session {
             Grant::Refresh(rt) => rt,
             // A code that never reached the server may be exchanged again.
             Grant::Code { code, .. } if err.unsent => {
-                crate::secret::forget(&mut self.spent, code);
+                crate::secret::forget(&mut self.codes, code);
                 return After::Fail(err);
             }
             _ => return After::Fail(err),

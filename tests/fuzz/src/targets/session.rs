@@ -17,7 +17,8 @@
 //!   the token and answered with a successor whose save failed), or a success without a new refresh
 //!   token (RFC 6749 §6: the old one stays valid). Spent tokens are remembered for the last 16
 //!   refresh grants (`SPENT_CAP`), so only repeats within that window count;
-//! - `after_failure` never drops (or replaces) a refresh token other than the one the failed grant used.
+//! - `after_failure` never drops (or replaces) a refresh token other than the one the failed grant used;
+//! - `exchange_started` accepts an authorization code once and refuses it after that.
 
 use std::collections::HashMap;
 
@@ -163,6 +164,7 @@ impl Target for Sessions {
         let mut sent: HashMap<String, usize> = HashMap::new();
         let mut refresh_grants = 0usize;
         let mut outstanding: Option<Grant> = None;
+        let mut codes = std::collections::HashSet::new();
         let token = |lifetime: f64, now: f64, refresh: Option<String>| {
             Token::new("a".into(), refresh, Some(&Value::Num(lifetime)), now, "t", 200).expect("a valid lifetime")
         };
@@ -207,7 +209,14 @@ impl Target for Sessions {
                 Op::StoreReadFailed => {
                     let _ = session.store_read_failed(AuthError::new(ErrorCode::StoreFailed, "x"));
                 }
-                Op::ExchangeStarted => session.exchange_started(),
+                Op::ExchangeStarted => {
+                    // Five codes, so some come again: a code is accepted once, never twice.
+                    let code = format!("code-{}", i % 5);
+                    let again = !codes.insert(code.clone());
+                    if session.exchange_started(&Secret::new(code.clone())).is_ok() == again {
+                        return fail(format!("code reuse: exchange_started({code}) answered {} the {} time", !again, if again { "second" } else { "first" }));
+                    }
+                }
                 Op::NextGrant if outstanding.is_some() => {}
                 Op::NextGrant => {
                     let current = session.refresh_token().cloned();
