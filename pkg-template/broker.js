@@ -21,6 +21,8 @@ const BROKER_SIDE = Symbol.for("qauth.brokerSide");
 
 /** The storage key of the marker `end()` leaves behind (not a token key: those start with the store key). */
 const ENDED_KEY = "qauth:ended";
+/** The storage key of the object's own name, kept from the first lease that reached it by name. */
+const NAME_KEY = "qauth:#name";
 const ENDED = Object.freeze({ code: "invalid_grant", message: "the session was ended" });
 
 /** What names a credential: a change here is another credential, anything else is a setting. */
@@ -29,13 +31,28 @@ const IDENTITY = ["clientId", "clientSecret", "username", "password", "identityU
 export class TokenBroker extends DurableObject {
   #clients = new Map(); // provider -> { key, client, users, drained, release }
   #ended = false; // end() ran: every lease is refused, nothing is written again
+  #name; // the object's name, from the runtime (`ctx.id.name`) or from storage
 
   constructor(ctx, env) {
     super(ctx, env);
-    // The marker survives a restart (eviction, deploy): an ended object stays ended.
+    // The marker survives a restart (eviction, deploy): an ended object stays ended. The name
+    // too: an instance reached by ID string (`idFromString`) is not told its name, and still
+    // checks every lease against it.
     ctx.blockConcurrencyWhile(async () => {
       if (await ctx.storage.get(ENDED_KEY)) this.#ended = true;
+      const stored = await ctx.storage.get(NAME_KEY);
+      if (typeof stored === "string") this.#name = stored;
     });
+  }
+
+  /** The object's name, kept once the runtime has said it (only the runtime's word is kept). */
+  async #ownName() {
+    const told = this.ctx.id.name;
+    if (typeof told === "string" && told !== this.#name) {
+      this.#name = told;
+      await this.ctx.storage.put(NAME_KEY, told);
+    }
+    return this.#name;
   }
 
   /**
@@ -95,6 +112,7 @@ export class TokenBroker extends DurableObject {
   async #enter({ provider, options }) {
     const Client = PROVIDERS[provider];
     if (!Client || !options || typeof options !== "object") throw new TypeError("not a lease request");
+    const name = await this.#ownName();
     const key = JSON.stringify(IDENTITY.map((k) => options[k]));
     for (;;) {
       const entry = this.#clients.get(provider);
@@ -106,9 +124,9 @@ export class TokenBroker extends DurableObject {
         await entry.drained;
         continue;
       }
-      // The object's own name (where the runtime says it): the client refuses options that name
-      // another credential, so a lease cannot point this object's tokens at another identity server.
-      const fresh = { key, users: 1, client: new Client({ ...options, store: this.store, [BROKER_SIDE]: this.ctx.id.name ?? true }) };
+      // The object's own name: the client refuses options that name another credential, so a
+      // lease cannot point this object's tokens at another identity server.
+      const fresh = { key, users: 1, client: new Client({ ...options, store: this.store, [BROKER_SIDE]: name ?? true }) };
       fresh.drained = new Promise((resolve) => (fresh.release = resolve));
       this.#clients.set(provider, fresh);
       return fresh;

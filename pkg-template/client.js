@@ -19,8 +19,8 @@ export { AuthError };
 const [NEW_QFLOW, NEW_QPIEN, FREE, STEP, FINISH, INVALIDATE, INVALIDATE_IF, OBTAIN, INPUT, EXCHANGE, RESTORE_KEY, RESTORED, SAVE_ACCESS] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
 const [TARGET, CHECK_SENT, API_NEXT, API_GATE, COMMS_URL, COMMS_STATUS, GRAPHQL_ARGS, GRAPHQL_VERDICT, FAIL, PROBES, RELAY] = [23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33];
 // FAIL reasons (the wasm owns their text).
-const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT, STALLED] = [
-  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT, STALLED, NOT_A_RESPONSE] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
 ];
 
 /** The AuthError for a FAIL reason. */
@@ -578,6 +578,9 @@ if (Symbol.dispose) {
 
 /** Gets OAuth tokens for the Qflow API and builds both auth headers. */
 export class QflowAuth extends Client {
+  /** The access token each answer of `fetch()` was sent with (what an echo of it would hold). */
+  #sentWith = new WeakMap();
+
   constructor(options) {
     super(NEW_QFLOW, options);
   }
@@ -630,16 +633,21 @@ export class QflowAuth extends Client {
    * to read; what was read goes on only if it holds no credential this client holds or has seen.
    */
   async [RELAY_BODY](response) {
-    const [cap] = this[ONE](RELAY, new Items().num(response.status).missing());
-    if (!cap) return { body: response.body };
+    if (!(response instanceof Response)) throw fail(NOT_A_RESPONSE);
+    const type = response.headers.get("content-type");
+    const [cap] = this[ONE](RELAY, new Items().num(response.status).value(type).missing());
+    if (cap === 0) return { body: response.body };
     let text = null;
     try {
-      text = await readCapped(response, cap);
+      if (cap > 0) text = await readCapped(response, cap);
     } catch {
       /* unreadable: not passed on */
     }
-    if (text === null) return null;
-    const [ok] = this[ONE](RELAY, new Items().num(response.status).str(text));
+    if (text === null) {
+      response.body?.cancel().catch(() => {});
+      return null;
+    }
+    const [ok] = this[ONE](RELAY, new Items().num(response.status).value(type).str(text).value(this.#sentWith.get(response)));
     return ok ? { body: text } : null;
   }
 
@@ -696,6 +704,7 @@ export class QflowAuth extends Client {
         throw fail(API_TRANSPORT, failureKind(e));
       }
       if (!(resp instanceof Response)) throw fail(API_TRANSPORT, "network");
+      this.#sentWith.set(resp, got.access);
       const [next, cap] = this[ONE](API_NEXT, new Items().num(resp.status).num(refreshed ? 1 : 0));
       if (next === 1) {
         this[INVALIDATE_TOKEN](got.generation);

@@ -69,15 +69,27 @@ function answer(status, code, message, hint, extra) {
 /**
  * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller: `{ body }`,
  * or null. A success streams on as it is; an error's body is read first (up to 64 KiB) and passed
- * on only if it holds no credential `auth` holds or has seen: a gateway that echoes the request's
- * headers in an error would otherwise hand its caller the bearer token and subscription key. A
- * larger or unreadable error passes no body on, nor does any answer to an `auth` that is not a
- * QflowAuth (it cannot check).
+ * on only if it holds neither the access token the request carried nor a configured secret: a
+ * gateway that echoes the request's headers in an error would otherwise hand its caller the
+ * bearer token and subscription key. A larger or unreadable error, or one in another charset
+ * than UTF-8, passes no body on.
  * `qflowProxy` uses it; exported for proxies of one's own (the demo's BFF uses it).
  */
 export async function relayBody(auth, response) {
-  const check = auth?.[RELAY_BODY];
-  return typeof check === "function" ? Reflect.apply(check, auth, [response]) : null;
+  const check = qflowAuth(auth) ? auth[RELAY_BODY] : undefined;
+  if (typeof check !== "function") {
+    throw new AuthError("invalid_request", "relayBody(auth, response) takes the QflowAuth client whose fetch() answered", "Pass the client the response came from.", false);
+  }
+  return Reflect.apply(check, auth, [response]);
+}
+
+/** A QflowAuth client (of any of the package's entries): it has `fetch()` and the check above. */
+function qflowAuth(auth) {
+  try {
+    return !!auth && typeof auth.fetch === "function" && typeof auth[RELAY_BODY] === "function";
+  } catch {
+    return false;
+  }
 }
 
 /** The API's documented refusals (its Comms gates: public `AuthError` codes), passed on as 403. */
@@ -117,7 +129,7 @@ export function qflowProxy(options) {
   for (const k of Object.keys(options)) if (!known.includes(k)) throw configError(`\`${k}\` is not an option (${known.join(", ")})`);
   const own = (k, fallback) => (Object.hasOwn(options, k) && options[k] !== undefined ? options[k] : fallback);
   const [auth, allow, prefix, forwardHeaders] = [own("auth"), own("allow"), own("prefix", ""), own("forwardHeaders", FORWARD)];
-  if (!auth || typeof auth.fetch !== "function") throw configError("`auth` must be a QflowAuth client");
+  if (!qflowAuth(auth)) throw configError("`auth` must be a QflowAuth client");
   if (!Array.isArray(allow) || allow.length === 0) throw configError("`allow` is required: the methods and API paths this proxy may forward (never an open proxy)");
   checkPrefix(prefix);
   if (!Array.isArray(forwardHeaders) || forwardHeaders.some((h) => typeof h !== "string" || !TOKEN.test(h) || NEVER.test(h))) {
@@ -161,6 +173,7 @@ export function qflowProxy(options) {
     try {
       relayed = await relayBody(auth, upstream);
     } catch (e) {
+      await upstream.body?.cancel().catch(() => {});
       return failure(e);
     }
     if (!relayed) {

@@ -121,6 +121,23 @@ pub fn percent_unit(s: &[u8], plus_space: bool) -> Option<(u8, usize)> {
     })
 }
 
+/// Whether a `Content-Type` says the body is UTF-8: no `charset` parameter (JSON and most text
+/// default to it), or `utf-8`. What is read as UTF-8 and checked must be what goes on: a body in
+/// another charset would be checked as something else than what its reader sees.
+pub fn utf8_body(content_type: &str) -> bool {
+    // By bytes: `str` patterns and trimming would link searchers and Unicode tables. RFC 9110
+    // §5.6.6 allows no white space around a parameter's `=`.
+    content_type.as_bytes().split(|c| *c == b';').skip(1).all(|p| {
+        let p = p.trim_ascii();
+        let (k, v) = p.split_at_checked(8).unwrap_or((p, b""));
+        let v = match v {
+            [b'"', inner @ .., b'"'] => inner,
+            v => v,
+        };
+        !k.eq_ignore_ascii_case(b"charset=") || v.eq_ignore_ascii_case(b"utf-8") || v.eq_ignore_ascii_case(b"utf8")
+    })
+}
+
 /// application/x-www-form-urlencoded, as the WHATWG URL spec's serializer writes it.
 pub fn form_encode(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();
@@ -267,6 +284,25 @@ pub fn origin(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_is_utf8_unless_its_charset_says_otherwise() {
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/plain;Charset=\"UTF-8\"",
+            "text/html; q=1; charset=utf8",
+            "",
+            "x/y; charset",
+            "x/y; charsets=utf-16",
+        ] {
+            assert!(utf8_body(ct), "{ct}");
+        }
+        for ct in ["application/json; charset=utf-16", "text/plain; charset=ISO-8859-1", "text/html;charset=\"utf-16le\"", "a/b; charset=utf-8; charset=utf-16"]
+        {
+            assert!(!utf8_body(ct), "{ct}");
+        }
+    }
 
     #[test]
     fn decimal_is_digits_only_and_never_overflows() {

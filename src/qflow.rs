@@ -8,7 +8,7 @@
 use crate::config::{optional, required, timing};
 use crate::error::{AuthError, ErrorCode};
 use crate::http::{base_url, encode_component, form_encode, origin, HttpRequest};
-use crate::secret::Secret;
+use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 use alloc::string::{String, ToString};
 use alloc::vec;
@@ -201,12 +201,25 @@ impl QflowConfig {
         self.password.is_some()
     }
 
-    /// Every configured secret, for redaction of server text.
     /// Whose tokens these are (the token broker keeps its stored access token for this secret).
     pub fn client_secret(&self) -> &Secret {
         &self.client_secret
     }
 
+    /// Whether an API error's body, read whole, may go on to a proxy's caller: UTF-8, and holding
+    /// neither the access token its request carried (`sent`) nor a configured secret, in any
+    /// encoding redaction reads. Nothing else is sent to the API, and a short list keeps a 64 KiB
+    /// body within the redaction budget.
+    #[inline(never)]
+    pub fn relayable(&self, body: &str, content_type: Option<&str>, sent: Option<&Secret>) -> bool {
+        let mut credentials = Redactor::new(&self.secrets());
+        if let Some(t) = sent {
+            credentials.add(t);
+        }
+        content_type.map_or(true, crate::http::utf8_body) && !credentials.contains(body)
+    }
+
+    /// Every configured secret, for redaction of server text.
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut v = vec![&self.client_secret];
         v.extend(self.subscription_key.as_ref());
@@ -334,9 +347,31 @@ pub fn api_next(status: u16, refreshed: bool) -> ApiNext {
 /// Largest 403 body read to look for a gate; a gate answer is a few hundred bytes.
 pub const MAX_GATE_BODY_BYTES: usize = 16 * 1024;
 
-/// How much of an API error a proxy reads to check it before passing it on (`RELAY`); a larger
-/// error is not passed on.
+/// How much of an API error a proxy reads to check it before passing it on; a larger error is
+/// not passed on.
 pub const MAX_RELAY_BODY_BYTES: usize = 64 * 1024;
+
+/// What a proxy (qauth/hono, the demo's BFF) does with an API answer before passing it on to its
+/// own, public caller. A gateway may echo the request's headers in an error, so an error's body
+/// goes on only once read whole and checked (`QflowConfig::relayable`); a success streams on.
+#[derive(Debug, PartialEq)]
+pub enum Relay {
+    Stream,
+    /// In a charset other than UTF-8: what would be checked is not what its reader sees.
+    Withhold,
+    /// Read up to this many bytes, then check.
+    Read(usize),
+}
+
+pub fn relay(status: u16, content_type: Option<&str>) -> Relay {
+    if (200..300).contains(&status) || status == 304 {
+        Relay::Stream
+    } else if content_type.is_some_and(|t| !crate::http::utf8_body(t)) {
+        Relay::Withhold
+    } else {
+        Relay::Read(MAX_RELAY_BODY_BYTES)
+    }
+}
 
 /// A 403 that is a documented, permanent gate rather than a plain failure: the JSON body's
 /// `error` field, not a word anywhere in the body (a message may quote another code).

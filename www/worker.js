@@ -402,6 +402,7 @@ async function proxy(request, env) {
   try {
     relayed = await relayBody(s.qflow, upstream);
   } catch (e) {
+    await upstream.body?.cancel().catch(() => {});
     return sessionFailure(env, s, e);
   }
   if (!relayed) return fail(502, "bad_upstream", "The API's answer was not passed on: too large to check, or it held a credential of this server's.");

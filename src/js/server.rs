@@ -22,7 +22,7 @@ use crate::event::{Event, Value};
 use crate::flow::{Action, Input};
 use crate::http::{bad_response, cat, HttpResponse};
 use crate::pkce::valid_verifier;
-use crate::qflow::{api_gate, api_next, ApiNext, Grant, QflowConfig, QflowOptions, Session, MAX_GATE_BODY_BYTES, MAX_RELAY_BODY_BYTES};
+use crate::qflow::{api_gate, api_next, relay, ApiNext, Grant, QflowConfig, QflowOptions, Relay, Session, MAX_GATE_BODY_BYTES};
 use crate::qpien::{classify, graphql_headers, Attempts, Envelope, Mint, Next, QpienConfig, QpienOptions, MAX_GRAPHQL_BYTES};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
@@ -679,9 +679,9 @@ fn event(out: &mut Out, e: Event) {
 /// and resend, 2 read the 403 body, no more than the number that follows), `API_GATE` (the 403 body, whether for `commsAccess`: `R`
 /// with nothing, or 1 + reason for a disabled Comms API; a gate otherwise is its `E`),
 /// `COMMS_URL` (the event ID), `COMMS_STATUS` (the probe's status), `RELAY` (for a proxy passing
-/// an API answer on to its own caller: the status and `M` → 0 pass the body on as it streams, or
-/// the number of bytes to read first; the status and that text → 1 it may go on, 0 it holds a
-/// credential).
+/// an API answer on to its own caller: status, content type and `M` → 0 pass the body on as it
+/// streams, -1 not at all, else the number of bytes to read first; status, content type, that
+/// text and the access token the request carried (`M`: unknown) → 1 it may go on, 0 not).
 fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let Provider::Qflow { cfg, .. } = &c.p else { return Err(bad_input()) };
     match op {
@@ -716,13 +716,19 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
             }
         }
         RELAY => {
-            // A gateway may echo the request's headers in an error: an error's body goes on to a
-            // proxy's (public) caller only once read whole and found to hold no credential.
             let status = items.num()?.unwrap_or(0.0) as u16;
+            let content_type = items.str()?;
             let n = match items.str()? {
-                None if (200..300).contains(&status) || status == 304 => 0.0,
-                None => MAX_RELAY_BODY_BYTES as f64,
-                Some(body) => f64::from(u8::from(!c.redactor.contains(&body))),
+                None => match relay(status, content_type.as_deref()) {
+                    Relay::Stream => 0.0,
+                    Relay::Withhold => -1.0,
+                    Relay::Read(n) => n as f64,
+                },
+                Some(body) => {
+                    // Not an answer of this client's `fetch()`: the token it holds now.
+                    let sent = items.str()?.map(Secret::new).or_else(|| c.cache.token().map(|t| t.access.clone()));
+                    f64::from(u8::from(cfg.relayable(&body, content_type.as_deref(), sent.as_ref())))
+                }
             };
             out.kind(b'R').num(n);
         }
@@ -788,6 +794,7 @@ fn failure(items: &mut Items) -> Result<AuthError, AuthError> {
         13 => AuthError::new(ErrorCode::ServerError, "the acquisition did not end"),
         14 => AuthError::new(ErrorCode::InvalidConfig, "the endpoint URL is not valid for fetch"),
         15 => stalled(),
+        16 => arg("relayBody(auth, response) takes the Response that auth.fetch() returned"),
         _ => bad_input(),
     })
 }
@@ -930,24 +937,46 @@ mod tests {
     fn a_proxy_passes_an_api_error_on_only_when_it_holds_no_credential() {
         let _s = serial();
         let h = qflow(false);
-        let relay = |status: f64, body: Option<&str>| {
-            let b = body.map_or(it(b'M', b""), s);
-            match &op(RELAY, h, T0, &[d(status), b])[..] {
+        let opt = |v: Option<&str>| v.map_or(it(b'M', b""), s);
+        let relay = |status: f64, ct: Option<&str>, body: Option<&str>, token: Option<&str>| {
+            let mut items = vec![d(status), opt(ct), opt(body)];
+            if body.is_some() {
+                items.push(opt(token));
+            }
+            match &op(RELAY, h, T0, &items)[..] {
                 [(b'R', v)] => v.clone(),
                 r => panic!("{r:?}"),
             }
         };
         for ok in [200.0, 204.0, 299.0, 304.0] {
-            assert_eq!(relay(ok, None), [V::D(0.0)], "{ok}: streams on as it is");
+            assert_eq!(relay(ok, None, None, None), [V::D(0.0)], "{ok}: streams on as it is");
+            assert_eq!(relay(ok, Some("text/plain; charset=utf-16"), None, None), [V::D(0.0)], "{ok}: not read at all");
         }
         for err in [400.0, 401.0, 403.0, 404.0, 500.0, 502.0] {
-            assert_eq!(relay(err, None), [V::D(MAX_RELAY_BODY_BYTES as f64)], "{err}: read first");
+            assert_eq!(relay(err, None, None, None), [V::D(crate::qflow::MAX_RELAY_BODY_BYTES as f64)], "{err}: read first");
+            assert_eq!(relay(err, Some("application/json; charset=utf-8"), None, None), [V::D(crate::qflow::MAX_RELAY_BODY_BYTES as f64)]);
+            // What is checked as UTF-8 must be what its reader sees: another charset is not passed on.
+            assert_eq!(relay(err, Some("application/json; charset=UTF-16"), None, None), [V::D(-1.0)], "{err}");
         }
-        assert_eq!(relay(403.0, Some(r#"{"message":"no access"}"#)), [V::D(1.0)]);
-        // The gateway echoing what qauth sent, however it encodes it.
-        for echo in ["Ocp-Apim-Subscription-Key: CANARY-sk-7", "key=CANARY%2Dsk%2D7", r#"{"k":"CANARY\u002dsk-7"}"#, "pw CANARY-pw-7"] {
-            assert_eq!(relay(403.0, Some(echo)), [V::D(0.0)], "{echo}");
+        let json = Some("application/json");
+        assert_eq!(relay(403.0, json, Some(r#"{"message":"no access"}"#), Some("CANARY-at-9")), [V::D(1.0)]);
+        // The gateway echoing what qauth sent (the subscription key, the bearer token the request
+        // carried), however it encodes it; or a configured secret.
+        for echo in [
+            "Ocp-Apim-Subscription-Key: CANARY-sk-7",
+            "key=CANARY%2Dsk%2D7",
+            r#"{"k":"CANARY\u002dsk-7"}"#,
+            "pw CANARY-pw-7",
+            "Authorization: Bearer CANARY-at-9",
+            "t=CANARY%2Dat-9",
+        ] {
+            assert_eq!(relay(403.0, json, Some(echo), Some("CANARY-at-9")), [V::D(0.0)], "{echo}");
         }
+        assert_eq!(relay(403.0, Some("text/plain; charset=latin1"), Some("ok"), None), [V::D(0.0)], "never passed on in another charset");
+        // A long ordinary error (64 KiB of JSON-ish text) is within the budget with this short list.
+        let long = "{\"errors\":[".to_string() + &"{\"field\":\"name\",\"message\":\"must not be empty\"},".repeat(1400) + "{}]}";
+        assert!(long.len() > 60_000);
+        assert_eq!(relay(400.0, json, Some(&long), Some("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln")), [V::D(1.0)]);
         let _ = op(FREE, h, T0, &[]);
     }
 

@@ -358,6 +358,13 @@ test("qauth/hono: an API error goes back only when it holds no credential; an ec
   assert.equal(JSON.parse(text).error, "withheld");
   assert.ok(!/CANARY/.test(text), text);
   assert.equal((await emu.stats()).apiFaultsServed, 1, "the echo was served");
+  // The bearer token alone (what the request carried; the subscription key is not in it).
+  await apiFaults({ kind: "echo403bearer" });
+  const bearer = await app.request("/q/checkin/v1/api/events");
+  const bearerText = await bearer.text();
+  assert.deepEqual([bearer.status, JSON.parse(bearerText).error], [403, "withheld"], bearerText);
+  assert.ok(!/CANARY/.test(bearerText), bearerText);
+  assert.equal((await emu.stats()).apiFaultsServed, 2);
   // An error too large to check: withheld too (and not held whole).
   await apiFaults({ kind: "big403", size: 256 * 1024 });
   const big = await app.request("/q/checkin/v1/api/events");
@@ -369,10 +376,14 @@ test("qauth/hono: an API error goes back only when it holds no credential; an ec
 });
 
 test("qauth/hono: wrong arguments are typed AuthErrors (invalid_config), never a crash or an open proxy", async () => {
-  const { qflowProxy, proxyPath } = await import(join(DIR, "node_modules/qauth/hono.js"));
+  const { qflowProxy, proxyPath, relayBody } = await import(join(DIR, "node_modules/qauth/hono.js"));
   const { AuthError } = await import(join(DIR, "node_modules/qauth/node.js"));
-  const auth = { fetch: async () => new Response("CANARY-should-not-be-called") };
-  const bad = [undefined, null, 42, "x", {}, { auth }, { auth: 42, allow: ["GET /a"] }, { auth, allow: [] }, { auth, allow: "GET /a" }, { auth, allow: [42] },
+  const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
+  const b = workerBindings(emu.url);
+  const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: emu.url });
+  // Something with a fetch() that is not a QflowAuth: the proxy could not check what it passes on.
+  const standIn = { fetch: async () => new Response("CANARY-should-not-be-called") };
+  const bad = [undefined, null, 42, "x", {}, { auth }, { auth: 42, allow: ["GET /a"] }, { auth: standIn, allow: ["GET /a"] }, { auth, allow: [] }, { auth, allow: "GET /a" }, { auth, allow: [42] },
     { auth, allow: ["get /a"] }, { auth, allow: ["GET /"] }, { auth, allow: ["GET /a/../b"] }, { auth, allow: ["GET /a"], prefix: "q" }, { auth, allow: ["GET /a"], prefix: "/q/" },
     { auth, allow: ["GET /a"], forwardHeaders: ["cookie"] }, { auth, allow: ["GET /a"], forwardHeaders: ["bad header"] }, { auth, allow: ["GET /a"], scopes: 1 }];
   for (const o of bad) {
@@ -391,4 +402,10 @@ test("qauth/hono: wrong arguments are typed AuthErrors (invalid_config), never a
   assert.throws(() => proxyPath("http://x/q/a", 42), (e) => e instanceof AuthError && e.code === "invalid_config");
   // A good configuration still works after all that.
   assert.equal(typeof qflowProxy({ auth, allow: ["GET /a"] }), "function");
+  // relayBody with the wrong arguments: typed, never a TypeError.
+  for (const [a, r] of [[standIn, new Response("x")], [auth, undefined], [auth, null], [auth, { status: 403 }]]) {
+    const e = await relayBody(a, r).then(() => null, (x) => x);
+    assert.ok(e instanceof AuthError && e.code === "invalid_request", String(e));
+  }
+  auth.free();
 });

@@ -204,8 +204,8 @@ test("restart within the access token's lifetime: the stored access token, no gr
   }
 });
 
-test("exchangeCode through the broker seeds a refresh-only chain every isolate then uses", async () => {
-  await emu.control("reset");
+/** A user's sign-in at the emulator: the `/exchange` route's query (code, verifier, redirect). */
+async function signIn() {
   const { beginAuthorization } = await import("qauth");
   const redirectUri = "http://127.0.0.1:1/callback";
   const { url, state, codeVerifier } = await beginAuthorization({ clientId: CREDS.clientId, redirectUri, identityUrl: emu.url });
@@ -214,9 +214,15 @@ test("exchangeCode through the broker seeds a refresh-only chain every isolate t
   const r = await fetch(emu.url + "/core/connect/authorize", { method: "POST", body: form, redirect: "manual" });
   const code = new URL(r.headers.get("location")).searchParams.get("code");
   assert.ok(code);
+  return new URLSearchParams({ code, verifier: codeVerifier, redirect: redirectUri });
+}
+
+test("exchangeCode through the broker seeds a refresh-only chain every isolate then uses", async () => {
+  await emu.control("reset");
+  const params = await signIn();
+  const code = params.get("code");
   const w = await start();
   try {
-    const params = new URLSearchParams({ code, verifier: codeVerifier, redirect: redirectUri });
     assert.deepEqual(await w.call(0, `/exchange?${params}`), { ok: true });
     // The same code again, from another isolate (a double submit): the broker refuses it unsent
     // (a server that sees a code twice may revoke what it issued for it).
@@ -247,6 +253,33 @@ test("exchangeCode through the broker seeds a refresh-only chain every isolate t
     assert.deepEqual(await w.call(3, "/signed-in"), { status: 200, user: CREDS.joe.username });
   } finally {
     await w.mf.dispose();
+  }
+});
+
+test("after a restart, a lease reaching the object by ID string (not told its name) is still checked against the name it kept", async () => {
+  const persist = mkdtempSync(join(tmpdir(), "qauth-do-"));
+  const evil = encodeURIComponent("http://127.0.0.1:1");
+  try {
+    await emu.control("reset");
+    let w = await start({ persist });
+    try {
+      assert.deepEqual(await w.call(0, `/exchange?${await signIn()}`), { ok: true });
+    } finally {
+      await w.mf.dispose();
+    }
+    w = await start({ persist });
+    try {
+      const before = (await emu.stats()).token.total;
+      const forged = await w.call(1, `/lease-directly?identity=${evil}&byId=1&stale=-1`);
+      assert.equal(forged.error?.code, "invalid_config", JSON.stringify(forged));
+      assert.equal((await emu.stats()).token.total, before, "the refresh token went nowhere");
+      // The same route with the object's own credential is served: it reached that object.
+      assert.deepEqual(await w.call(1, `/lease-directly?identity=${encodeURIComponent(emu.url)}&byId=1&stale=-1`), { token: true });
+    } finally {
+      await w.mf.dispose();
+    }
+  } finally {
+    rmSync(persist, { recursive: true, force: true });
   }
 });
 

@@ -277,6 +277,10 @@ async fn gateway(AxState(st): AxState<Shared>, req: Request<Body>) -> Response {
             );
             return json_resp(StatusCode::FORBIDDEN, json!({ "error": "forbidden", "message": message }));
         }
+        Some(ApiFault::Echo403Bearer) => {
+            let message = format!("refused {}", header_text(&parts.headers, "authorization"));
+            return json_resp(StatusCode::FORBIDDEN, json!({ "error": "forbidden", "message": message }));
+        }
         Some(ApiFault::Big403 { size }) => return streamed(StatusCode::FORBIDDEN, size, "{\"error\":\"forbidden\",\"pad\":\"", b"x", "\"}"),
         None => {}
     }

@@ -54,6 +54,8 @@ pub enum Fault {
 pub enum ApiFault {
     /// 403 whose message repeats the Authorization and Ocp-Apim-Subscription-Key headers.
     Echo403,
+    /// 403 whose message repeats the Authorization header only.
+    Echo403Bearer,
     /// 403 with a streamed body of `size` bytes.
     Big403 { size: usize },
 }
@@ -326,6 +328,7 @@ impl State {
     pub fn set_api_faults(&mut self, v: &Value) -> Result<(), String> {
         let list = fault_list(v, |kind, f| match kind {
             "echo403" => Ok(Some(ApiFault::Echo403)),
+            "echo403bearer" => Ok(Some(ApiFault::Echo403Bearer)),
             "big403" => Ok(Some(ApiFault::Big403 { size: size(f, API_BIG_SIZE) })),
             k => Err(format!("unknown api fault kind {k}")),
         })?;
