@@ -21,8 +21,10 @@ const BROKER_SIDE = Symbol.for("qauth.brokerSide");
 
 /** The storage key of the marker `end()` leaves behind (not a token key: those start with the store key). */
 const ENDED_KEY = "qauth:ended";
-/** The storage key of the object's own name, kept from the first lease that reached it by name. */
+/** The storage key of the object's own name, kept once proven. */
 const NAME_KEY = "qauth:#name";
+/** Keys of the object's own: a client's store (a `storeKey` equal to one) may not touch them. */
+const OWN_KEYS = [ENDED_KEY, NAME_KEY];
 const ENDED = Object.freeze({ code: "invalid_grant", message: "the session was ended" });
 
 /** What names a credential: a change here is another credential, anything else is a setting. */
@@ -31,13 +33,12 @@ const IDENTITY = ["clientId", "clientSecret", "username", "password", "identityU
 export class TokenBroker extends DurableObject {
   #clients = new Map(); // provider -> { key, client, users, drained, release }
   #ended = false; // end() ran: every lease is refused, nothing is written again
-  #name; // the object's name, from the runtime (`ctx.id.name`) or from storage
+  #name; // the object's name, once proven (see #ownName), kept in storage
 
   constructor(ctx, env) {
     super(ctx, env);
     // The marker survives a restart (eviction, deploy): an ended object stays ended. The name
-    // too: an instance reached by ID string (`idFromString`) is not told its name, and still
-    // checks every lease against it.
+    // too: an instance first reached by ID string (`idFromString`) is not told its name.
     ctx.blockConcurrencyWhile(async () => {
       if (await ctx.storage.get(ENDED_KEY)) this.#ended = true;
       const stored = await ctx.storage.get(NAME_KEY);
@@ -45,14 +46,29 @@ export class TokenBroker extends DurableObject {
     });
   }
 
-  /** The object's name, kept once the runtime has said it (only the runtime's word is kept). */
-  async #ownName() {
-    const told = this.ctx.id.name;
-    if (typeof told === "string" && told !== this.#name) {
-      this.#name = told;
-      await this.ctx.storage.put(NAME_KEY, told);
+  /**
+   * The object's own name, proven: the runtime's word (`ctx.id.name`, which workerd gives an
+   * object first reached by name), else the name kept in storage, else `claimed` (the name the
+   * lease says it used) if a Durable Object namespace in this Worker's `env` maps it to this
+   * object's ID. Undefined when nothing proves it: the lease is then refused (never a lease
+   * unchecked). Kept in storage once known.
+   */
+  async #ownName(claimed) {
+    let name = this.ctx.id.name ?? this.#name;
+    if (typeof name !== "string" && typeof claimed === "string") {
+      for (const ns of Object.values(this.env ?? {})) {
+        try {
+          if (typeof ns?.idFromName === "function" && ns.idFromName(claimed).equals(this.ctx.id)) name = claimed;
+        } catch {
+          /* not a namespace */
+        }
+      }
     }
-    return this.#name;
+    if (typeof name === "string" && name !== this.#name) {
+      this.#name = name;
+      await this.ctx.storage.put(NAME_KEY, name);
+    }
+    return name;
   }
 
   /**
@@ -62,10 +78,17 @@ export class TokenBroker extends DurableObject {
    */
   get store() {
     const storage = this.ctx.storage;
+    const own = (key) => {
+      if (OWN_KEYS.includes(key)) throw new Error("a store key the broker keeps for itself");
+    };
     return {
-      get: (key) => storage.get(key),
+      get: async (key) => {
+        own(key);
+        return storage.get(key);
+      },
       put: async (key, value) => {
         if (this.#ended) throw new Error("the session was ended");
+        own(key);
         return storage.put(key, value);
       },
     };
@@ -109,10 +132,10 @@ export class TokenBroker extends DurableObject {
    * secret, a deploy with new settings) replaces it only once no lease is using it: the old
    * client may be mid-refresh, and a new one would read the refresh token it is spending.
    */
-  async #enter({ provider, options }) {
+  async #enter({ name: claimed, provider, options }) {
     const Client = PROVIDERS[provider];
     if (!Client || !options || typeof options !== "object") throw new TypeError("not a lease request");
-    const name = await this.#ownName();
+    const name = await this.#ownName(claimed);
     const key = JSON.stringify(IDENTITY.map((k) => options[k]));
     for (;;) {
       const entry = this.#clients.get(provider);
@@ -126,7 +149,7 @@ export class TokenBroker extends DurableObject {
       }
       // The object's own name: the client refuses options that name another credential, so a
       // lease cannot point this object's tokens at another identity server.
-      const fresh = { key, users: 1, client: new Client({ ...options, store: this.store, [BROKER_SIDE]: name ?? true }) };
+      const fresh = { key, users: 1, client: new Client({ ...options, store: this.store, [BROKER_SIDE]: { name } }) };
       fresh.drained = new Promise((resolve) => (fresh.release = resolve));
       this.#clients.set(provider, fresh);
       return fresh;

@@ -90,14 +90,15 @@ function failureKind(e) {
  * The body as text, read chunk by chunk and abandoned past `cap` bytes (resolves `null`), so an
  * oversized answer is never held whole.
  */
-async function readCapped(response, cap) {
+async function readCapped(response, cap, trustLength = true) {
   // Cancels are not awaited: on a clone (the 403 probe), cancelling one branch of a tee settles
   // only when the other branch is read, which is the caller's business.
   const length = response.headers.get("content-length");
   const declared = Number(length);
   // A declared length within the cap, not compressed (a compressed body's length says nothing
-  // of what it inflates to): the platform reads no more than declared, so read it whole.
-  if (length !== null && declared <= cap && !response.headers.get("content-encoding")) return response.text();
+  // of what it inflates to), on an answer from the network (the platform reads no more than
+  // declared): read it whole.
+  if (trustLength && length !== null && declared <= cap && !response.headers.get("content-encoding")) return response.text();
   if (declared > cap || !response.body) {
     if (response.body) response.body.cancel().catch(() => {});
     return declared > cap ? null : "";
@@ -214,7 +215,7 @@ class Client {
   constructor(op, options) {
     if (!probes.length) probes.push(...one(PROBES));
     const items = new Items();
-    // Inside TokenBroker: true, or the object's name where the runtime tells it (checked by the wasm).
+    // Inside TokenBroker: `{ name }`, the object's own name as it could prove it (checked by the wasm).
     let side;
     try {
       side = Object.getOwnPropertyDescriptor(options, BROKER_SIDE)?.value;
@@ -222,7 +223,7 @@ class Client {
       /* not an object: the wasm says so */
     }
     items.num(side ? 1 : 0);
-    if (side) items.value(typeof side === "string" ? side : undefined);
+    if (side) items.value(side.name);
     const seen = items.record(options);
     const [h, flags, timeout, stall] = one(op, 0, items);
     this.#h = h;
@@ -522,7 +523,8 @@ class Client {
 
   /** One lease from the broker: `[L, name, timeout, provider, stale, ...option pairs]`, `[x, code, verifier, redirectUri]`. */
   async #lease(id, [, name, timeout, provider, stale, ...fields], exchange) {
-    const request = { provider, options: Object.fromEntries(pairsOf(fields, 0)) };
+    // The object's name goes along: the object checks it is its own, and the options name it.
+    const request = { name, provider, options: Object.fromEntries(pairsOf(fields, 0)) };
     if (stale !== undefined) request.stale = stale;
     if (exchange) request.exchange = { code: exchange[1], codeVerifier: exchange[2], redirectUri: exchange[3] };
     const answer = await brokerLease(this.#broker, name, request, timeout);
@@ -635,11 +637,13 @@ export class QflowAuth extends Client {
   async [RELAY_BODY](response) {
     if (!(response instanceof Response)) throw fail(NOT_A_RESPONSE);
     const type = response.headers.get("content-type");
-    const [cap] = this[ONE](RELAY, new Items().num(response.status).value(type).missing());
+    const sent = this.#sentWith.get(response);
+    const [cap] = this[ONE](RELAY, new Items().num(response.status).value(type).value(sent).missing());
     if (cap === 0) return { body: response.body };
     let text = null;
     try {
-      if (cap > 0) text = await readCapped(response, cap);
+      // Chunk by chunk whatever its Content-Length says (a Response made by hand may lie).
+      if (cap > 0) text = await readCapped(response, cap, false);
     } catch {
       /* unreadable: not passed on */
     }
@@ -647,7 +651,7 @@ export class QflowAuth extends Client {
       response.body?.cancel().catch(() => {});
       return null;
     }
-    const [ok] = this[ONE](RELAY, new Items().num(response.status).value(type).str(text).value(this.#sentWith.get(response)));
+    const [ok] = this[ONE](RELAY, new Items().num(response.status).value(type).value(sent).str(text));
     return ok ? { body: text } : null;
   }
 

@@ -71,16 +71,20 @@ function answer(status, code, message, hint, extra) {
  * or null. A success streams on as it is; an error's body is read first (up to 64 KiB) and passed
  * on only if it holds neither the access token the request carried nor a configured secret: a
  * gateway that echoes the request's headers in an error would otherwise hand its caller the
- * bearer token and subscription key. A larger or unreadable error, or one in another charset
- * than UTF-8, passes no body on.
+ * bearer token and subscription key. A larger or unreadable error, one in another charset than
+ * UTF-8, or one that is not `auth.fetch()`'s own answer (a clone: what its request carried is
+ * not known) passes no body on.
  * `qflowProxy` uses it; exported for proxies of one's own (the demo's BFF uses it).
  */
 export async function relayBody(auth, response) {
-  const check = qflowAuth(auth) ? auth[RELAY_BODY] : undefined;
-  if (typeof check !== "function") {
-    throw new AuthError("invalid_request", "relayBody(auth, response) takes the QflowAuth client whose fetch() answered", "Pass the client the response came from.", false);
+  const notAClient = () => new AuthError("invalid_request", "relayBody(auth, response) takes the QflowAuth client whose fetch() answered", "Pass the client the response came from.", false);
+  if (!qflowAuth(auth)) throw notAClient();
+  try {
+    return await Reflect.apply(auth[RELAY_BODY], auth, [response]);
+  } catch (e) {
+    // Something shaped like a client that is not one (a Proxy, a borrowed method).
+    throw e instanceof AuthError ? e : notAClient();
   }
-  return Reflect.apply(check, auth, [response]);
 }
 
 /** A QflowAuth client (of any of the package's entries): it has `fetch()` and the check above. */

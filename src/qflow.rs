@@ -206,17 +206,16 @@ impl QflowConfig {
         &self.client_secret
     }
 
-    /// Whether an API error's body, read whole, may go on to a proxy's caller: UTF-8, and holding
+    /// Whether an API error's body, read whole, may go on to a proxy's caller: UTF-8 without NUL
+    /// (a body in UTF-16 without its charset said reads with one between characters), holding
     /// neither the access token its request carried (`sent`) nor a configured secret, in any
     /// encoding redaction reads. Nothing else is sent to the API, and a short list keeps a 64 KiB
     /// body within the redaction budget.
     #[inline(never)]
-    pub fn relayable(&self, body: &str, content_type: Option<&str>, sent: Option<&Secret>) -> bool {
+    pub fn relayable(&self, body: &str, content_type: Option<&str>, sent: &Secret) -> bool {
         let mut credentials = Redactor::new(&self.secrets());
-        if let Some(t) = sent {
-            credentials.add(t);
-        }
-        content_type.map_or(true, crate::http::utf8_body) && !credentials.contains(body)
+        credentials.add(sent);
+        content_type.map_or(true, crate::http::utf8_body) && body.bytes().all(|b| b != 0) && !credentials.contains(body)
     }
 
     /// Every configured secret, for redaction of server text.
@@ -357,16 +356,20 @@ pub const MAX_RELAY_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, PartialEq)]
 pub enum Relay {
     Stream,
-    /// In a charset other than UTF-8: what would be checked is not what its reader sees.
+    /// Not knowing which token the request carried (not an answer of this client's `fetch()`: a
+    /// clone, another client's), or in a charset other than UTF-8 (what would be checked is not
+    /// what its reader sees).
     Withhold,
     /// Read up to this many bytes, then check.
     Read(usize),
 }
 
-pub fn relay(status: u16, content_type: Option<&str>) -> Relay {
+/// What to do with the body of an answer of `status`; `sent_known`: the token its request
+/// carried is known.
+pub fn relay(status: u16, content_type: Option<&str>, sent_known: bool) -> Relay {
     if (200..300).contains(&status) || status == 304 {
         Relay::Stream
-    } else if content_type.is_some_and(|t| !crate::http::utf8_body(t)) {
+    } else if !sent_known || content_type.is_some_and(|t| !crate::http::utf8_body(t)) {
         Relay::Withhold
     } else {
         Relay::Read(MAX_RELAY_BODY_BYTES)

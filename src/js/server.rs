@@ -232,8 +232,8 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
 #[inline(never)]
 fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let broker_side = items.num()? == Some(1.0);
-    // Inside the broker: the object's name, where the runtime tells it.
-    let object = if broker_side { items.str()? } else { None };
+    // Inside the broker: the object's own name, as it could prove it (`M`: it could not).
+    let object = if broker_side { Some(items.str()?) } else { None };
     let (what, known) = match qflow {
         true => ("QflowAuth options", crate::qflow::OPTIONS),
         false => ("QpienAuth options", crate::qpien::OPTIONS),
@@ -305,13 +305,23 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         Provider::Qpien { cfg } => (cfg.refresh_skew_s, cfg.broker_name()),
     };
     // A lease whose options name another credential than the object it reached (the object is
-    // named for provider, identity server or endpoint, client and store key): refused, so no
-    // caller can have this object's refresh token sent elsewhere or its tokens handed out.
-    if object.is_some_and(|o| o != name) {
-        return Err(AuthError::new(
-            ErrorCode::InvalidConfig,
-            "a lease's identityUrl or endpoint, clientId and storeKey name another credential than the token broker object it reached",
-        ));
+    // named for provider, identity server or endpoint, client and store key), or reaching an
+    // object that cannot prove its name: refused, so no caller can have this object's refresh
+    // token sent elsewhere or its tokens handed out.
+    match object {
+        Some(None) => {
+            return Err(AuthError::new(
+                ErrorCode::InvalidConfig,
+                "the token broker object cannot prove its name: bind its namespace in the Worker that exports TokenBroker",
+            ))
+        }
+        Some(Some(o)) if o != name => {
+            return Err(AuthError::new(
+                ErrorCode::InvalidConfig,
+                "a lease's identityUrl or endpoint, clientId and storeKey name another credential than the token broker object it reached",
+            ))
+        }
+        _ => {}
     }
     let client = Client {
         p,
@@ -679,9 +689,9 @@ fn event(out: &mut Out, e: Event) {
 /// and resend, 2 read the 403 body, no more than the number that follows), `API_GATE` (the 403 body, whether for `commsAccess`: `R`
 /// with nothing, or 1 + reason for a disabled Comms API; a gate otherwise is its `E`),
 /// `COMMS_URL` (the event ID), `COMMS_STATUS` (the probe's status), `RELAY` (for a proxy passing
-/// an API answer on to its own caller: status, content type and `M` → 0 pass the body on as it
-/// streams, -1 not at all, else the number of bytes to read first; status, content type, that
-/// text and the access token the request carried (`M`: unknown) → 1 it may go on, 0 not).
+/// an API answer on to its own caller: status, content type, the access token the request
+/// carried (`M`: unknown) and `M` → 0 pass the body on as it streams, -1 not at all, else the
+/// number of bytes to read first; the same with that text → 1 it may go on, 0 not).
 fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let Provider::Qflow { cfg, .. } = &c.p else { return Err(bad_input()) };
     match op {
@@ -718,17 +728,15 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
         RELAY => {
             let status = items.num()?.unwrap_or(0.0) as u16;
             let content_type = items.str()?;
-            let n = match items.str()? {
-                None => match relay(status, content_type.as_deref()) {
+            let sent = items.str()?.map(Secret::new);
+            let n = match (items.str()?, &sent) {
+                (Some(body), Some(sent)) => f64::from(u8::from(cfg.relayable(&body, content_type.as_deref(), sent))),
+                (Some(_), None) => 0.0,
+                (None, _) => match relay(status, content_type.as_deref(), sent.is_some()) {
                     Relay::Stream => 0.0,
                     Relay::Withhold => -1.0,
                     Relay::Read(n) => n as f64,
                 },
-                Some(body) => {
-                    // Not an answer of this client's `fetch()`: the token it holds now.
-                    let sent = items.str()?.map(Secret::new).or_else(|| c.cache.token().map(|t| t.access.clone()));
-                    f64::from(u8::from(cfg.relayable(&body, content_type.as_deref(), sent.as_ref())))
-                }
             };
             out.kind(b'R').num(n);
         }
@@ -938,30 +946,35 @@ mod tests {
         let _s = serial();
         let h = qflow(false);
         let opt = |v: Option<&str>| v.map_or(it(b'M', b""), s);
-        let relay = |status: f64, ct: Option<&str>, body: Option<&str>, token: Option<&str>| {
-            let mut items = vec![d(status), opt(ct), opt(body)];
-            if body.is_some() {
-                items.push(opt(token));
-            }
-            match &op(RELAY, h, T0, &items)[..] {
-                [(b'R', v)] => v.clone(),
-                r => panic!("{r:?}"),
-            }
+        let relay = |status: f64, ct: Option<&str>, token: Option<&str>, body: Option<&str>| match &op(
+            RELAY,
+            h,
+            T0,
+            &[d(status), opt(ct), opt(token), opt(body)],
+        )[..]
+        {
+            [(b'R', v)] => v.clone(),
+            r => panic!("{r:?}"),
         };
+        let (sent, read) = (Some("CANARY-at-9"), [V::D(crate::qflow::MAX_RELAY_BODY_BYTES as f64)]);
         for ok in [200.0, 204.0, 299.0, 304.0] {
-            assert_eq!(relay(ok, None, None, None), [V::D(0.0)], "{ok}: streams on as it is");
+            assert_eq!(relay(ok, None, sent, None), [V::D(0.0)], "{ok}: streams on as it is");
             assert_eq!(relay(ok, Some("text/plain; charset=utf-16"), None, None), [V::D(0.0)], "{ok}: not read at all");
         }
         for err in [400.0, 401.0, 403.0, 404.0, 500.0, 502.0] {
-            assert_eq!(relay(err, None, None, None), [V::D(crate::qflow::MAX_RELAY_BODY_BYTES as f64)], "{err}: read first");
-            assert_eq!(relay(err, Some("application/json; charset=utf-8"), None, None), [V::D(crate::qflow::MAX_RELAY_BODY_BYTES as f64)]);
+            assert_eq!(relay(err, None, sent, None), read, "{err}: read first");
+            assert_eq!(relay(err, Some("application/json; charset=utf-8"), sent, None), read);
             // What is checked as UTF-8 must be what its reader sees: another charset is not passed on.
-            assert_eq!(relay(err, Some("application/json; charset=UTF-16"), None, None), [V::D(-1.0)], "{err}");
+            assert_eq!(relay(err, Some("application/json; charset=UTF-16"), sent, None), [V::D(-1.0)], "{err}");
+            // Not knowing what the request carried (a clone, another client's answer): not passed on.
+            assert_eq!(relay(err, None, None, None), [V::D(-1.0)], "{err}");
         }
         let json = Some("application/json");
-        assert_eq!(relay(403.0, json, Some(r#"{"message":"no access"}"#), Some("CANARY-at-9")), [V::D(1.0)]);
+        assert_eq!(relay(403.0, json, sent, Some(r#"{"message":"no access"}"#)), [V::D(1.0)]);
+        assert_eq!(relay(403.0, json, None, Some(r#"{"message":"no access"}"#)), [V::D(0.0)]);
         // The gateway echoing what qauth sent (the subscription key, the bearer token the request
-        // carried), however it encodes it; or a configured secret.
+        // carried), however it encodes it; or a configured secret; or in UTF-16 said to be UTF-8.
+        let utf16: String = "key CANARY-sk-7".chars().flat_map(|c| [c, '\0']).collect();
         for echo in [
             "Ocp-Apim-Subscription-Key: CANARY-sk-7",
             "key=CANARY%2Dsk%2D7",
@@ -969,14 +982,15 @@ mod tests {
             "pw CANARY-pw-7",
             "Authorization: Bearer CANARY-at-9",
             "t=CANARY%2Dat-9",
+            &utf16,
         ] {
-            assert_eq!(relay(403.0, json, Some(echo), Some("CANARY-at-9")), [V::D(0.0)], "{echo}");
+            assert_eq!(relay(403.0, json, sent, Some(echo)), [V::D(0.0)], "{echo}");
         }
-        assert_eq!(relay(403.0, Some("text/plain; charset=latin1"), Some("ok"), None), [V::D(0.0)], "never passed on in another charset");
+        assert_eq!(relay(403.0, Some("text/plain; charset=latin1"), sent, Some("ok")), [V::D(0.0)], "never passed on in another charset");
         // A long ordinary error (64 KiB of JSON-ish text) is within the budget with this short list.
         let long = "{\"errors\":[".to_string() + &"{\"field\":\"name\",\"message\":\"must not be empty\"},".repeat(1400) + "{}]}";
         assert!(long.len() > 60_000);
-        assert_eq!(relay(400.0, json, Some(&long), Some("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln")), [V::D(1.0)]);
+        assert_eq!(relay(400.0, json, Some("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"), Some(&long)), [V::D(1.0)]);
         let _ = op(FREE, h, T0, &[]);
     }
 
@@ -1172,13 +1186,14 @@ mod tests {
             items.extend(opts(identity));
             op(NEW_QFLOW, 0, T0, &items)
         };
-        // The object's own credential, or a runtime that does not say the object's name: a client.
-        for object in [s(ours), it(b'M', b"")] {
-            let r = new(object, "http://127.0.0.1:9");
-            assert_eq!(kinds(&r), "R", "{r:?}");
-            let V::D(h) = r[0].1[0] else { panic!() };
-            let _ = op(FREE, h as u32, T0, &[]);
-        }
+        // The object's own credential: a client.
+        let r = new(s(ours), "http://127.0.0.1:9");
+        assert_eq!(kinds(&r), "R", "{r:?}");
+        let V::D(h) = r[0].1[0] else { panic!() };
+        let _ = op(FREE, h as u32, T0, &[]);
+        // An object that cannot prove its name checks nothing: it serves no lease.
+        let r = new(it(b'M', b""), "http://127.0.0.1:9");
+        assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("invalid_config".into())), "{r:?}");
         // The same object reached with another identity server (its refresh token would go there).
         let r = new(s(ours), "http://127.0.0.1:8");
         assert_eq!((kinds(&r), &r[0].1[0]), ("E".into(), &V::S("invalid_config".into())), "{r:?}");

@@ -338,7 +338,7 @@ test("qauth/hono: an API redirect is 502, never relayed; only body and caching h
 
 test("qauth/hono: an API error goes back only when it holds no credential; an echo of the headers qauth sent is withheld", async () => {
   const { Hono } = await import("hono");
-  const { qflowProxy } = await import(join(DIR, "node_modules/qauth/hono.js"));
+  const { qflowProxy, relayBody } = await import(join(DIR, "node_modules/qauth/hono.js"));
   const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
   const b = workerBindings(emu.url);
   const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: emu.url });
@@ -365,6 +365,15 @@ test("qauth/hono: an API error goes back only when it holds no credential; an ec
   assert.deepEqual([bearer.status, JSON.parse(bearerText).error], [403, "withheld"], bearerText);
   assert.ok(!/CANARY/.test(bearerText), bearerText);
   assert.equal((await emu.stats()).apiFaultsServed, 2);
+  // A proxy of one's own: fetch()'s answer is checked against the token its request carried,
+  // also once that token is dropped; a clone (what its request carried is unknown) is not passed on.
+  await apiFaults({ kind: "echo403bearer" });
+  const r = await auth.fetch("/checkin/v1/api/events");
+  auth.invalidate();
+  assert.equal(await relayBody(auth, r.clone()), null, "a clone");
+  assert.equal(await relayBody(auth, r), null, "the echo of a token dropped since");
+  const fine = await auth.fetch("/checkin/v1/api/nope");
+  assert.deepEqual(JSON.parse((await relayBody(auth, fine)).body), { statusCode: 404, message: "Resource not found" });
   // An error too large to check: withheld too (and not held whole).
   await apiFaults({ kind: "big403", size: 256 * 1024 });
   const big = await app.request("/q/checkin/v1/api/events");

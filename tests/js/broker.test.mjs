@@ -8,13 +8,28 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
+import { createServer } from "node:http";
+import { once } from "node:events";
 import { startEmulator, bundleWorker, workerBindings, CREDS, ROOT, sleep, assertNoCanary } from "./helpers.mjs";
 
 const K = 4;
 let emu, dir, brokerScript, appScript;
+/** A server on 127.0.0.1 that records what is sent to it: where a forged lease would send the refresh token. */
+let elsewhere;
+const received = [];
 
 before(async () => {
   emu = await startEmulator();
+  elsewhere = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      received.push(`${req.method} ${req.url} ${body}`);
+      res.writeHead(400, { "content-type": "application/json" }).end('{"error":"invalid_client"}');
+    });
+  });
+  elsewhere.listen(0, "127.0.0.1");
+  await once(elsewhere, "listening");
   dir = mkdtempSync(join(tmpdir(), "qauth-broker-"));
   brokerScript = await bundleWorker(join(ROOT, "tests/workers/broker.js"), join(dir, "broker"));
   appScript = await bundleWorker(join(ROOT, "tests/workers/broker-app.js"), join(dir, "app"));
@@ -22,6 +37,7 @@ before(async () => {
 
 after(async () => {
   await emu?.stop();
+  elsewhere?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -204,6 +220,9 @@ test("restart within the access token's lifetime: the stored access token, no gr
   }
 });
 
+/** The other server, as a lease's identityUrl (URL-encoded for a query). */
+const evil = () => encodeURIComponent(`http://127.0.0.1:${elsewhere.address().port}`);
+
 /** A user's sign-in at the emulator: the `/exchange` route's query (code, verifier, redirect). */
 async function signIn() {
   const { beginAuthorization } = await import("qauth");
@@ -240,10 +259,9 @@ test("exchangeCode through the broker seeds a refresh-only chain every isolate t
     assert.deepEqual(await w.call(2, `/lease-directly?identity=${encodeURIComponent(emu.url)}&stale=-1`), { token: true });
     // ... with another identity server, refused before anything is read or sent: the object's
     // refresh token never goes there.
-    const before = (await emu.stats()).token.total;
-    const forged = await w.call(2, `/lease-directly?identity=${encodeURIComponent("http://127.0.0.1:1")}&stale=-1`);
+    const forged = await w.call(2, `/lease-directly?identity=${evil()}&stale=-1`);
     assert.equal(forged.error?.code, "invalid_config", JSON.stringify(forged));
-    assert.equal((await emu.stats()).token.total, before, "nothing was sent for the refused lease");
+    assert.deepEqual(received, [], "nothing went to the other server");
     // ... with another client secret: not handed the stored access token (it belongs to the
     // secret that obtained it); it has to ask the identity server, which refuses that secret.
     const wrong = await w.call(2, `/lease-directly?identity=${encodeURIComponent(emu.url)}&secret=CANARY-not-the-secret&stale=-1`);
@@ -258,7 +276,6 @@ test("exchangeCode through the broker seeds a refresh-only chain every isolate t
 
 test("after a restart, a lease reaching the object by ID string (not told its name) is still checked against the name it kept", async () => {
   const persist = mkdtempSync(join(tmpdir(), "qauth-do-"));
-  const evil = encodeURIComponent("http://127.0.0.1:1");
   try {
     await emu.control("reset");
     let w = await start({ persist });
@@ -269,10 +286,9 @@ test("after a restart, a lease reaching the object by ID string (not told its na
     }
     w = await start({ persist });
     try {
-      const before = (await emu.stats()).token.total;
-      const forged = await w.call(1, `/lease-directly?identity=${evil}&byId=1&stale=-1`);
+      const forged = await w.call(1, `/lease-directly?identity=${evil()}&byId=1&stale=-1`);
       assert.equal(forged.error?.code, "invalid_config", JSON.stringify(forged));
-      assert.equal((await emu.stats()).token.total, before, "the refresh token went nowhere");
+      assert.deepEqual(received, [], "the refresh token went nowhere");
       // The same route with the object's own credential is served: it reached that object.
       assert.deepEqual(await w.call(1, `/lease-directly?identity=${encodeURIComponent(emu.url)}&byId=1&stale=-1`), { token: true });
     } finally {
@@ -280,6 +296,28 @@ test("after a restart, a lease reaching the object by ID string (not told its na
     }
   } finally {
     rmSync(persist, { recursive: true, force: true });
+  }
+});
+
+test("an object first woken by ID string (not told its name) proves the name a lease claims, or serves nothing", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    // The very first contact, by ID, claiming a name that is not the object's: nothing proves
+    // what the object is, so it serves nothing.
+    const wrong = await w.call(1, `/lease-directly?identity=${encodeURIComponent(emu.url)}&byId=1&claim=qflow%7Cx%7Cy%7Cz%7C&stale=-1`);
+    assert.equal(wrong.error?.code, "invalid_config", JSON.stringify(wrong));
+    assert.match(wrong.error.message, /cannot prove its name/);
+    // By ID, forged: the claimed name is the object's (its namespace says so, and it is kept),
+    // the options name another identity server.
+    const forged = await w.call(1, `/lease-directly?identity=${evil()}&byId=1&stale=-1`);
+    assert.equal(forged.error?.code, "invalid_config", JSON.stringify(forged));
+    assert.match(forged.error.message, /name another credential/);
+    assert.deepEqual(received, [], "nothing went to the other server");
+    // Its own credential, by ID as well: served (a password grant: nothing was stored yet).
+    assert.deepEqual(await w.call(1, `/lease-directly?identity=${encodeURIComponent(emu.url)}&byId=1&stale=-1&password=1`), { token: true });
+  } finally {
+    await w.mf.dispose();
   }
 });
 

@@ -77,7 +77,8 @@ export default {
           // `byId`: by its ID string, as code that stored the ID would (the object is not told its name).
           const stub = env.TOKEN_BROKER.get(q("byId") ? env.TOKEN_BROKER.idFromString(id.toString()) : id);
           const options = { clientId: env.QFLOW_CLIENT_ID, clientSecret: q("secret") ?? env.QFLOW_CLIENT_SECRET, identityUrl: q("identity"), storeKey: "signed-in", username: env.QFLOW_USERNAME };
-          const r = await stub.lease({ provider: "qflow", options, stale: Number(q("stale")) });
+          if (q("password")) options.password = env.QFLOW_PASSWORD;
+          const r = await stub.lease({ name: q("claim") ?? name, provider: "qflow", options, stale: Number(q("stale")) });
           return Response.json(r.token ? { token: true } : r);
         }
         case "/signed-in": {
