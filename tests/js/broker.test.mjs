@@ -316,6 +316,11 @@ test("an object first woken by ID string (not told its name) proves the name a l
     assert.deepEqual(received, [], "nothing went to the other server");
     // Its own credential, by ID as well: served (a password grant: nothing was stored yet).
     assert.deepEqual(await w.call(1, `/lease-directly?identity=${encodeURIComponent(emu.url)}&byId=1&stale=-1&password=1`), { token: true });
+    // A store key that is one of the object's own storage keys: refused, the key untouched.
+    for (const key of ["qauth:#name", "qauth:ended"]) {
+      const own = await w.call(2, `/lease-directly?identity=${encodeURIComponent(emu.url)}&key=${encodeURIComponent(key)}&stale=-1&password=1`);
+      assert.equal(own.error?.code, "store_failed", JSON.stringify(own));
+    }
   } finally {
     await w.mf.dispose();
   }

@@ -72,11 +72,12 @@ export default {
         }
         case "/lease-directly": {
           // Code holding the binding leases the "signed-in" object itself, with options of its own.
-          const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|signed-in|`;
+          const storeKey = q("key") ?? "signed-in";
+          const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|${storeKey}|`;
           const id = env.TOKEN_BROKER.idFromName(name);
           // `byId`: by its ID string, as code that stored the ID would (the object is not told its name).
           const stub = env.TOKEN_BROKER.get(q("byId") ? env.TOKEN_BROKER.idFromString(id.toString()) : id);
-          const options = { clientId: env.QFLOW_CLIENT_ID, clientSecret: q("secret") ?? env.QFLOW_CLIENT_SECRET, identityUrl: q("identity"), storeKey: "signed-in", username: env.QFLOW_USERNAME };
+          const options = { clientId: env.QFLOW_CLIENT_ID, clientSecret: q("secret") ?? env.QFLOW_CLIENT_SECRET, identityUrl: q("identity"), storeKey, username: env.QFLOW_USERNAME };
           if (q("password")) options.password = env.QFLOW_PASSWORD;
           const r = await stub.lease({ name: q("claim") ?? name, provider: "qflow", options, stale: Number(q("stale")) });
           return Response.json(r.token ? { token: true } : r);
