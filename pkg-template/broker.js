@@ -58,7 +58,9 @@ export class TokenBroker extends DurableObject {
     if (typeof name !== "string" && typeof claimed === "string") {
       for (const ns of Object.values(this.env ?? {})) {
         try {
-          if (typeof ns?.idFromName === "function" && ns.idFromName(claimed).equals(this.ctx.id)) name = claimed;
+          // The runtime's own `equals`, and a real `true`: any binding with an `idFromName` (a
+          // service binding, ASSETS) answers with something of its own, never a DurableObjectId.
+          if (typeof ns?.idFromName === "function" && this.ctx.id.equals(ns.idFromName(claimed)) === true) name = claimed;
         } catch {
           /* not a namespace */
         }

@@ -630,7 +630,7 @@ export class QflowAuth extends Client {
   }
 
   /**
-   * For qauth/hono's `relayBody`: `{ body }` of an API answer a proxy may pass on to its own
+   * For qauth/hono's `relayBody`: `{ body, checked }` of an API answer a proxy may pass on to its own
    * caller, or null. The wasm says which answers stream on as they are and how much of any other
    * to read; what was read goes on only if it holds no credential this client holds or has seen.
    */
@@ -639,7 +639,7 @@ export class QflowAuth extends Client {
     const type = response.headers.get("content-type");
     const sent = this.#sentWith.get(response);
     const [cap] = this[ONE](RELAY, new Items().num(response.status).value(type).value(sent).missing());
-    if (cap === 0) return { body: response.body };
+    if (cap === 0) return { body: response.body, checked: false };
     let text = null;
     try {
       // Chunk by chunk whatever its Content-Length says (a Response made by hand may lie).
@@ -652,7 +652,7 @@ export class QflowAuth extends Client {
       return null;
     }
     const [ok] = this[ONE](RELAY, new Items().num(response.status).value(type).value(sent).str(text));
-    return ok ? { body: text } : null;
+    return ok ? { body: text, checked: true } : null;
   }
 
   /** Exchanges an authorization code (with its PKCE verifier) for tokens; with a broker, the broker does. */

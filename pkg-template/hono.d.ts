@@ -41,10 +41,11 @@ export function proxyPath(url: string, prefix: string): { encoded: string; decod
 
 /**
  * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller:
- * `{ body }`, or `null`. A success streams on as it is; an error's body is read first (up to
- * 64 KiB, UTF-8) and passed on only if it holds neither the access token the request carried nor
- * a configured secret (a gateway echoing the request's headers). `qflowProxy` answers
- * `{ error: "withheld" }` (the API's status) where this is `null`. Throws `invalid_request` when
- * `auth` is not a QflowAuth or `response` not a Response.
+ * `{ body, checked }`, or `null`. A success streams on as it is (`checked: false`); an error's
+ * body (JSON or plain text in UTF-8, up to 64 KiB, from `auth.fetch()` itself) is read and passed
+ * on only if it holds neither the access token its request carried nor a configured secret (a
+ * gateway echoing the request's headers): `checked: true`, and pass back no header of it but its
+ * type. `qflowProxy` answers `{ error: "withheld" }` (the API's status) where this is `null`.
+ * Throws `invalid_request` when `auth` is not a QflowAuth or `response` not a Response.
  */
-export function relayBody(auth: QflowAuth, response: Response): Promise<{ body: ReadableStream<Uint8Array> | string | null } | null>;
+export function relayBody(auth: QflowAuth, response: Response): Promise<{ body: ReadableStream<Uint8Array> | string | null; checked: boolean } | null>;

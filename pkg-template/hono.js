@@ -67,13 +67,14 @@ function answer(status, code, message, hint, extra) {
 }
 
 /**
- * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller: `{ body }`,
- * or null. A success streams on as it is; an error's body is read first (up to 64 KiB) and passed
+ * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller:
+ * `{ body, checked }`, or null (`checked`: an error's body, read and checked; its headers were not). A success streams on as it is; an error's body is read first (up to 64 KiB) and passed
  * on only if it holds neither the access token the request carried nor a configured secret: a
  * gateway that echoes the request's headers in an error would otherwise hand its caller the
  * bearer token and subscription key. A larger or unreadable error, one in another charset than
- * UTF-8, or one that is not `auth.fetch()`'s own answer (a clone: what its request carried is
- * not known) passes no body on.
+ * UTF-8, one that is not JSON or plain text (HTML and XML spell characters by reference), or one
+ * that is not `auth.fetch()`'s own answer (a clone: what its request carried is not known)
+ * passes no body on.
  * `qflowProxy` uses it; exported for proxies of one's own (the demo's BFF uses it).
  */
 export async function relayBody(auth, response) {
@@ -184,11 +185,13 @@ export function qflowProxy(options) {
       await upstream.body?.cancel().catch(() => {});
       return answer(upstream.status >= 400 ? upstream.status : 502, "withheld", "The API's answer to this call is not passed on (too large to check, or it held a credential of this server's).");
     }
+    // An error's headers are not checked as its body was: only its type goes back with it. The
+    // reason phrase never does (a gateway may echo there too; the runtime writes the standard one).
     const out = new Headers();
-    for (const k of PASS_BACK) {
+    for (const k of relayed.checked ? ["content-type"] : PASS_BACK) {
       const v = upstream.headers.get(k);
       if (v !== null) out.set(k, v);
     }
-    return new Response(relayed.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
+    return new Response(relayed.body, { status: upstream.status, headers: out });
   };
 }

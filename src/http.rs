@@ -121,10 +121,21 @@ pub fn percent_unit(s: &[u8], plus_space: bool) -> Option<(u8, usize)> {
     })
 }
 
+/// Whether an answer of this `Content-Type` can be checked for credentials as the text it is:
+/// JSON (`application/json`, `application/…+json`) or `text/plain`, in UTF-8. HTML and XML are
+/// not (a character reference spells a character the check does not see), nor is an answer that
+/// says nothing (a browser may sniff it as HTML).
+pub fn checkable_text(content_type: &str) -> bool {
+    let media = content_type.as_bytes().split(|c| *c == b';').next().unwrap_or_default().trim_ascii();
+    let suffix = media.get(media.len().saturating_sub(5)..).unwrap_or_default();
+    let json = media.eq_ignore_ascii_case(b"application/json") || (media.starts_with(b"application/") && suffix.eq_ignore_ascii_case(b"+json"));
+    (json || media.eq_ignore_ascii_case(b"text/plain")) && utf8_body(content_type)
+}
+
 /// Whether a `Content-Type` says the body is UTF-8: no `charset` parameter (JSON and most text
 /// default to it), or `utf-8`. What is read as UTF-8 and checked must be what goes on: a body in
 /// another charset would be checked as something else than what its reader sees.
-pub fn utf8_body(content_type: &str) -> bool {
+fn utf8_body(content_type: &str) -> bool {
     // By bytes: `str` patterns and trimming would link searchers and Unicode tables. RFC 9110
     // §5.6.6 allows no white space around a parameter's `=`.
     content_type.as_bytes().split(|c| *c == b';').skip(1).all(|p| {
@@ -284,6 +295,26 @@ pub fn origin(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_and_plain_text_in_utf8_can_be_checked() {
+        for ct in ["application/json", "Application/JSON; charset=utf-8", "application/problem+json", "text/plain", " text/plain ; charset=\"utf-8\""] {
+            assert!(checkable_text(ct), "{ct}");
+        }
+        for ct in [
+            "",
+            "text/html",
+            "text/html; charset=utf-8",
+            "application/xml",
+            "application/json; charset=utf-16",
+            "image/svg+xml",
+            "+json",
+            "text/plain2",
+            "application/jsonx",
+        ] {
+            assert!(!checkable_text(ct), "{ct}");
+        }
+    }
 
     #[test]
     fn a_body_is_utf8_unless_its_charset_says_otherwise() {

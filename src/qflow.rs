@@ -206,8 +206,9 @@ impl QflowConfig {
         &self.client_secret
     }
 
-    /// Whether an API error's body, read whole, may go on to a proxy's caller: UTF-8 without NUL
-    /// (a body in UTF-16 without its charset said reads with one between characters), holding
+    /// Whether an API error's body, read whole, may go on to a proxy's caller: checkable text
+    /// (`http::checkable_text`) without NUL (UTF-16 said to be UTF-8 reads with one between
+    /// characters), holding
     /// neither the access token its request carried (`sent`) nor a configured secret, in any
     /// encoding redaction reads. Nothing else is sent to the API, and a short list keeps a 64 KiB
     /// body within the redaction budget.
@@ -215,7 +216,7 @@ impl QflowConfig {
     pub fn relayable(&self, body: &str, content_type: Option<&str>, sent: &Secret) -> bool {
         let mut credentials = Redactor::new(&self.secrets());
         credentials.add(sent);
-        content_type.map_or(true, crate::http::utf8_body) && body.bytes().all(|b| b != 0) && !credentials.contains(body)
+        content_type.is_some_and(crate::http::checkable_text) && body.bytes().all(|b| b != 0) && !credentials.contains(body)
     }
 
     /// Every configured secret, for redaction of server text.
@@ -357,8 +358,8 @@ pub const MAX_RELAY_BODY_BYTES: usize = 64 * 1024;
 pub enum Relay {
     Stream,
     /// Not knowing which token the request carried (not an answer of this client's `fetch()`: a
-    /// clone, another client's), or in a charset other than UTF-8 (what would be checked is not
-    /// what its reader sees).
+    /// clone, another client's), or not text the check reads as its reader will
+    /// (`http::checkable_text`).
     Withhold,
     /// Read up to this many bytes, then check.
     Read(usize),
@@ -369,7 +370,7 @@ pub enum Relay {
 pub fn relay(status: u16, content_type: Option<&str>, sent_known: bool) -> Relay {
     if (200..300).contains(&status) || status == 304 {
         Relay::Stream
-    } else if !sent_known || content_type.is_some_and(|t| !crate::http::utf8_body(t)) {
+    } else if !sent_known || !content_type.is_some_and(crate::http::checkable_text) {
         Relay::Withhold
     } else {
         Relay::Read(MAX_RELAY_BODY_BYTES)

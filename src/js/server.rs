@@ -962,12 +962,16 @@ mod tests {
             assert_eq!(relay(ok, Some("text/plain; charset=utf-16"), None, None), [V::D(0.0)], "{ok}: not read at all");
         }
         for err in [400.0, 401.0, 403.0, 404.0, 500.0, 502.0] {
-            assert_eq!(relay(err, None, sent, None), read, "{err}: read first");
-            assert_eq!(relay(err, Some("application/json; charset=utf-8"), sent, None), read);
-            // What is checked as UTF-8 must be what its reader sees: another charset is not passed on.
-            assert_eq!(relay(err, Some("application/json; charset=UTF-16"), sent, None), [V::D(-1.0)], "{err}");
+            for ct in ["application/json", "application/problem+json; charset=utf-8", "text/plain"] {
+                assert_eq!(relay(err, Some(ct), sent, None), read, "{err} {ct}: read first");
+            }
+            // What is checked must be what its reader sees: another charset, HTML or XML (character
+            // references), or no type at all (sniffed) is not passed on.
+            for ct in [Some("application/json; charset=UTF-16"), Some("text/html"), Some("application/xml"), None] {
+                assert_eq!(relay(err, ct, sent, None), [V::D(-1.0)], "{err} {ct:?}");
+            }
             // Not knowing what the request carried (a clone, another client's answer): not passed on.
-            assert_eq!(relay(err, None, None, None), [V::D(-1.0)], "{err}");
+            assert_eq!(relay(err, Some("application/json"), None, None), [V::D(-1.0)], "{err}");
         }
         let json = Some("application/json");
         assert_eq!(relay(403.0, json, sent, Some(r#"{"message":"no access"}"#)), [V::D(1.0)]);
@@ -986,7 +990,9 @@ mod tests {
         ] {
             assert_eq!(relay(403.0, json, sent, Some(echo)), [V::D(0.0)], "{echo}");
         }
-        assert_eq!(relay(403.0, Some("text/plain; charset=latin1"), sent, Some("ok")), [V::D(0.0)], "never passed on in another charset");
+        for ct in [Some("text/plain; charset=latin1"), Some("text/html"), None] {
+            assert_eq!(relay(403.0, ct, sent, Some("ok")), [V::D(0.0)], "never passed on: {ct:?}");
+        }
         // A long ordinary error (64 KiB of JSON-ish text) is within the budget with this short list.
         let long = "{\"errors\":[".to_string() + &"{\"field\":\"name\",\"message\":\"must not be empty\"},".repeat(1400) + "{}]}";
         assert!(long.len() > 60_000);

@@ -60,6 +60,9 @@ async function start({ persist } = {}) {
         ...common,
         scriptPath: brokerScript,
         modulesRoot: join(dir, "broker"),
+        // Another binding with an `idFromName` of its own (every service binding has one, as does
+        // ASSETS): it must not count as proof of the object's name.
+        serviceBindings: { SOMETHING_ELSE: "app1" },
         durableObjects: Object.fromEntries(Object.entries(dos).map(([k, c]) => [k, { className: c, useSQLite: true }])),
       },
       ...Array.from({ length: K }, (_, i) => ({
