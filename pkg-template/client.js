@@ -216,14 +216,15 @@ class Client {
     if (!probes.length) probes.push(...one(PROBES));
     const items = new Items();
     // Inside TokenBroker: `{ name }`, the object's own name as it could prove it (checked by the wasm).
-    let side;
+    let side, name;
     try {
       side = Object.getOwnPropertyDescriptor(options, BROKER_SIDE)?.value;
+      name = side?.name;
     } catch {
-      /* not an object: the wasm says so */
+      /* not an object: the wasm says so; a name that cannot be read proves nothing */
     }
     items.num(side ? 1 : 0);
-    if (side) items.value(side.name);
+    if (side) items.value(typeof name === "string" ? name : undefined);
     const seen = items.record(options);
     const [h, flags, timeout, stall] = one(op, 0, items);
     this.#h = h;

@@ -27,7 +27,8 @@ export interface QflowProxyContext {
  * Allowed calls are forwarded with query and body intact; other paths under `prefix` answer
  * `404 not_allowed`; an `AuthError` becomes `{ error, message, hint }` for the caller's own mistake
  * (400) or a Comms gate (403), `{ error }` alone otherwise (503 / 502); an API redirect is `502`;
- * an API error whose body holds a credential (see `relayBody`) is `{ error: "withheld" }`.
+ * an API error that `relayBody` does not pass on (one holding a credential, or one it cannot check:
+ * not JSON or plain text in UTF-8, over 64 KiB) is `{ error: "withheld", message }` with its status.
  */
 export function qflowProxy(options: QflowProxyOptions): (c: QflowProxyContext, next: () => Promise<void>) => Promise<Response | void>;
 
@@ -45,7 +46,7 @@ export function proxyPath(url: string, prefix: string): { encoded: string; decod
  * body (JSON or plain text in UTF-8, up to 64 KiB, from `auth.fetch()` itself) is read and passed
  * on only if it holds neither the access token its request carried nor a configured secret (a
  * gateway echoing the request's headers): `checked: true`, and pass back no header of it but its
- * type. `qflowProxy` answers `{ error: "withheld" }` (the API's status) where this is `null`.
+ * type. `qflowProxy` answers `{ error: "withheld", message }` (the API's status) where this is `null`.
  * Throws `invalid_request` when `auth` is not a QflowAuth or `response` not a Response.
  */
 export function relayBody(auth: QflowAuth, response: Response): Promise<{ body: ReadableStream<Uint8Array> | string | null; checked: boolean } | null>;

@@ -181,16 +181,20 @@ export function qflowProxy(options) {
       await upstream.body?.cancel().catch(() => {});
       return failure(e);
     }
-    if (!relayed) {
-      await upstream.body?.cancel().catch(() => {});
-      return answer(upstream.status >= 400 ? upstream.status : 502, "withheld", "The API's answer to this call is not passed on (too large to check, or it held a credential of this server's).");
-    }
-    // An error's headers are not checked as its body was: only its type goes back with it. The
-    // reason phrase never does (a gateway may echo there too; the runtime writes the standard one).
+    // Only errors are withheld (relayBody cancels what it does not pass on).
+    if (!relayed) return answer(upstream.status, "withheld", "The API's answer to this call is not passed on (too large to check, or it held a credential of this server's).");
+    // An error's headers are not checked as its body was: its type goes back with it, `no-store`,
+    // and a Retry-After that is a number of seconds (no room for a credential). The reason phrase
+    // never does (a gateway may echo there too; the runtime writes the standard one).
     const out = new Headers();
     for (const k of relayed.checked ? ["content-type"] : PASS_BACK) {
       const v = upstream.headers.get(k);
       if (v !== null) out.set(k, v);
+    }
+    if (relayed.checked) {
+      out.set("cache-control", "no-store");
+      const wait = upstream.headers.get("retry-after");
+      if (wait !== null && /^\d{1,9}$/.test(wait)) out.set("retry-after", wait);
     }
     return new Response(relayed.body, { status: upstream.status, headers: out });
   };

@@ -239,8 +239,12 @@ impl Acquisition {
     /// answer: a timed-out refresh token counts as spent).
     fn held_saved(&mut self, ctx: &mut Ctx, t: Token, now: f64) {
         if t.expires_at_ms > now {
+            let assumed = t.expiry_assumed.then_some(t.lifetime_ms / 1000.0);
             self.out.push_back(Action::Install(t));
             self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
+            if let Some(expires_in_s) = assumed {
+                self.out.push_back(Action::Emit(Event::ExpiryAssumed { expires_in_s }));
+            }
             self.finish(Ok(()));
         } else {
             self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
@@ -430,6 +434,15 @@ mod tests {
         let t = h.acquire(|_| status(200, None, body)).unwrap().unwrap();
         assert_eq!(t.lifetime_ms, 3_600_000.0);
         assert_eq!(h.log, ["send password", "install at1", "event expiry_assumed", "event token_acquired", "done ok"]);
+    }
+
+    #[test]
+    fn a_held_token_without_a_lifetime_says_so_when_it_is_finally_handed_out() {
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        h.held = Some(Token::new("at-held".into(), Some("rt-held".into()), None, h.now, "t", 200).unwrap());
+        let t = h.acquire(|r| panic!("no request while a held token is valid: {r}")).unwrap().unwrap();
+        assert_eq!(t.access.expose(), "at-held");
+        assert_eq!(h.log, ["write rt-held", "install at-held", "event refresh_token_rotated", "event expiry_assumed", "done ok"]);
     }
 
     #[test]

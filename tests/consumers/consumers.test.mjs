@@ -350,8 +350,8 @@ test("qauth/hono: an API error goes back only when it holds no credential; an ec
   const missing = await app.request("/q/checkin/v1/api/nope");
   assert.equal(missing.status, 404);
   assert.deepEqual(await missing.json(), { statusCode: 404, message: "Resource not found" });
-  // With it, of its headers only its type (they were not checked), and no reason phrase.
-  assert.deepEqual([missing.statusText, [...missing.headers.keys()]], ["", ["content-type"]]);
+  // With it, of its headers only its type (they were not checked) and no-store, and no reason phrase.
+  assert.deepEqual([missing.statusText, [...missing.headers.entries()]], ["", [["cache-control", "no-store"], ["content-type", "application/json"]]]);
   // The gateway repeating the Authorization and subscription key headers: withheld.
   await apiFaults({ kind: "echo403" });
   const echo = await app.request("/q/checkin/v1/api/events");
