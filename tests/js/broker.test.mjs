@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { createServer } from "node:http";
 import { once } from "node:events";
-import { startEmulator, bundleWorker, workerBindings, CREDS, ROOT, sleep, assertNoCanary } from "./helpers.mjs";
+import { startEmulator, bundleWorker, workerBindings, authorizationCode, CREDS, ROOT, sleep, assertNoCanary } from "./helpers.mjs";
 
 const K = 4;
 let emu, dir, brokerScript, appScript;
@@ -229,14 +229,25 @@ const evil = () => encodeURIComponent(`http://127.0.0.1:${elsewhere.address().po
 /** A user's sign-in at the emulator: the `/exchange` route's query (code, verifier, redirect). */
 async function signIn() {
   const { beginAuthorization } = await import("qauth");
-  const redirectUri = "http://127.0.0.1:1/callback";
-  const { url, state, codeVerifier } = await beginAuthorization({ clientId: CREDS.clientId, redirectUri, identityUrl: emu.url });
-  const q = new URL(url).searchParams;
-  const form = new URLSearchParams({ client_id: CREDS.clientId, redirect_uri: redirectUri, scope: q.get("scope"), state, code_challenge: q.get("code_challenge"), ...CREDS.joe, action: "allow" });
-  const r = await fetch(emu.url + "/core/connect/authorize", { method: "POST", body: form, redirect: "manual" });
-  const code = new URL(r.headers.get("location")).searchParams.get("code");
-  assert.ok(code);
+  const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
   return new URLSearchParams({ code, verifier: codeVerifier, redirect: redirectUri });
+}
+
+/** `first` on a broker whose storage is kept on disk, then `then` on a new one over it (a restart). */
+async function acrossRestart(first, then) {
+  const persist = mkdtempSync(join(tmpdir(), "qauth-do-"));
+  try {
+    for (const step of [first, then]) {
+      const w = await start({ persist });
+      try {
+        await step(w);
+      } finally {
+        await w.mf.dispose();
+      }
+    }
+  } finally {
+    rmSync(persist, { recursive: true, force: true });
+  }
 }
 
 test("exchangeCode through the broker seeds a refresh-only chain every isolate then uses", async () => {
@@ -278,17 +289,10 @@ test("exchangeCode through the broker seeds a refresh-only chain every isolate t
 });
 
 test("after a restart, a lease reaching the object by ID string (not told its name) is still checked against the name it kept", async () => {
-  const persist = mkdtempSync(join(tmpdir(), "qauth-do-"));
-  try {
-    await emu.control("reset");
-    let w = await start({ persist });
-    try {
-      assert.deepEqual(await w.call(0, `/exchange?${await signIn()}`), { ok: true });
-    } finally {
-      await w.mf.dispose();
-    }
-    w = await start({ persist });
-    try {
+  await emu.control("reset");
+  await acrossRestart(
+    async (w) => assert.deepEqual(await w.call(0, `/exchange?${await signIn()}`), { ok: true }),
+    async (w) => {
       const forged = await w.call(1, `/lease-directly?identity=${evil()}&byId=1&stale=-1`);
       assert.equal(forged.error?.code, "invalid_config", JSON.stringify(forged));
       assert.deepEqual(received, [], "the refresh token went nowhere");
@@ -296,12 +300,8 @@ test("after a restart, a lease reaching the object by ID string (not told its na
       // name it claims does not matter once the object knows its own (kept in storage; nothing
       // else could prove the claim here).
       assert.deepEqual(await w.call(1, `/lease-directly?identity=${encodeURIComponent(emu.url)}&byId=1&stale=-1&claim=qflow%7Cx%7Cy%7Cz%7C`), { token: true });
-    } finally {
-      await w.mf.dispose();
-    }
-  } finally {
-    rmSync(persist, { recursive: true, force: true });
-  }
+    },
+  );
 });
 
 test("an object first woken by ID string (not told its name) proves the name a lease claims, or serves nothing", async () => {

@@ -50,6 +50,21 @@ export function qflowOptions(emu, extra = {}) {
   };
 }
 
+/**
+ * A user signing in at the emulator's authorize page, as the browser would: `{ code,
+ * codeVerifier, redirectUri }` for `exchangeCode`. `beginAuthorization` from the package under test.
+ */
+export async function authorizationCode(emu, beginAuthorization) {
+  const redirectUri = "http://127.0.0.1:1/callback";
+  const { url, state, codeVerifier } = await beginAuthorization({ clientId: CREDS.clientId, redirectUri, identityUrl: emu.url });
+  const q = new URL(url).searchParams;
+  const form = new URLSearchParams({ client_id: CREDS.clientId, redirect_uri: redirectUri, scope: q.get("scope"), state, code_challenge: q.get("code_challenge"), ...CREDS.joe, action: "allow" });
+  const r = await fetch(emu.url + "/core/connect/authorize", { method: "POST", body: form, redirect: "manual" });
+  const code = new URL(r.headers.get("location") ?? "http://x/").searchParams.get("code");
+  if (!code) throw new Error(`the authorize page answered ${r.status} without a code`);
+  return { code, codeVerifier, redirectUri };
+}
+
 /** A store that records every put, in order (for rotation tests); puts take a little time. */
 export function memoryStore() {
   const map = new Map();

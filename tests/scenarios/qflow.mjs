@@ -1,5 +1,5 @@
 // QflowAuth scenarios: run in Node (tests/js/qflow.test.mjs) and in workerd (tests/js/workerd.test.mjs).
-import { suite, qflowOptions, memoryStore, assertNoCanary, CREDS, sleep } from "./common.mjs";
+import { suite, qflowOptions, memoryStore, assertNoCanary, authorizationCode, CREDS, sleep } from "./common.mjs";
 
 const { list, scenario } = suite();
 export default list;
@@ -234,14 +234,9 @@ scenario("a token answer without expires_in is kept for an hour and says so (exp
 
 scenario("exchangeCode() twice with the same code: the second is refused and nothing is sent (a code is single use)", async ({ qauth: { QflowAuth, AuthError, beginAuthorization }, emu, assert }) => {
   await emu.control("reset");
-  const redirectUri = "http://127.0.0.1:1/callback";
-  const { url, state, codeVerifier } = await beginAuthorization({ clientId: CREDS.clientId, redirectUri, identityUrl: emu.url });
-  const q = new URL(url).searchParams;
-  const form = new URLSearchParams({ client_id: CREDS.clientId, redirect_uri: redirectUri, scope: q.get("scope"), state, code_challenge: q.get("code_challenge"), ...CREDS.joe, action: "allow" });
-  const r = await fetch(emu.url + "/core/connect/authorize", { method: "POST", body: form, redirect: "manual" });
-  const code = new URL(r.headers.get("location")).searchParams.get("code");
+  const args = await authorizationCode(emu, beginAuthorization);
+  const { code } = args;
   const c = new QflowAuth(qflowOptions(emu, { username: undefined, password: undefined }));
-  const args = { code, codeVerifier, redirectUri };
   await c.exchangeCode(args);
   const first = await c.accessToken();
   const e = await c.exchangeCode(args).then(() => null, (x) => x);
