@@ -58,9 +58,10 @@ export class TokenBroker extends DurableObject {
     if (typeof name !== "string" && typeof claimed === "string") {
       for (const ns of Object.values(this.env ?? {})) {
         try {
-          // The runtime's own `equals`, and a real `true`: any binding with an `idFromName` (a
-          // service binding, ASSETS) answers with something of its own, never a DurableObjectId.
-          if (typeof ns?.idFromName === "function" && this.ctx.id.equals(ns.idFromName(claimed)) === true) name = claimed;
+          // Durable Object namespaces only (a service binding or ASSETS has an `idFromName` too,
+          // which would be a call to another Worker), and the runtime's own `equals` saying a
+          // real `true`.
+          if (Object.prototype.toString.call(ns) === "[object DurableObjectNamespace]" && this.ctx.id.equals(ns.idFromName(claimed)) === true) name = claimed;
         } catch {
           /* not a namespace */
         }

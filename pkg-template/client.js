@@ -631,7 +631,7 @@ export class QflowAuth extends Client {
   }
 
   /**
-   * For qauth/hono's `relayBody`: `{ body, checked }` of an API answer a proxy may pass on to its own
+   * For qauth/hono's `relayBody`: `{ body, checked, type }` of an API answer a proxy may pass on to its own
    * caller, or null. The wasm says which answers stream on as they are and how much of any other
    * to read; what was read goes on only if it holds no credential this client holds or has seen.
    */
@@ -652,8 +652,8 @@ export class QflowAuth extends Client {
       response.body?.cancel().catch(() => {});
       return null;
     }
-    const [ok] = this[ONE](RELAY, new Items().num(response.status).value(type).value(sent).str(text));
-    return ok ? { body: text, checked: true } : null;
+    const [ok, checkedAs] = this[ONE](RELAY, new Items().num(response.status).value(type).value(sent).str(text));
+    return ok ? { body: text, checked: true, type: checkedAs } : null;
   }
 
   /** Exchanges an authorization code (with its PKCE verifier) for tokens; with a broker, the broker does. */

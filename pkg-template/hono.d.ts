@@ -42,11 +42,15 @@ export function proxyPath(url: string, prefix: string): { encoded: string; decod
 
 /**
  * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller:
- * `{ body, checked }`, or `null`. A success streams on as it is (`checked: false`); an error's
- * body (JSON or plain text in UTF-8, up to 64 KiB, from `auth.fetch()` itself) is read and passed
- * on only if it holds neither the access token its request carried nor a configured secret (a
- * gateway echoing the request's headers): `checked: true`, and pass back no header of it but its
- * type. `qflowProxy` answers `{ error: "withheld", message }` (the API's status) where this is `null`.
+ * `{ body, checked, type }`, or `null`. A success streams on as it is (`checked: false`); an
+ * error's body (JSON or plain text in UTF-8, up to 64 KiB, from `auth.fetch()` itself) is read and
+ * passed on only if it holds neither the access token its request carried nor a configured secret
+ * (a gateway echoing the request's headers): `checked: true`, `type` the content type to send it
+ * with (rebuilt: `<type>; charset=utf-8`), and pass back none of its own headers. `qflowProxy`
+ * answers `{ error: "withheld", message }` (the API's status) where this is `null`.
  * Throws `invalid_request` when `auth` is not a QflowAuth or `response` not a Response.
  */
-export function relayBody(auth: QflowAuth, response: Response): Promise<{ body: ReadableStream<Uint8Array> | string | null; checked: boolean } | null>;
+export function relayBody(
+  auth: QflowAuth,
+  response: Response,
+): Promise<{ body: ReadableStream<Uint8Array> | null; checked: false } | { body: string; checked: true; type: string } | null>;

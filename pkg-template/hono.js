@@ -68,7 +68,8 @@ function answer(status, code, message, hint, extra) {
 
 /**
  * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller:
- * `{ body, checked }`, or null (`checked`: an error's body, read and checked; its headers were not). A success streams on as it is; an error's body is read first (up to 64 KiB) and passed
+ * `{ body, checked, type }`, or null (`checked`: an error's body, read and checked, whose headers
+ * were not; `type`: the content type it was read as, to send with it). A success streams on as it is; an error's body is read first (up to 64 KiB) and passed
  * on only if it holds neither the access token the request carried nor a configured secret: a
  * gateway that echoes the request's headers in an error would otherwise hand its caller the
  * bearer token and subscription key. A larger or unreadable error, one in another charset than
@@ -170,7 +171,8 @@ export function qflowProxy(options) {
     }
     // A redirect is never relayed (qauth does not follow one with credentials either): the API
     // moved something, which is this server's business. 304 answers a conditional request.
-    if (upstream.status >= 300 && upstream.status < 400 && upstream.status !== 304) {
+    // A status a Response cannot carry (600 and up, which Node's fetch accepts) is not relayed either.
+    if ((upstream.status >= 300 && upstream.status < 400 && upstream.status !== 304) || upstream.status > 599) {
       await upstream.body?.cancel().catch(() => {});
       return answer(502, "bad_response");
     }
@@ -183,15 +185,17 @@ export function qflowProxy(options) {
     }
     // Only errors are withheld (relayBody cancels what it does not pass on).
     if (!relayed) return answer(upstream.status, "withheld", "The API's answer to this call is not passed on (too large to check, or it held a credential of this server's).");
-    // An error's headers are not checked as its body was: its type goes back with it, `no-store`,
-    // and a Retry-After that is a number of seconds (no room for a credential). The reason phrase
-    // never does (a gateway may echo there too; the runtime writes the standard one).
+    // An error's headers are not checked as its body was: it goes back with the type the check
+    // read it as (rebuilt, not the API's), `no-store`, and a Retry-After that is a number of
+    // seconds (no room for a credential). The reason phrase never does (a gateway may echo there
+    // too; the runtime writes the standard one).
     const out = new Headers();
-    for (const k of relayed.checked ? ["content-type"] : PASS_BACK) {
+    for (const k of relayed.checked ? [] : PASS_BACK) {
       const v = upstream.headers.get(k);
       if (v !== null) out.set(k, v);
     }
     if (relayed.checked) {
+      out.set("content-type", relayed.type);
       out.set("cache-control", "no-store");
       const wait = upstream.headers.get("retry-after");
       if (wait !== null && /^\d{1,9}$/.test(wait)) out.set("retry-after", wait);

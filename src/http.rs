@@ -121,19 +121,30 @@ pub fn percent_unit(s: &[u8], plus_space: bool) -> Option<(u8, usize)> {
     })
 }
 
-/// Whether an answer of this `Content-Type` can be checked for credentials as the text it is:
-/// JSON (`application/json`, `application/…+json`) or `text/plain`, in UTF-8. HTML and XML are
-/// not (a character reference spells a character the check does not see), nor is an answer that
-/// says nothing (a browser may sniff it as HTML).
-pub fn checkable_text(content_type: &str) -> bool {
+/// The type an answer of this `Content-Type` is checked for credentials as, if it can be checked
+/// as the text it is: JSON (`application/json`, `application/…+json`) or `text/plain`, in
+/// UTF-8; rebuilt (`<type>; charset=utf-8`) to go on with the checked text, so nothing of the
+/// API's header goes on. HTML and XML cannot be (a character reference spells a character the
+/// check does not see), nor can an answer that says nothing (a browser may sniff it as HTML) or a
+/// list of types (a reader may take another one).
+pub fn checkable_text(content_type: &str) -> Option<String> {
     let media = content_type.as_bytes().split(|c| *c == b';').next().unwrap_or_default().trim_ascii();
     let suffix = media.get(media.len().saturating_sub(5)..).unwrap_or_default();
-    let json = media.eq_ignore_ascii_case(b"application/json") || (media.starts_with(b"application/") && suffix.eq_ignore_ascii_case(b"+json"));
-    (json || media.eq_ignore_ascii_case(b"text/plain")) && utf8_body(content_type)
+    let application = media.get(..12).is_some_and(|p| p.eq_ignore_ascii_case(b"application/"));
+    let json = media.eq_ignore_ascii_case(b"application/json") || (application && suffix.eq_ignore_ascii_case(b"+json"));
+    // By bytes, one pass each (`contains` would link `memchr`).
+    let plain = media.iter().all(u8::is_ascii_graphic) && content_type.bytes().all(|b| b != b',');
+    if !(json || media.eq_ignore_ascii_case(b"text/plain")) || !plain || !utf8_body(content_type) {
+        return None;
+    }
+    let mut t = String::from(core::str::from_utf8(media).ok()?);
+    t.make_ascii_lowercase();
+    t.push_str("; charset=utf-8");
+    Some(t)
 }
 
 /// Whether a `Content-Type` says the body is UTF-8: no `charset` parameter (JSON and most text
-/// default to it), or `utf-8`. What is read as UTF-8 and checked must be what goes on: a body in
+/// default to it), `utf-8`, or `us-ascii` (a subset). What is read as UTF-8 and checked must be what goes on: a body in
 /// another charset would be checked as something else than what its reader sees.
 fn utf8_body(content_type: &str) -> bool {
     // By bytes: `str` patterns and trimming would link searchers and Unicode tables. RFC 9110
@@ -145,7 +156,7 @@ fn utf8_body(content_type: &str) -> bool {
             [b'"', inner @ .., b'"'] => inner,
             v => v,
         };
-        !k.eq_ignore_ascii_case(b"charset=") || v.eq_ignore_ascii_case(b"utf-8") || v.eq_ignore_ascii_case(b"utf8")
+        !k.eq_ignore_ascii_case(b"charset=") || v.eq_ignore_ascii_case(b"utf-8") || v.eq_ignore_ascii_case(b"utf8") || v.eq_ignore_ascii_case(b"us-ascii")
     })
 }
 
@@ -298,8 +309,17 @@ mod tests {
 
     #[test]
     fn only_json_and_plain_text_in_utf8_can_be_checked() {
-        for ct in ["application/json", "Application/JSON; charset=utf-8", "application/problem+json", "text/plain", " text/plain ; charset=\"utf-8\""] {
-            assert!(checkable_text(ct), "{ct}");
+        for (ct, sent) in [
+            ("application/json", "application/json"),
+            ("Application/JSON; charset=utf-8", "application/json"),
+            ("APPLICATION/PROBLEM+JSON", "application/problem+json"),
+            ("text/plain", "text/plain"),
+            (" text/plain ; charset=\"utf-8\"", "text/plain"),
+            ("text/plain; charset=us-ascii", "text/plain"),
+            // A parameter of the API's (it may echo anything) does not go on.
+            ("text/plain; x=\"Bearer at-1\"", "text/plain"),
+        ] {
+            assert_eq!(checkable_text(ct), Some(format!("{sent}; charset=utf-8")), "{ct}");
         }
         for ct in [
             "",
@@ -311,8 +331,10 @@ mod tests {
             "+json",
             "text/plain2",
             "application/jsonx",
+            "text/plain; a=b, text/html",
+            "text/plain; charset=ISO-8859-1",
         ] {
-            assert!(!checkable_text(ct), "{ct}");
+            assert_eq!(checkable_text(ct), None, "{ct}");
         }
     }
 

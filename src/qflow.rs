@@ -211,12 +211,13 @@ impl QflowConfig {
     /// characters), holding
     /// neither the access token its request carried (`sent`) nor a configured secret, in any
     /// encoding redaction reads. Nothing else is sent to the API, and a short list keeps a 64 KiB
-    /// body within the redaction budget.
+    /// body within the redaction budget. Answers the type to send it on with
+    /// (`http::checkable_text`).
     #[inline(never)]
-    pub fn relayable(&self, body: &str, content_type: Option<&str>, sent: &Secret) -> bool {
+    pub fn relayable(&self, body: &str, content_type: Option<&str>, sent: &Secret) -> Option<String> {
         let mut credentials = Redactor::new(&self.secrets());
         credentials.add(sent);
-        content_type.is_some_and(crate::http::checkable_text) && body.bytes().all(|b| b != 0) && !credentials.contains(body)
+        content_type.and_then(crate::http::checkable_text).filter(|_| body.bytes().all(|b| b != 0) && !credentials.contains(body))
     }
 
     /// Every configured secret, for redaction of server text.
@@ -370,7 +371,7 @@ pub enum Relay {
 pub fn relay(status: u16, content_type: Option<&str>, sent_known: bool) -> Relay {
     if (200..300).contains(&status) || status == 304 {
         Relay::Stream
-    } else if !sent_known || !content_type.is_some_and(crate::http::checkable_text) {
+    } else if !sent_known || content_type.and_then(crate::http::checkable_text).is_none() {
         Relay::Withhold
     } else {
         Relay::Read(MAX_RELAY_BODY_BYTES)

@@ -691,7 +691,7 @@ fn event(out: &mut Out, e: Event) {
 /// `COMMS_URL` (the event ID), `COMMS_STATUS` (the probe's status), `RELAY` (for a proxy passing
 /// an API answer on to its own caller: status, content type, the access token the request
 /// carried (`M`: unknown) and `M` → 0 pass the body on as it streams, -1 not at all, else the
-/// number of bytes to read first; the same with that text → 1 it may go on, 0 not).
+/// number of bytes to read first; the same with that text → 1 and the type to send it with, or 0).
 fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let Provider::Qflow { cfg, .. } = &c.p else { return Err(bad_input()) };
     match op {
@@ -729,16 +729,19 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
             let status = items.num()?.unwrap_or(0.0) as u16;
             let content_type = items.str()?;
             let sent = items.str()?.map(Secret::new);
-            let n = match (items.str()?, &sent) {
-                (Some(body), Some(sent)) => f64::from(u8::from(cfg.relayable(&body, content_type.as_deref(), sent))),
-                (Some(_), None) => 0.0,
-                (None, _) => match relay(status, content_type.as_deref(), sent.is_some()) {
+            out.kind(b'R');
+            match (items.str()?, &sent) {
+                (Some(body), Some(sent)) => match cfg.relayable(&body, content_type.as_deref(), sent) {
+                    Some(send_as) => out.num(1.0).str(&send_as),
+                    None => out.num(0.0),
+                },
+                (Some(_), None) => out.num(0.0),
+                (None, _) => out.num(match relay(status, content_type.as_deref(), sent.is_some()) {
                     Relay::Stream => 0.0,
                     Relay::Withhold => -1.0,
                     Relay::Read(n) => n as f64,
-                },
+                }),
             };
-            out.kind(b'R').num(n);
         }
         COMMS_URL => {
             let id = items.str()?.filter(|e| !crate::config::blank(e)).ok_or_else(|| arg("commsAccess(eventId) takes a non-empty event ID string"))?;
@@ -974,7 +977,9 @@ mod tests {
             assert_eq!(relay(err, Some("application/json"), None, None), [V::D(-1.0)], "{err}");
         }
         let json = Some("application/json");
-        assert_eq!(relay(403.0, json, sent, Some(r#"{"message":"no access"}"#)), [V::D(1.0)]);
+        let ok = [V::D(1.0), V::S("application/json; charset=utf-8".into())];
+        assert_eq!(relay(403.0, json, sent, Some(r#"{"message":"no access"}"#)), ok, "with the type it was read as");
+        assert_eq!(relay(403.0, Some("Application/JSON; x=\"Bearer CANARY-at-9\""), sent, Some("{}")), ok, "nothing of the API's header goes on");
         assert_eq!(relay(403.0, json, None, Some(r#"{"message":"no access"}"#)), [V::D(0.0)]);
         // The gateway echoing what qauth sent (the subscription key, the bearer token the request
         // carried), however it encodes it; or a configured secret; or in UTF-16 said to be UTF-8.
@@ -996,7 +1001,7 @@ mod tests {
         // A long ordinary error (64 KiB of JSON-ish text) is within the budget with this short list.
         let long = "{\"errors\":[".to_string() + &"{\"field\":\"name\",\"message\":\"must not be empty\"},".repeat(1400) + "{}]}";
         assert!(long.len() > 60_000);
-        assert_eq!(relay(400.0, json, Some("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"), Some(&long)), [V::D(1.0)]);
+        assert_eq!(relay(400.0, json, Some("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"), Some(&long)), ok);
         let _ = op(FREE, h, T0, &[]);
     }
 

@@ -351,7 +351,7 @@ test("qauth/hono: an API error goes back only when it holds no credential; an ec
   assert.equal(missing.status, 404);
   assert.deepEqual(await missing.json(), { statusCode: 404, message: "Resource not found" });
   // With it, of its headers only its type (they were not checked) and no-store, and no reason phrase.
-  assert.deepEqual([missing.statusText, [...missing.headers.entries()]], ["", [["cache-control", "no-store"], ["content-type", "application/json"]]]);
+  assert.deepEqual([missing.statusText, [...missing.headers.entries()]], ["", [["cache-control", "no-store"], ["content-type", "application/json; charset=utf-8"]]]);
   // The gateway repeating the Authorization and subscription key headers: withheld.
   await apiFaults({ kind: "echo403" });
   const echo = await app.request("/q/checkin/v1/api/events");
@@ -384,6 +384,27 @@ test("qauth/hono: an API error goes back only when it holds no credential; an ec
   const ok = await app.request("/q/checkin/v1/api/events");
   assert.deepEqual([ok.status, (await ok.json()).user], [200, CREDS.joe.username]);
   auth.free();
+});
+
+test("qauth/hono: an API answer with a status a Response cannot carry (600+) is 502 bad_response, not a crash", async () => {
+  const { Hono } = await import("hono");
+  const { qflowProxy } = await import(join(DIR, "node_modules/qauth/hono.js"));
+  const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
+  // An API on its own port answering 600 (Node's fetch accepts 600-999); tokens from the emulator.
+  const api = createServer((req, res) => res.writeHead(600, { "content-type": "application/json" }).end("{}"));
+  api.listen(0, "127.0.0.1");
+  await once(api, "listening");
+  const b = workerBindings(emu.url);
+  const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: `http://127.0.0.1:${api.address().port}` });
+  try {
+    const app = new Hono();
+    app.use("/q/*", qflowProxy({ auth, prefix: "/q", allow: ["GET /odd"] }));
+    const r = await app.request("/q/odd");
+    assert.deepEqual([r.status, await r.json()], [502, { error: "bad_response" }]);
+  } finally {
+    auth.free();
+    api.close();
+  }
 });
 
 test("qauth/hono: wrong arguments are typed AuthErrors (invalid_config), never a crash or an open proxy", async () => {
