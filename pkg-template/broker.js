@@ -59,9 +59,10 @@ export class TokenBroker extends DurableObject {
       for (const ns of Object.values(this.env ?? {})) {
         try {
           // Durable Object namespaces only (a service binding or ASSETS has an `idFromName` too,
-          // which would be a call to another Worker), and the runtime's own `equals` saying a
-          // real `true`.
-          if (Object.prototype.toString.call(ns) === "[object DurableObjectNamespace]" && this.ctx.id.equals(ns.idFromName(claimed)) === true) name = claimed;
+          // which would be a call to another Worker; the class name, where an old compatibility
+          // date leaves the tag unset), and the runtime's own `equals` saying a real `true`.
+          const namespace = Object.prototype.toString.call(ns) === "[object DurableObjectNamespace]" || ns?.constructor?.name === "DurableObjectNamespace";
+          if (namespace && this.ctx.id.equals(ns.idFromName(claimed)) === true) name = claimed;
         } catch {
           /* not a namespace */
         }

@@ -46,8 +46,10 @@ export function proxyPath(url: string, prefix: string): { encoded: string; decod
  * error's body (JSON or plain text in UTF-8, up to 64 KiB, from `auth.fetch()` itself) is read and
  * passed on only if it holds neither the access token its request carried nor a configured secret
  * (a gateway echoing the request's headers): `checked: true`, `type` the content type to send it
- * with (rebuilt: `<type>; charset=utf-8`), and pass back none of its own headers. `qflowProxy`
- * answers `{ error: "withheld", message }` (the API's status) where this is `null`.
+ * with (`application/json`, `application/problem+json` or `text/plain`, `; charset=utf-8`).
+ * `qflowProxy` sends it with that type, `nosniff`, `no-store` and a Retry-After of seconds, none
+ * of its other headers, and answers `{ error: "withheld", message }` (the API's status) where
+ * this is `null`.
  * Throws `invalid_request` when `auth` is not a QflowAuth or `response` not a Response.
  */
 export function relayBody(

@@ -196,6 +196,7 @@ export function qflowProxy(options) {
     }
     if (relayed.checked) {
       out.set("content-type", relayed.type);
+      out.set("x-content-type-options", "nosniff");
       out.set("cache-control", "no-store");
       const wait = upstream.headers.get("retry-after");
       if (wait !== null && /^\d{1,9}$/.test(wait)) out.set("retry-after", wait);

@@ -123,24 +123,26 @@ pub fn percent_unit(s: &[u8], plus_space: bool) -> Option<(u8, usize)> {
 
 /// The type an answer of this `Content-Type` is checked for credentials as, if it can be checked
 /// as the text it is: JSON (`application/json`, `application/…+json`) or `text/plain`, in
-/// UTF-8; rebuilt (`<type>; charset=utf-8`) to go on with the checked text, so nothing of the
-/// API's header goes on. HTML and XML cannot be (a character reference spells a character the
-/// check does not see), nor can an answer that says nothing (a browser may sniff it as HTML) or a
-/// list of types (a reader may take another one).
-pub fn checkable_text(content_type: &str) -> Option<String> {
+/// UTF-8. It goes on as one of three fixed types, so nothing of the API's header does (a
+/// parameter or a subtype could carry an echo, or not parse and leave a browser to sniff).
+/// HTML and XML cannot be checked (a character reference spells a character the check does not
+/// see), nor can an answer that says nothing (a browser may sniff it as HTML) or a header with a
+/// comma (a list of types, which a reader may take another one of).
+pub fn checkable_text(content_type: &str) -> Option<&'static str> {
     let media = content_type.as_bytes().split(|c| *c == b';').next().unwrap_or_default().trim_ascii();
     let suffix = media.get(media.len().saturating_sub(5)..).unwrap_or_default();
     let application = media.get(..12).is_some_and(|p| p.eq_ignore_ascii_case(b"application/"));
-    let json = media.eq_ignore_ascii_case(b"application/json") || (application && suffix.eq_ignore_ascii_case(b"+json"));
-    // By bytes, one pass each (`contains` would link `memchr`).
-    let plain = media.iter().all(u8::is_ascii_graphic) && content_type.bytes().all(|b| b != b',');
-    if !(json || media.eq_ignore_ascii_case(b"text/plain")) || !plain || !utf8_body(content_type) {
+    let sent = if media.eq_ignore_ascii_case(b"text/plain") {
+        "text/plain; charset=utf-8"
+    } else if media.eq_ignore_ascii_case(b"application/problem+json") {
+        "application/problem+json; charset=utf-8"
+    } else if media.eq_ignore_ascii_case(b"application/json") || (application && suffix.eq_ignore_ascii_case(b"+json")) {
+        "application/json; charset=utf-8"
+    } else {
         return None;
-    }
-    let mut t = String::from(core::str::from_utf8(media).ok()?);
-    t.make_ascii_lowercase();
-    t.push_str("; charset=utf-8");
-    Some(t)
+    };
+    // By bytes, one pass (`contains` would link `memchr`).
+    (content_type.bytes().all(|b| b != b',') && utf8_body(content_type)).then_some(sent)
 }
 
 /// Whether a `Content-Type` says the body is UTF-8: no `charset` parameter (JSON and most text
@@ -313,13 +315,16 @@ mod tests {
             ("application/json", "application/json"),
             ("Application/JSON; charset=utf-8", "application/json"),
             ("APPLICATION/PROBLEM+JSON", "application/problem+json"),
+            // Another `+json` goes on as plain JSON: nothing of the API's subtype goes on.
+            ("application/vnd.x-3f2a+json", "application/json"),
+            ("application/<x>+json", "application/json"),
             ("text/plain", "text/plain"),
             (" text/plain ; charset=\"utf-8\"", "text/plain"),
             ("text/plain; charset=us-ascii", "text/plain"),
             // A parameter of the API's (it may echo anything) does not go on.
             ("text/plain; x=\"Bearer at-1\"", "text/plain"),
         ] {
-            assert_eq!(checkable_text(ct), Some(format!("{sent}; charset=utf-8")), "{ct}");
+            assert_eq!(checkable_text(ct).map(String::from), Some(format!("{sent}; charset=utf-8")), "{ct}");
         }
         for ct in [
             "",

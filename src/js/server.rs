@@ -732,7 +732,7 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
             out.kind(b'R');
             match (items.str()?, &sent) {
                 (Some(body), Some(sent)) => match cfg.relayable(&body, content_type.as_deref(), sent) {
-                    Some(send_as) => out.num(1.0).str(&send_as),
+                    Some(send_as) => out.num(1.0).str(send_as),
                     None => out.num(0.0),
                 },
                 (Some(_), None) => out.num(0.0),

@@ -351,7 +351,7 @@ test("qauth/hono: an API error goes back only when it holds no credential; an ec
   assert.equal(missing.status, 404);
   assert.deepEqual(await missing.json(), { statusCode: 404, message: "Resource not found" });
   // With it, of its headers only its type (they were not checked) and no-store, and no reason phrase.
-  assert.deepEqual([missing.statusText, [...missing.headers.entries()]], ["", [["cache-control", "no-store"], ["content-type", "application/json; charset=utf-8"]]]);
+  assert.deepEqual([missing.statusText, [...missing.headers.entries()]], ["", [["cache-control", "no-store"], ["content-type", "application/json; charset=utf-8"], ["x-content-type-options", "nosniff"]]]);
   // The gateway repeating the Authorization and subscription key headers: withheld.
   await apiFaults({ kind: "echo403" });
   const echo = await app.request("/q/checkin/v1/api/events");
