@@ -631,9 +631,10 @@ export class QflowAuth extends Client {
   }
 
   /**
-   * For qauth/hono's `relayBody`: `{ body, checked, type }` of an API answer a proxy may pass on to its own
-   * caller, or null. The wasm says which answers stream on as they are and how much of any other
-   * to read; what was read goes on only if it holds no credential this client holds or has seen.
+   * For qauth/hono's `relayBody`: `{ body, checked, type }` of an API answer a proxy may pass on
+   * to its own caller, or null. The wasm says which answers stream on as they are and how much of
+   * any other to read; what was read goes on only if it holds neither the token its request
+   * carried (`#sentWith`) nor a configured secret.
    */
   async [RELAY_BODY](response) {
     if (!(response instanceof Response)) throw fail(NOT_A_RESPONSE);

@@ -68,14 +68,14 @@ function answer(status, code, message, hint, extra) {
 
 /**
  * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller:
- * `{ body, checked, type }`, or null (`checked`: an error's body, read and checked, whose headers
- * were not; `type`: the content type it was read as, to send with it). A success streams on as it is; an error's body is read first (up to 64 KiB) and passed
- * on only if it holds neither the access token the request carried nor a configured secret: a
- * gateway that echoes the request's headers in an error would otherwise hand its caller the
- * bearer token and subscription key. A larger or unreadable error, one in another charset than
- * UTF-8, one that is not JSON or plain text (HTML and XML spell characters by reference), or one
- * that is not `auth.fetch()`'s own answer (a clone: what its request carried is not known)
- * passes no body on.
+ * `{ body, checked, type }`, or null. A success streams on as it is (`checked: false`). An
+ * error's body is read first (up to 64 KiB) and passed on only if it holds neither the access
+ * token the request carried nor a configured secret: a gateway that echoes the request's headers
+ * in an error would otherwise hand its caller the bearer token and subscription key. Then
+ * `checked: true`, whose headers were not checked, and `type`, the fixed type to send it with.
+ * A larger or unreadable error, one in another charset than UTF-8, one that is not JSON or plain
+ * text (HTML and XML spell characters by reference), or one that is not `auth.fetch()`'s own
+ * answer (a clone: what its request carried is not known) passes no body on.
  * `qflowProxy` uses it; exported for proxies of one's own (the demo's BFF uses it).
  */
 export async function relayBody(auth, response) {
@@ -185,21 +185,22 @@ export function qflowProxy(options) {
     }
     // Only errors are withheld (relayBody cancels what it does not pass on).
     if (!relayed) return answer(upstream.status, "withheld", "The API's answer to this call is not passed on (too large to check, or it held a credential of this server's).");
-    // An error's headers are not checked as its body was: it goes back with the type the check
-    // read it as (rebuilt, not the API's), `no-store`, and a Retry-After that is a number of
-    // seconds (no room for a credential). The reason phrase never does (a gateway may echo there
-    // too; the runtime writes the standard one).
+    // An error's headers are not checked as its body was: it goes back with the fixed type the
+    // check read it as, `nosniff`, `no-store`, and a Retry-After that is a number of seconds (no
+    // room for a credential). The reason phrase never goes back (a gateway may echo there too;
+    // the runtime writes the standard one).
     const out = new Headers();
-    for (const k of relayed.checked ? [] : PASS_BACK) {
-      const v = upstream.headers.get(k);
-      if (v !== null) out.set(k, v);
-    }
     if (relayed.checked) {
       out.set("content-type", relayed.type);
       out.set("x-content-type-options", "nosniff");
       out.set("cache-control", "no-store");
       const wait = upstream.headers.get("retry-after");
       if (wait !== null && /^\d{1,9}$/.test(wait)) out.set("retry-after", wait);
+    } else {
+      for (const k of PASS_BACK) {
+        const v = upstream.headers.get(k);
+        if (v !== null) out.set(k, v);
+      }
     }
     return new Response(relayed.body, { status: upstream.status, headers: out });
   };

@@ -146,8 +146,9 @@ pub fn checkable_text(content_type: &str) -> Option<&'static str> {
 }
 
 /// Whether a `Content-Type` says the body is UTF-8: no `charset` parameter (JSON and most text
-/// default to it), `utf-8`, or `us-ascii` (a subset). What is read as UTF-8 and checked must be what goes on: a body in
-/// another charset would be checked as something else than what its reader sees.
+/// default to it), `utf-8`, or `us-ascii` (a subset). What is read as UTF-8 and checked must be
+/// what goes on: a body in another charset would be checked as something else than what its
+/// reader sees.
 fn utf8_body(content_type: &str) -> bool {
     // By bytes: `str` patterns and trimming would link searchers and Unicode tables. RFC 9110
     // §5.6.6 allows no white space around a parameter's `=`.

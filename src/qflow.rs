@@ -206,13 +206,11 @@ impl QflowConfig {
         &self.client_secret
     }
 
-    /// Whether an API error's body, read whole, may go on to a proxy's caller: checkable text
-    /// (`http::checkable_text`) without NUL (UTF-16 said to be UTF-8 reads with one between
-    /// characters), holding
-    /// neither the access token its request carried (`sent`) nor a configured secret, in any
-    /// encoding redaction reads. Nothing else is sent to the API, and a short list keeps a 64 KiB
-    /// body within the redaction budget. Answers the type to send it on with
-    /// (`http::checkable_text`).
+    /// The type to send an API error's body on with, if it may go on to a proxy's caller:
+    /// checkable text (`http::checkable_text`) without NUL (UTF-16 said to be UTF-8 reads with one
+    /// between characters), holding neither the access token its request carried (`sent`) nor a
+    /// configured secret, in any encoding redaction reads. Nothing else is sent to the API, and a
+    /// short list keeps a 64 KiB body within the redaction budget.
     #[inline(never)]
     pub fn relayable(&self, body: &str, content_type: Option<&str>, sent: &Secret) -> Option<&'static str> {
         let mut credentials = Redactor::new(&self.secrets());

@@ -300,28 +300,34 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
         let redactor = Redactor::new(&cfg.secrets());
         (Provider::Qpien { cfg }, redactor)
     };
-    let (skew, name) = match &p {
-        Provider::Qflow { cfg, .. } => (cfg.refresh_skew_s, cfg.broker_name()),
-        Provider::Qpien { cfg } => (cfg.refresh_skew_s, cfg.broker_name()),
+    let skew = match &p {
+        Provider::Qflow { cfg, .. } => cfg.refresh_skew_s,
+        Provider::Qpien { cfg } => cfg.refresh_skew_s,
     };
-    // A lease whose options name another credential than the object it reached (the object is
-    // named for provider, identity server or endpoint, client and store key), or reaching an
-    // object that cannot prove its name: refused, so no caller can have this object's refresh
-    // token sent elsewhere or its tokens handed out.
-    match object {
-        Some(None) => {
-            return Err(AuthError::new(
-                ErrorCode::InvalidConfig,
-                "the token broker object cannot prove its name: bind its namespace in the Worker that exports TokenBroker",
-            ))
+    // Inside the broker, a lease whose options name another credential than the object it
+    // reached (the object is named for provider, identity server or endpoint, client and store
+    // key), or reaching an object that cannot prove its name: refused, so no caller can have this
+    // object's refresh token sent elsewhere or its tokens handed out.
+    if let Some(object) = object {
+        let name = match &p {
+            Provider::Qflow { cfg, .. } => cfg.broker_name(),
+            Provider::Qpien { cfg } => cfg.broker_name(),
+        };
+        match object {
+            None => {
+                return Err(AuthError::new(
+                    ErrorCode::InvalidConfig,
+                    "the token broker object cannot prove its name: bind its namespace in the Worker that exports TokenBroker",
+                ))
+            }
+            Some(o) if o != name => {
+                return Err(AuthError::new(
+                    ErrorCode::InvalidConfig,
+                    "a lease's identityUrl or endpoint, clientId and storeKey name another credential than the token broker object it reached",
+                ))
+            }
+            Some(_) => {}
         }
-        Some(Some(o)) if o != name => {
-            return Err(AuthError::new(
-                ErrorCode::InvalidConfig,
-                "a lease's identityUrl or endpoint, clientId and storeKey name another credential than the token broker object it reached",
-            ))
-        }
-        _ => {}
     }
     let client = Client {
         p,
