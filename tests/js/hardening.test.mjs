@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as qauth from "qauth";
+import * as hono from "qauth/hono";
 import scenarios from "../scenarios/hardening.mjs";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
@@ -19,7 +20,7 @@ const drain = () => new Promise((r) => setTimeout(r, 20));
 for (const s of scenarios) {
   test(s.name, async () => {
     const from = stray.length;
-    const result = await s.run({ qauth, emu, assert });
+    const result = await s.run({ qauth, hono, emu, assert });
     if (result?.matrix) console.log(`matrix: ${result.matrix.calls} calls, ${result.matrix.typedErrors} typed errors`);
     await drain();
     assert.deepEqual(stray.slice(from), [], "an uncaught exception or unhandled rejection");

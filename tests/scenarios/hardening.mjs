@@ -547,6 +547,26 @@ scenario("a lying Request subclass, a Proxy and URL tricks are refused with noth
   assert.equal((await emu.stats()).api.calls, 1);
 });
 
+scenario("relayBody (qauth/hono): a wrong auth or response is a typed invalid_request, and the client keeps working", async ({ qauth: { QflowAuth, AuthError }, hono, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  const good = await q.fetch("/checkin/v1/api/events");
+  for (const [what, make] of ALL) {
+    for (const [label, call] of [
+      [`relayBody(${what}, response)`, () => hono.relayBody(make(), new Response("{}"))],
+      [`relayBody(auth, ${what})`, () => hono.relayBody(q, make())],
+    ]) {
+      const e = await call().then(() => null, (x) => x);
+      assert.ok(e instanceof AuthError && e.code === "invalid_request" && e.retryable === false && e.hint, `${label}: ${e}`);
+    }
+  }
+  const relayed = await hono.relayBody(q, good);
+  assert.equal(relayed.checked, false);
+  assert.equal((await new Response(relayed.body).json()).user, CREDS.joe.username);
+  assert.match((await q.headers()).Authorization, /^Bearer /);
+  q.free();
+});
+
 scenario("hostile stores and fake URLs: a store whose promise throws or never settles is store_failed within timeoutMs; a fake URL object is refused", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   const throwing = {

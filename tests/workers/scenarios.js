@@ -2,6 +2,7 @@
 // name, as a user's worker does; assertions use workerd's own node:assert (nodejs_compat).
 import assert from "node:assert/strict";
 import * as qauth from "qauth";
+import * as hono from "qauth/hono";
 import qflow from "../scenarios/qflow.mjs";
 import qpien from "../scenarios/qpien.mjs";
 import hardening from "../scenarios/hardening.mjs";
@@ -15,7 +16,7 @@ export default {
     const scenario = run === "run" && suites[suite]?.[Number(index)];
     if (!scenario) return new Response("no such scenario", { status: 404 });
     try {
-      const result = await scenario.run({ qauth, emu: emulatorClient(env.EMULATOR), assert });
+      const result = await scenario.run({ qauth, hono, emu: emulatorClient(env.EMULATOR), assert });
       return Response.json({ ok: true, result });
     } catch (e) {
       return Response.json({ ok: false, error: String(e?.stack ?? e) });
