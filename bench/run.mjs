@@ -54,7 +54,7 @@ log(`\nwritten: target/bench/results.json  (machine: ${results.machine.cpu}, ${r
 // 1. Size: what ships, raw and gzip -9, against the oauth4webapi calls a Qflow client needs.
 async function size() {
   const pkg = (f) => readFileSync(join(ROOT, "pkg", f));
-  const glueFiles = ["workerd.js", "client.js", "wire.js", "error.js", "broker.js"];
+  const glueFiles = ["workerd.js", "client.js", "error.js", "broker.js"];
   const wasm = pkg("qauth_bg.wasm");
   const glue = Buffer.concat(glueFiles.map(pkg));
   // The oauth4webapi subset: what a password + refresh client with client_secret_post calls.
@@ -76,7 +76,7 @@ async function size() {
   log(`   oauth4webapi subset (esbuild --minify) ${String(b.raw).padStart(5)} ${String(b.gzip).padStart(9)}`);
   log(`   ratio qauth / oauth4webapi (gzip): ${results.figures.size.ratioGzip}  (target total <= 30720 B gzip)`);
   // The browser build a page loads: each file gzipped on its own, as a server sends them.
-  const page = ["qauth_browser.wasm", "browser.js", "load.js", "wire.js", "error.js"].map(pkg);
+  const page = ["qauth_browser.wasm", "browser.js", "error.js"].map(pkg);
   const browserGz = page.reduce((n, b) => n + gz(b), 0);
   results.figures.size.browserBuild = { gzip: browserGz, target: "<= 10240 B gzip (JS + wasm a page loads)" };
   log(`   browser build (sign-in redirect: wasm + JS a page loads, gzip -9 per file) ${browserGz}  (target <= 10240 B)`);

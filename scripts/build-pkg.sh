@@ -26,11 +26,18 @@ else
   cp target/wasm32-unknown-unknown/debug/qauth.wasm "$stage/qauth_bg.wasm"
   cp target/browser/wasm32-unknown-unknown/debug/qauth.wasm "$stage/qauth_browser.wasm"
 fi
-cp pkg-template/{package.json,qauth.d.ts,error.js,wire.js,client.js,load.js,workerd.js,edge-light.js,node.js,browser.js,server.js,broker.js,hono.js,hono.d.ts,README.md,LICENSE} "$stage/"
-# The JS ships minified (names kept: `QflowAuth.name`, stack traces); pkg-template/ is the source.
-if [ "$profile" = release ]; then
-  for f in "$stage"/*.js; do esbuild "$f" --minify --keep-names --log-level=warning --outfile="$f" --allow-overwrite; done
-fi
+cp pkg-template/{package.json,qauth.d.ts,hono.d.ts,README.md,LICENSE} "$stage/"
+# The shipped modules: error.js (the one AuthError class, shared by every entry and qauth/hono),
+# client.js (the driver, with wire.js inside), broker.js, hono.js, and each entry with what only
+# entries use (load.js) inside; browser.js takes wire.js and load.js in too. Node's loader costs
+# each module file at a cold start (5 modules → 3 for the node entry: 1.0 ms less to import,
+# measured), and a page fetches 2 scripts instead of 4. Release JS ships minified (names kept:
+# `QflowAuth.name`, stack traces); pkg-template/ is the source.
+min=(); if [ "$profile" = release ]; then min=(--minify --keep-names); fi
+for f in error.js client.js broker.js hono.js workerd.js edge-light.js node.js server.js browser.js; do
+  esbuild "pkg-template/$f" --bundle --format=esm "${min[@]}" --log-level=warning --outfile="$stage/$f" \
+    --external:./error.js --external:./client.js --external:./broker.js --external:'./qauth_bg.wasm*' --external:cloudflare:workers
+done
 rm -rf pkg && mv "$stage" pkg
 # Make `import "qauth"` resolve to pkg/ for the tests, as npm does for a linked package.
 mkdir -p node_modules && ln -sfn ../pkg node_modules/qauth

@@ -20,7 +20,7 @@ if [ "${1:-}" = "--top" ]; then
 fi
 [ -f pkg/qauth_bg.wasm ] || { echo "pkg/ not built: run scripts/build-pkg.sh" >&2; exit 1; }
 gz() { gzip -9 -c "$@" | wc -c; }
-glue=(pkg/workerd.js pkg/client.js pkg/wire.js pkg/error.js pkg/broker.js)
+glue=(pkg/workerd.js pkg/client.js pkg/error.js pkg/broker.js)
 w_raw=$(wc -c < pkg/qauth_bg.wasm); w_gz=$(gz pkg/qauth_bg.wasm)
 j_raw=$(cat "${glue[@]}" | wc -c); j_gz=$(cat "${glue[@]}" | gzip -9 | wc -c)
 printf '%-28s %9s %12s\n' "file" "raw B" "gzip -9 B"
@@ -28,7 +28,7 @@ printf '%-28s %9d %12d\n' "qauth_bg.wasm" "$w_raw" "$w_gz"
 printf '%-28s %9d %12d\n' "JS (workerd entry)" "$j_raw" "$j_gz"
 printf '%-28s %9d %12d  (%.1f KB gzip; target <= 30 KB)\n' "total" $((w_raw + j_raw)) $((w_gz + j_gz)) "$(echo "($w_gz + $j_gz)/1024" | bc -l)"
 # The browser build, as a page loads it: each file gzipped on its own (what a server sends).
-page=(pkg/qauth_browser.wasm pkg/browser.js pkg/load.js pkg/wire.js pkg/error.js)
+page=(pkg/qauth_browser.wasm pkg/browser.js pkg/error.js)
 b_raw=0; b_gz=0
 for f in "${page[@]}"; do b_raw=$((b_raw + $(wc -c < "$f"))); b_gz=$((b_gz + $(gz "$f"))); done
 printf '%-28s %9d %12d\n' "qauth_browser.wasm" "$(wc -c < pkg/qauth_browser.wasm)" "$(gz pkg/qauth_browser.wasm)"

@@ -106,7 +106,7 @@ after(async () => {
 
 test("tarball: what ships and what does not", () => {
   const names = tarball.files.map((f) => f.path).sort();
-  for (const f of ["package.json", "qauth_bg.wasm", "client.js", "wire.js", "error.js", "qauth.d.ts", "hono.js", "hono.d.ts", "edge-light.js", "workerd.js", "node.js", "browser.js", "server.js", "broker.js", "qauth_browser.wasm", "load.js", "README.md", "LICENSE"]) {
+  for (const f of ["package.json", "qauth_bg.wasm", "client.js", "error.js", "qauth.d.ts", "hono.js", "hono.d.ts", "edge-light.js", "workerd.js", "node.js", "browser.js", "server.js", "broker.js", "qauth_browser.wasm", "README.md", "LICENSE"]) {
     assert.ok(names.includes(f), `${f} is in the tarball`);
   }
   assert.ok(!names.some((f) => /\.(png|jpe?g|map|rs|toml)$/.test(f)), `no screenshot, map or source in the tarball: ${names}`);

@@ -105,7 +105,7 @@ export function prepareDemoAssets(publicDir = join(ROOT, "target/demo/public")) 
   rmSync(publicDir, { recursive: true, force: true });
   mkdirSync(join(publicDir, "qauth"), { recursive: true });
   cpSync(join(ROOT, "www/public"), publicDir, { recursive: true });
-  for (const f of ["browser.js", "load.js", "error.js", "wire.js", "qauth_browser.wasm"]) {
+  for (const f of ["browser.js", "error.js", "qauth_browser.wasm"]) {
     cpSync(join(ROOT, "pkg", f), join(publicDir, "qauth", f), { recursive: true });
   }
   return publicDir;
