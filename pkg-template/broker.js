@@ -10,7 +10,8 @@
 // store: single-flight refresh inside the object, the rotated refresh token written to storage
 // before anyone gets the new access token, the current access token kept in storage for a
 // restart. Secrets (client secret, password) arrive with each request and stay in memory; only
-// tokens are written to storage. Errors come back as data: fields of thrown errors do not
+// tokens are written to storage. `end()` ends the credential for good (a sign-out), `endAt(ms)`
+// at a set time (a session's absolute expiry). Errors come back as data: fields of thrown errors do not
 // survive RPC.
 import { DurableObject } from "cloudflare:workers";
 import { QflowAuth, QpienAuth } from "./client.js";
@@ -126,9 +127,27 @@ export class TokenBroker extends DurableObject {
   async end() {
     this.#ended = true;
     this.#clients.clear();
+    await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     await this.ctx.storage.put(ENDED_KEY, true);
     return { ended: true };
+  }
+
+  /**
+   * Ends this credential at `when` (ms since the epoch: a session's absolute expiry) whether or
+   * not anyone asks again, through a Durable Object alarm: a session whose browser never comes
+   * back does not keep its refresh token in storage for good. The last call wins.
+   */
+  async endAt(when) {
+    if (typeof when !== "number" || !Number.isFinite(when)) throw new TypeError("endAt(when) takes a time in ms since the epoch");
+    if (this.#ended) return { ended: true };
+    await this.ctx.storage.setAlarm(when);
+    return { endsAt: when };
+  }
+
+  /** The alarm `endAt` set. */
+  async alarm() {
+    if (!this.#ended) await this.end();
   }
 
   /**

@@ -4,7 +4,7 @@
 // timeout, the caller's store and broker, timers, onEvent) and keeps the Promises: one in-flight
 // acquisition per client, shared by every caller that arrives while it runs.
 import { AuthError } from "./error.js";
-import { Items, Wasm, toError, kind, probes, ownKeys, urlInput } from "./wire.js";
+import { Items, Wasm, toError, kind, probes, urlInput } from "./wire.js";
 
 /** The server build's wasm (the entry instantiates it and calls `wasm.connect`). */
 export const wasm = new Wasm();
@@ -71,16 +71,29 @@ function timeoutSignal(ms, other) {
   return other && typeof AbortSignal.any === "function" ? AbortSignal.any([other, t]) : t;
 }
 
+/** A plain object: what `JSON.stringify` sends as written (a Map would go as `{}`, a Date as a string). */
+function plain(v) {
+  try {
+    const proto = v !== null && typeof v === "object" ? Object.getPrototypeOf(v) : undefined;
+    return proto === null || proto === Object.prototype;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * "timeout" | "abort" | "refused" | "network": what a rejected fetch or body read means.
- * "refused" only where the runtime proves nothing was sent (Node's ECONNREFUSED).
+ * "timeout" | "abort" | "refused" | "unresolved" | "network": what a rejected fetch or body read
+ * means. "refused" and "unresolved" only where the runtime proves nothing was sent (Node's
+ * ECONNREFUSED; ENOTFOUND and EAI_AGAIN, a host name that did not resolve).
  */
 function failureKind(e) {
   try {
     const name = e && e.name;
     if (name === "TimeoutError") return "timeout";
     if (name === "AbortError") return "abort";
-    return e && e.cause && e.cause.code === "ECONNREFUSED" ? "refused" : "network";
+    const code = e && e.cause && e.cause.code;
+    if (code === "ECONNREFUSED") return "refused";
+    return code === "ENOTFOUND" || code === "EAI_AGAIN" ? "unresolved" : "network";
   } catch {
     return "network";
   }
@@ -339,6 +352,9 @@ class Client {
     const flight = { id, deadline: Date.now() + this.#stall };
     this.#pending = flight;
     flight.promise = (async () => {
+      // The work starts a microtask later, once `flight.promise` is set: its first step may call
+      // the caller's store, which may join this flight at once (and must find it whole).
+      await undefined;
       try {
         await work(flight.id);
         flight.outcome ??= { ok: true };
@@ -751,7 +767,7 @@ export class QpienAuth extends Client {
 
   async #graphql(query, variables, options) {
     const items = new Items().value(query);
-    const vars = variables === undefined || variables === null ? 0 : ownKeys(variables) !== null ? 1 : 2;
+    const vars = variables === undefined || variables === null ? 0 : plain(variables) ? 1 : 2;
     items.num(vars);
     if (options === undefined || options === null) items.missing();
     else items.record(options);

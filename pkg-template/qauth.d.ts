@@ -137,6 +137,15 @@ export class TokenBroker {
    * its rotated token back. Call it over RPC: `env.TOKEN_BROKER.get(id).end()`.
    */
   end(): Promise<{ ended: true }>;
+  /**
+   * Ends this object's credential at `when` (ms since the epoch, e.g. a session's absolute expiry)
+   * as `end()` does, through a Durable Object alarm, whether or not anyone asks again: a session
+   * whose browser never returns does not keep its refresh token in storage. The last call wins.
+   * Already ended: `{ ended: true }`.
+   */
+  endAt(when: number): Promise<{ endsAt: number } | { ended: true }>;
+  /** The alarm `endAt()` set (the runtime calls it). */
+  alarm(): Promise<void>;
 }
 
 export type AuthErrorCode =

@@ -5,7 +5,7 @@
 //! In order: a token held back because its rotated refresh token could not be saved is saved
 //! first and, if still valid, handed out; then, per grant, the store is read when the session
 //! wants it, the session picks the grant (`qflow::Session`: refresh, else password, with the
-//! fallback event), the request is sent with retries inside the deadline (`flow::Retrying`), and
+//! fallback event), the request is sent with retries inside its own `timeoutMs` (`flow::Retrying`), and
 //! a new refresh token is written to the store **before** its access token is installed (RFC
 //! 9700 §4.14.2: a rotated token that is lost ends the chain). A failure goes back to the
 //! session, which says whether another grant is worth trying.
@@ -51,21 +51,21 @@ enum Phase {
 #[derive(Debug)]
 pub struct Acquisition {
     phase: Phase,
-    deadline: f64,
     out: VecDeque<Action>,
 }
 
 impl Acquisition {
-    /// A refresh or password grant (whichever the session picks), within `cfg.timeout_ms`.
-    pub fn new(ctx: &mut Ctx, now: f64) -> Self {
+    /// A refresh or password grant (whichever the session picks), each grant within
+    /// `cfg.timeout_ms`.
+    pub fn new(ctx: &mut Ctx) -> Self {
         ctx.session.begin();
-        Acquisition { phase: Phase::Start, deadline: now + ctx.cfg.timeout_ms, out: VecDeque::new() }
+        Acquisition { phase: Phase::Start, out: VecDeque::new() }
     }
 
     /// An authorization-code exchange: a new chain, so a token held back from the old one is
     /// dropped and the store is not read first.
     pub fn exchange(ctx: &mut Ctx, grant: Grant, now: f64) -> Self {
-        let mut a = Acquisition { phase: Phase::NextGrant, deadline: now + ctx.cfg.timeout_ms, out: VecDeque::new() };
+        let mut a = Acquisition { phase: Phase::NextGrant, out: VecDeque::new() };
         if let Grant::Code { code, .. } = &grant {
             if let Err(e) = ctx.session.exchange_started(code) {
                 a.finish(Err(e));
@@ -93,7 +93,7 @@ impl Acquisition {
                             self.phase = Phase::SavingHeld(t);
                             return Action::WriteStore(rt);
                         }
-                        None => self.held_saved(ctx, t, now),
+                        None => self.held_saved(t, now),
                     },
                     None => self.phase = Phase::NextGrant,
                 },
@@ -150,7 +150,7 @@ impl Acquisition {
             (Phase::SavingHeld(t), Input::StoreWritten(r)) => match r {
                 Ok(()) => {
                     ctx.session.saved();
-                    self.held_saved(ctx, t, now);
+                    self.held_saved(t, now);
                 }
                 Err(e) => {
                     *ctx.held = Some(t);
@@ -207,11 +207,14 @@ impl Acquisition {
         }
     }
 
-    /// Sends `grant`'s first attempt.
+    /// Sends `grant`'s first attempt. Each grant has the whole `timeoutMs` for itself and its
+    /// retries, from now: a slow store read before it, or a refresh that timed out before a
+    /// password fallback, must not leave it no time to answer (a refresh token whose request
+    /// timed out counts as spent).
     fn send(&mut self, ctx: &Ctx, grant: Grant, now: f64) {
         // A refresh token or a code is single use: resent only where the server provably did
         // not take it (`retry`).
-        let mut retrying = Retrying::new(self.deadline, !matches!(grant, Grant::Password));
+        let mut retrying = Retrying::new(now + ctx.cfg.timeout_ms, !matches!(grant, Grant::Password));
         let timeout_ms = retrying.attempt(now);
         self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms });
         self.phase = Phase::Sending(grant, retrying, now);
@@ -234,10 +237,8 @@ impl Acquisition {
         }
     }
 
-    /// The held token is saved now: handed out if still valid, else a grant is needed after all,
-    /// with the whole `timeoutMs` for it (a slow save must not leave a refresh no time to
-    /// answer: a timed-out refresh token counts as spent).
-    fn held_saved(&mut self, ctx: &mut Ctx, t: Token, now: f64) {
+    /// The held token is saved now: handed out if still valid, else a grant is needed after all.
+    fn held_saved(&mut self, t: Token, now: f64) {
         if t.expires_at_ms > now {
             let assumed = t.expiry_assumed.then_some(t.lifetime_ms / 1000.0);
             self.out.push_back(Action::Install(t));
@@ -248,7 +249,6 @@ impl Acquisition {
             self.finish(Ok(()));
         } else {
             self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
-            self.deadline = now + ctx.cfg.timeout_ms;
             self.phase = Phase::NextGrant;
         }
     }
@@ -321,12 +321,29 @@ mod tests {
         store_fails: bool,
         now: f64,
         log: Vec<String>,
+        /// How long each store read and each request take (the clock moves by it), and the
+        /// time each request was given.
+        read_ms: f64,
+        send_ms: f64,
+        timeouts: Vec<f64>,
     }
 
     fn host(cfg: QflowConfig, has_store: bool, stored: Option<&str>) -> Host {
         let session = Session::new(&cfg, has_store);
         let redactor = Redactor::new(&cfg.secrets());
-        Host { cfg, session, held: None, redactor, stored: stored.map(String::from), store_fails: false, now: 1_000_000.0, log: vec![] }
+        Host {
+            cfg,
+            session,
+            held: None,
+            redactor,
+            stored: stored.map(String::from),
+            store_fails: false,
+            now: 1_000_000.0,
+            log: vec![],
+            read_ms: 0.0,
+            send_ms: 5.0,
+            timeouts: vec![],
+        }
     }
 
     fn ok(access: &str, refresh: Option<&str>) -> Result<HttpResponse, AuthError> {
@@ -371,6 +388,7 @@ mod tests {
                 match action {
                     Action::ReadStore => {
                         self.log.push(format!("read {}", self.stored.as_deref().unwrap_or("-")));
+                        self.now += self.read_ms;
                         input =
                             Some(Input::StoreRead(if self.store_fails { Err(AuthError::new(ErrorCode::StoreFailed, "x")) } else { Ok(self.stored.clone()) }));
                     }
@@ -386,7 +404,8 @@ mod tests {
                         let d = describe(&request);
                         self.log.push(d.clone());
                         assert!(timeout_ms >= 1.0 && timeout_ms <= self.cfg.timeout_ms);
-                        self.now += 5.0;
+                        self.timeouts.push(timeout_ms);
+                        self.now += self.send_ms;
                         input = Some(Input::Answer(server(&d)));
                     }
                     Action::Wait(ms) => {
@@ -410,8 +429,7 @@ mod tests {
 
         fn acquire(&mut self, server: impl FnMut(&str) -> Result<HttpResponse, AuthError>) -> Result<Option<Token>, AuthError> {
             self.log.clear();
-            let now = self.now;
-            let a = Acquisition::new(&mut self.ctx(), now);
+            let a = Acquisition::new(&mut self.ctx());
             self.run(a, server)
         }
     }
@@ -480,7 +498,7 @@ mod tests {
         // The store changes between the two reads: another isolate rotated rt1 -> rt9.
         let mut h = host(cfg(|_| {}), true, Some("rt1"));
         let mut reads = 0;
-        let mut a = Acquisition::new(&mut h.ctx(), 0.0);
+        let mut a = Acquisition::new(&mut h.ctx());
         let mut input = None;
         let mut log = vec![];
         loop {
@@ -547,6 +565,38 @@ mod tests {
     }
 
     #[test]
+    fn each_grant_has_the_whole_timeout_whatever_came_before_it() {
+        // A store read that takes most of timeoutMs, then a refresh that times out, then the
+        // password fallback: the refresh and the fallback each get the whole timeoutMs (a refresh
+        // sent with no time left would time out and count as spent, losing a good token).
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let t = h.cfg.timeout_ms;
+        h.read_ms = t - 200.0;
+        h.send_ms = t;
+        let timeout = || Err(AuthError::new(ErrorCode::Timeout, "the identity server did not answer within timeoutMs"));
+        h.acquire(|r| if r.starts_with("send refresh") { timeout() } else { ok("at2", Some("rt2")) }).unwrap();
+        assert_eq!(h.log[..5], ["read rt1", "send refresh rt1", "read rt1", "event fallback_to_password", "send password"]);
+        assert_eq!(h.timeouts, [t, t]);
+    }
+
+    #[test]
+    fn a_503_with_any_retry_after_keeps_the_refresh_token() {
+        // Delay-seconds, an HTTP-date, or a value that cannot be read: the server said it is
+        // unavailable, so the refresh token was not taken and stays the one to use.
+        for ra in ["2", "Mon, 30 Nov 2026 12:00:00 GMT", "-1", "99999999999"] {
+            let mut h = host(cfg(|o| o.password = None), true, Some("rt1"));
+            let e = h.acquire(|_| status(503, Some(ra), "")).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ServerError, "{ra}");
+            assert!(h.log.iter().all(|l| !l.starts_with("send refresh") || l == "send refresh rt1"), "{ra}: {:?}", h.log);
+            h.acquire(|_| ok("at2", Some("rt2"))).unwrap();
+            assert_eq!(h.log[..2], ["read rt1", "send refresh rt1"], "{ra}: the token is still usable");
+        }
+        // Without one, a 503 may have been processed: the token counts as spent.
+        let mut h = host(cfg(|o| o.password = None), true, Some("rt1"));
+        assert_eq!(h.acquire(|_| status(503, None, "")).unwrap_err().code, ErrorCode::InvalidGrant);
+    }
+
+    #[test]
     fn retry_after_is_honoured_within_the_deadline() {
         let mut h = host(cfg(|o| o.persisted = false), false, None);
         let mut n = 0;
@@ -579,8 +629,7 @@ mod tests {
         // The store reads again, but cannot write: the new token is held, not handed out.
         h.store_fails = false;
         let mut writes = 0;
-        let now = h.now;
-        let mut a = Acquisition::new(&mut h.ctx(), now);
+        let mut a = Acquisition::new(&mut h.ctx());
         let mut input = None;
         let mut installed = vec![];
         let err = loop {
@@ -675,7 +724,7 @@ mod tests {
     #[test]
     fn an_answer_to_a_question_not_asked_ends_the_flow_with_an_error() {
         let mut h = host(cfg(|_| {}), true, Some("rt1"));
-        let mut a = Acquisition::new(&mut h.ctx(), 0.0);
+        let mut a = Acquisition::new(&mut h.ctx());
         assert!(matches!(a.step(&mut h.ctx(), None, 0.0), Action::ReadStore));
         assert!(matches!(a.step(&mut h.ctx(), Some(Input::Waited), 0.0), Action::Done(Err(_))));
     }

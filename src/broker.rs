@@ -42,7 +42,7 @@ pub fn lease_token(
     now_ms: f64,
 ) -> Result<(Token, u32), AuthError> {
     let bad = || AuthError::new(ErrorCode::BadResponse, "the token broker answered with something that is not a token");
-    let access = access.filter(|a| !a.is_empty()).ok_or_else(bad)?;
+    let access = access.filter(|a| crate::token::header_safe(a)).ok_or_else(bad)?;
     let ok = |v: Option<f64>| v.filter(|v| v.is_finite() && *v > 0.0);
     let (left, lifetime) = ok(expires_in_ms).zip(ok(lifetime_ms)).ok_or_else(bad)?;
     let generation = generation.and_then(self::generation).ok_or_else(bad)?;

@@ -77,12 +77,12 @@ pub fn optional(name: &str, v: Option<String>) -> Result<Option<String>, AuthErr
 }
 
 /// How long a caller waits for an acquisition before giving it up (the driver's watchdog): one
-/// acquisition is at most a held token's save, store reads before and between grants, the grants
-/// and their retries inside one `timeoutMs` deadline, and the store write, each bounded by
-/// `timeoutMs`; six of them and a second more is past anything but a flight that will never end
-/// (in workerd, one whose request was cancelled).
+/// acquisition is at most a held token's save, a store read, a refresh, a second read, a refresh
+/// of what it found, the password fallback and the store write, each bounded by `timeoutMs` (a
+/// grant with its retries); seven of them and a second more is past anything but a flight that
+/// will never end (in workerd, one whose request was cancelled).
 pub fn stall_ms(timeout_ms: f64) -> f64 {
-    6.0 * timeout_ms + 1000.0
+    7.0 * timeout_ms + 1000.0
 }
 
 /// Common timing options: `refreshSkewSeconds` (0..=3600) and `timeoutMs` (100..=120000).

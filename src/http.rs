@@ -59,7 +59,9 @@ impl HttpResponse {
         e.retry_after = self.retry_after.as_deref().and_then(parse_retry_after);
         // The one place that decides a request provably was not processed (RFC 9110 §15.5.30,
         // §15.6.4): a single-use credential in it may be sent again (`retry`, `qflow::Session`).
-        e.unsent = self.status == 429 || self.status == 503 && e.retry_after.is_some();
+        // A 503 with a Retry-After in any form (delay-seconds, an HTTP-date, or one we cannot
+        // read) is the server saying it is unavailable; only the wait needs a number.
+        e.unsent = self.status == 429 || self.status == 503 && self.retry_after.as_deref().is_some_and(|v| !v.trim_ascii().is_empty());
         Some(e)
     }
 

@@ -273,17 +273,23 @@ pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, redactor: 
     if env.has("INVALID_CLIENT") {
         return Verdict::Fail(AuthError::new(ErrorCode::InvalidClient, "Qpien refused the client ID or secret (INVALID_CLIENT)").with_status(status));
     }
-    if env.has("TOKEN_EXPIRED") || env.has("UNAUTHORIZED") || status == 401 {
-        return Verdict::Remint;
-    }
-    if env.has("INSUFFICIENT_SCOPES") {
-        return Verdict::RemintForScopes;
+    let remint = env.has("TOKEN_EXPIRED") || env.has("UNAUTHORIZED") || status == 401;
+    let scopes = env.has("INSUFFICIENT_SCOPES");
+    // Errors beside `data` mean the operation ran, at least in part (a field failed): sending it
+    // again could run a mutation twice, so they go to the caller like any other errors.
+    if (remint || scopes) && !env.has_data {
+        return if remint { Verdict::Remint } else { Verdict::RemintForScopes };
     }
     if env.error_count > 0 {
+        let code = match (remint, scopes) {
+            (true, _) => ErrorCode::Unauthorized,
+            (_, true) => ErrorCode::InsufficientScopes,
+            _ => ErrorCode::GraphqlError,
+        };
         let mut m = String::from("GraphQL errors in operation `");
         m.push_str(operation);
-        m.push('`');
-        let mut e = AuthError::new(ErrorCode::GraphqlError, m);
+        m.push_str(if code == ErrorCode::GraphqlError { "`" } else { "`, beside data: it ran, so it is not sent again" });
+        let mut e = AuthError::new(code, m);
         e.status = Some(status);
         e.messages = env.messages(redactor);
         return Verdict::Fail(e);
@@ -472,6 +478,18 @@ mod tests {
             let Verdict::Fail(e) = v("BAD_USER_INPUT") else { panic!() };
             assert_eq!(e.code, ErrorCode::GraphqlError);
             assert_eq!(e.messages, vec!["m".to_string()]);
+            // Beside data the operation ran: never resent, whatever the code.
+            let with_data = |code: &str| {
+                let body = format!(r#"{{"data":{{"createEvent":{{"id":"1"}}}},"errors":[{{"message":"m","extensions":{{"code":"{code}"}}}}]}}"#);
+                classify(status, env(&body).as_ref(), "CreateEvent", &Redactor::default())
+            };
+            for (code, want) in
+                [("TOKEN_EXPIRED", ErrorCode::Unauthorized), ("UNAUTHORIZED", ErrorCode::Unauthorized), ("INSUFFICIENT_SCOPES", ErrorCode::InsufficientScopes)]
+            {
+                let Verdict::Fail(e) = with_data(code) else { panic!("{code}") };
+                assert_eq!((e.code, e.messages.clone()), (want, vec!["m".to_string()]), "{code}");
+                assert!(e.message.contains("`CreateEvent`") && e.message.contains("not sent again"), "{}", e.message);
+            }
         }
         // A repeated `data` is refused: JSON.parse would hand the caller the last, we classify the first.
         assert!(env(r#"{"data":{"viewer":{"id":"first"}},"data":null}"#).is_none());

@@ -37,8 +37,8 @@ pub struct Token {
 impl Token {
     /// Builds a token from a lifetime in seconds as a server sent it.
     pub fn new(access: String, refresh: Option<String>, expires_in: Option<&Value>, now_ms: f64, what: &str, status: u16) -> Result<Token, AuthError> {
-        if access.is_empty() {
-            return Err(bad_response(what, status, "an empty access token"));
+        if !header_safe(&access) {
+            return Err(bad_response(what, status, "an access token that is empty or has characters an Authorization header cannot carry"));
         }
         let (secs, assumed) = match expires_in {
             None => (DOCUMENTED_LIFETIME_S, true),
@@ -55,6 +55,13 @@ impl Token {
             expiry_assumed: assumed,
         })
     }
+}
+
+/// An access token goes out as `Authorization: Bearer <token>`: one or more visible ASCII
+/// characters (RFC 6750 §2.1's b64token is a subset). Anything else is refused when it arrives,
+/// not cached to fail every API call with an error that blames the configuration.
+pub fn header_safe(access: &str) -> bool {
+    !access.is_empty() && access.bytes().all(|b| matches!(b, 0x21..=0x7e))
 }
 
 const WHAT: &str = "the token endpoint";
@@ -160,6 +167,11 @@ mod tests {
             r#"{"access_token":"a","token_type":"Bearer","expires_in":60,"access_token":"b"}"#,
             r#"{"access_token":"","token_type":"Bearer","expires_in":5}"#,
             r#"{"access_token":7,"token_type":"Bearer","expires_in":5}"#,
+            // Characters an Authorization header cannot carry: refused when they arrive.
+            r#"{"access_token":"a\nb","token_type":"Bearer","expires_in":5}"#,
+            r#"{"access_token":"a b","token_type":"Bearer","expires_in":5}"#,
+            r#"{"access_token":"a\u20acb","token_type":"Bearer","expires_in":5}"#,
+            r#"{"access_token":"a\u007f","token_type":"Bearer","expires_in":5}"#,
             "[]",
         ] {
             let e = parse(200, body).unwrap_err();

@@ -134,20 +134,14 @@ async function readJson(request, required, optional = []) {
   return body;
 }
 
-/** Where Qflow sends the browser back: this origin's page, nothing else. */
+/**
+ * Where Qflow sends the browser back: this origin's page, nothing else (another path of the site,
+ * such as one under /api/, would carry the code and state there).
+ */
 function redirectUriFor(request, given) {
-  const origin = new URL(request.url).origin;
-  if (given === undefined) return origin + "/";
-  let u;
-  try {
-    u = new URL(given);
-  } catch {
-    throw new Refusal(400, "invalid_redirect_uri", "redirectUri must be an absolute URL on this site.");
-  }
-  if (u.origin !== origin || u.hash || u.search || u.username || u.password || u.href !== given) {
-    throw new Refusal(400, "invalid_redirect_uri", "redirectUri must be an absolute URL on this site, without query or fragment.");
-  }
-  return u.href;
+  const page = new URL(request.url).origin + "/";
+  if (given !== undefined && given !== page) throw new Refusal(400, "invalid_redirect_uri", `redirectUri must be this site's page, ${page}, or left out.`);
+  return page;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,6 +154,24 @@ const sessionLifetimeS = (env) => {
 const sessionKey = (h) => `session:${h}`;
 const flowKey = (h) => `flow:${h}`;
 const kvTtl = (ms) => Math.max(60, Math.ceil(ms / 1000) + 60); // KV's minimum is 60 s
+
+/**
+ * Flows this isolate has taken up (KV's get-then-delete is not atomic): the same callback posted
+ * twice at once is refused here before KV is read, so its code is exchanged once. Across isolates,
+ * KV's lag still lets a second one through (the README says so).
+ */
+const claimedFlows = new Map(); // flow key -> when the claim lapses (insertion order is expiry order)
+function claimFlow(fk) {
+  const now = Date.now();
+  for (const [k, until] of claimedFlows) {
+    if (until > now) break;
+    claimedFlows.delete(k);
+  }
+  if (claimedFlows.has(fk)) return false;
+  if (claimedFlows.size >= 10_000) claimedFlows.delete(claimedFlows.keys().next().value);
+  claimedFlows.set(fk, now + FLOW_TTL_S * 1000);
+  return true;
+}
 
 /** One client per session and isolate (an access-token cache in front of the session's broker object). */
 const clients = new Map();
@@ -212,6 +224,19 @@ async function endSession(env, h, meta) {
   await brokerObject(env, h).end();
 }
 
+/**
+ * Sign-out of the session `h`: a live one is ended everywhere; one already ended, nothing more.
+ * One this location's KV does not show is not written to KV (a made-up cookie would otherwise
+ * leave a record), but its object is still ended: KV takes up to 60 s to show a new session
+ * everywhere, and a sign-out must not depend on that.
+ */
+async function endIfLive(env, h) {
+  const meta = await readMeta(env, h);
+  if (meta && !meta.ended) return endSession(env, h, meta);
+  dropClient(h);
+  if (!meta) await brokerObject(env, h).end();
+}
+
 async function readMeta(env, h) {
   try {
     return JSON.parse((await env.SESSIONS.get(sessionKey(h))) ?? "null");
@@ -260,7 +285,18 @@ const routes = {
     sameOrigin(request);
     const body = await readJson(request, [], ["redirectUri"]);
     const redirectUri = redirectUriFor(request, body.redirectUri);
-    const { url, state, codeVerifier } = await beginAuthorization({ clientId: env.QFLOW_CLIENT_ID, identityUrl: env.QFLOW_IDENTITY_URL, scope: SCOPE, redirectUri });
+    let begun;
+    try {
+      begun = await beginAuthorization({ clientId: env.QFLOW_CLIENT_ID, identityUrl: env.QFLOW_IDENTITY_URL, scope: SCOPE, redirectUri });
+    } catch (e) {
+      // The one argument from the request is the redirect URI (this page's URL): plain http off
+      // loopback is refused by qauth (a code must not travel in the clear).
+      if (e instanceof AuthError && e.code === "invalid_config" && /redirectUri/.test(e.message)) {
+        throw new Refusal(400, "insecure_origin", "Sign-in needs this site over https (http only on localhost).");
+      }
+      throw e;
+    }
+    const { url, state, codeVerifier } = begun;
     const preLogin = randomId();
     const flow = { state, verifier: codeVerifier, redirectUri, created: Date.now() };
     await env.SESSIONS.put(flowKey(await hash(preLogin)), JSON.stringify(flow), { expirationTtl: kvTtl(FLOW_TTL_S * 1000) });
@@ -280,6 +316,7 @@ const routes = {
     const notOurs = "This sign-in response does not match a sign-in started in this browser, has expired, or was already used. Sign in again.";
     if (!preLogin) return refuse(400, "state_mismatch", notOurs);
     const fk = flowKey(await hash(preLogin));
+    if (!claimFlow(fk)) return refuse(400, "state_mismatch", notOurs);
     const raw = await env.SESSIONS.get(fk);
     if (!raw) return refuse(400, "state_mismatch", notOurs);
     await env.SESSIONS.delete(fk); // one use
@@ -309,13 +346,14 @@ const routes = {
     }
     // Signing in again from this browser ends its previous session.
     const previous = readCookie(request, "qauth_session");
-    if (previous) {
-      const ph = await hash(previous);
-      if (ph !== h) await endSession(env, ph, await readMeta(env, ph));
-    }
+    if (previous) await endIfLive(env, await hash(previous));
     const lifetime = sessionLifetimeS(env);
     const created = Date.now();
-    await env.SESSIONS.put(sessionKey(h), JSON.stringify({ created, absoluteExpiry: created + lifetime * 1000, ended: false }), { expirationTtl: kvTtl(lifetime * 1000) });
+    const absoluteExpiry = created + lifetime * 1000;
+    // The session's object ends itself then, even if this browser never comes back (its cookie
+    // is gone by then, so no request would end it): no refresh token outlives its session.
+    await brokerObject(env, h).endAt(absoluteExpiry);
+    await env.SESSIONS.put(sessionKey(h), JSON.stringify({ created, absoluteExpiry, ended: false }), { expirationTtl: kvTtl(lifetime * 1000) });
     headers.append("set-cookie", cookie(request, "qauth_session", sid, lifetime));
     return new Response(JSON.stringify({ signedIn: true }), { status: 200, headers: withType(headers) });
   },
@@ -323,10 +361,7 @@ const routes = {
   async "POST /auth/logout"(request, env) {
     sameOrigin(request);
     const sid = readCookie(request, "qauth_session");
-    if (sid) {
-      const h = await hash(sid);
-      await endSession(env, h, await readMeta(env, h));
-    }
+    if (sid) await endIfLive(env, await hash(sid));
     return json({ signedIn: false }, 200, { "set-cookie": cookie(request, "qauth_session", "", 0) });
   },
 
@@ -424,6 +459,8 @@ async function handle(request, env) {
   const page = new Response(asset.body, asset);
   page.headers.set("content-security-policy", csp(env));
   page.headers.set("referrer-policy", "no-referrer");
+  // The callback URL (?code=…&state=…) is this page's: no cache keeps it.
+  page.headers.set("cache-control", "no-store");
   page.headers.set("x-frame-options", "DENY");
   return page;
 }
@@ -437,9 +474,12 @@ export default {
       // Refusals are the 4xx answers above; anything else is a bug, answered without details.
       response = e instanceof Refusal ? fail(e.status, e.code, e.message) : fail(500, "server_error", "The demo worker failed.");
     }
-    if (response.headers.get("x-content-type-options") !== "nosniff") {
+    // Over https, browsers are told to keep to it (the session cookie is `__Host-`, Secure, there).
+    const hsts = isHttps(request) && !response.headers.has("strict-transport-security");
+    if (response.headers.get("x-content-type-options") !== "nosniff" || hsts) {
       response = new Response(response.body, response);
       response.headers.set("x-content-type-options", "nosniff");
+      if (hsts) response.headers.set("strict-transport-security", "max-age=31536000");
     }
     return response;
   },

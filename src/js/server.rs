@@ -441,7 +441,7 @@ impl Client {
             return;
         }
         let task = match &mut self.p {
-            Provider::Qflow { cfg, session, held } => Task::Acquire(Acquisition::new(&mut Ctx { cfg, session, held, redactor: &mut self.redactor }, now)),
+            Provider::Qflow { cfg, session, held } => Task::Acquire(Acquisition::new(&mut Ctx { cfg, session, held, redactor: &mut self.redactor })),
             Provider::Qpien { cfg } => Task::Mint(Mint::new(cfg, now)),
         };
         self.task = Some(task);
@@ -633,7 +633,7 @@ impl Client {
         let Provider::Qpien { cfg } = &self.p else { return Err(bad_input()) };
         let query = items.str()?.filter(|q| !crate::config::blank(q)).ok_or_else(|| arg("graphql(query) takes the GraphQL document as a non-empty string"))?;
         if items.num()? == Some(2.0) {
-            return Err(arg("graphql(query, variables) takes the variables as an object"));
+            return Err(arg("graphql(query, variables) takes the variables as a plain object (a Map, a Date or a class instance is not sent as written)"));
         }
         let op_opt = match items.0.first() {
             Some(b'M') | None => None,
@@ -654,7 +654,8 @@ impl Client {
 
     /// One `graphql()` answer (status, body, operation name, the call's `Attempts` as bits):
     /// `R` with what next (0 done, 1 mint again and resend, 2 failed), the new bits, whether the
-    /// body has `data` (the driver parses it only then); a failure adds its `E`.
+    /// driver parses the body's `data` (for the caller, or to go on a failure's error: only when
+    /// the answer holds no credential, as an error may be logged); a failure adds its `E`.
     #[inline(never)]
     fn graphql_verdict(&mut self, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
         let status = items.num()?.unwrap_or(0.0) as u16;
@@ -662,9 +663,9 @@ impl Client {
         let op = items.str()?.unwrap_or_default();
         let mut attempts = Attempts::from_bits(items.num()?.unwrap_or(0.0) as u8);
         let env = Envelope::parse(&text);
-        let has_data = env.as_ref().is_some_and(|e| e.has_data);
         let verdict = classify(status, env.as_ref(), &op, &self.redactor);
         let next = attempts.next(verdict, &op);
+        let has_data = env.is_some_and(|e| e.has_data) && (next == Next::Done || !self.redactor.contains(&text));
         let n = match next {
             Next::Done => 0.0,
             Next::Remint => 1.0,
@@ -842,10 +843,12 @@ fn transport_error(kind: &str, what: &str) -> AuthError {
         "timeout" => (ErrorCode::Timeout, " did not answer within timeoutMs"),
         "abort" => (ErrorCode::Network, " request was aborted"),
         "refused" => (ErrorCode::Network, " refused the connection"),
+        "unresolved" => (ErrorCode::Network, " could not be reached: its host name did not resolve"),
         _ => (ErrorCode::Network, " could not be reached"),
     };
     let mut err = AuthError::new(code, cat(what, text));
-    err.unsent = kind == "refused";
+    // Nothing left before a connection was made: a single-use credential in it is still good.
+    err.unsent = matches!(kind, "refused" | "unresolved");
     err
 }
 
@@ -1095,6 +1098,26 @@ mod tests {
         match &send.1[4] {
             V::S(b) => b.clone(),
             v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn a_host_name_that_did_not_resolve_keeps_the_refresh_token_and_a_lost_answer_spends_it() {
+        let _s = serial();
+        for (kind, resent) in [("unresolved", true), ("refused", true), ("network", false)] {
+            let h = qflow(false);
+            let r = grant(h, 1.0, r#"{"access_token":"CANARY-at-1","refresh_token":"CANARY-rt-1","expires_in":3600,"token_type":"Bearer"}"#);
+            assert!(kinds(&r).ends_with('d'), "{r:?}");
+            let _ = op(INVALIDATE, h, T0, &[]);
+            assert_eq!(op(STEP, h, T0, &[d(2.0)])[0].1, [V::D(2.0)]);
+            assert!(body_of(&op(OBTAIN, h, T0, &[d(2.0)])[0]).contains("refresh_token=CANARY-rt-1"));
+            let r = op(INPUT, h, T0 + 1.0, &[d(2.0), s("a!"), s(kind)]);
+            // Nothing was sent: the same token again after the backoff; else the password.
+            let r = if kinds(&r).ends_with('z') { op(INPUT, h, T0 + 200.0, &[d(2.0), s("z")]) } else { r };
+            let body = body_of(r.last().unwrap());
+            assert_eq!(body.contains("refresh_token=CANARY-rt-1"), resent, "{kind}: {body}");
+            assert_eq!(body.contains("grant_type=password"), !resent, "{kind}: {body}");
+            let _ = op(FREE, h, T0, &[]);
         }
     }
 

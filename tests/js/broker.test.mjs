@@ -331,6 +331,26 @@ test("an object first woken by ID string (not told its name) proves the name a l
   }
 });
 
+test("endAt(): the object ends itself at the time it was given (an alarm), with no one asking; a bad time is refused", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const lease = (key) => w.call(1, `/lease-directly?identity=${encodeURIComponent(emu.url)}&key=${key}&stale=-1&password=1`);
+    assert.deepEqual(await lease("alarm-1"), { token: true });
+    assert.deepEqual(await lease("alarm-2"), { token: true });
+    assert.match((await w.call(0, "/end-at?key=alarm-1&in=bad")).threw ?? "", /endAt\(when\) takes a time/);
+    const set = await w.call(0, "/end-at?key=alarm-1&in=300");
+    assert.equal(typeof set.endsAt, "number", JSON.stringify(set));
+    await sleep(1500);
+    const ended = await lease("alarm-1");
+    assert.deepEqual([ended.error?.code, ended.error?.message], ["invalid_grant", "the session was ended"], JSON.stringify(ended));
+    assert.deepEqual(await w.call(0, "/end-at?key=alarm-1&in=300"), { ended: true }, "an ended object stays ended");
+    assert.deepEqual(await lease("alarm-2"), { token: true }, "another object is untouched");
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
 for (const [kind, code] of [
   ["down", "network"],
   ["throwing", "server_error"],

@@ -59,6 +59,8 @@ async function start({ lifetimeS, persist } = {}) {
     modulesRoot: dir,
     compatibilityDate: "2026-04-01",
     bindings: bindings(apiUrl),
+    // A public host name too (Miniflare refuses an Origin it does not route), for the http/https tests.
+    ...(host ? { routes: ["demo.example/*"] } : {}),
     kvNamespaces: { SESSIONS: "demo-sessions" },
     durableObjects: { TOKEN_BROKER: host ? { className: "TokenBroker", useSQLite: true } : { className: "TokenBroker", scriptName: "demo1", useSQLite: true } },
   });
@@ -84,7 +86,7 @@ async function start({ lifetimeS, persist } = {}) {
     } catch {}
     return { status: r.status, body: json, text, headers: r.headers };
   };
-  return { mf, call };
+  return { mf, call, apps };
 }
 
 const setCookies = (headers) => (headers.getSetCookie ? headers.getSetCookie() : [headers.get("set-cookie") ?? ""]);
@@ -102,6 +104,16 @@ const sha256hex = (s) => createHash("sha256").update(s).digest("hex");
  * with the pre-login cookie. `previous`: a session cookie the browser already has.
  */
 async function signIn(w, { a = 0, b = 1, previous } = {}) {
+  const { cookie, body } = await authorize(w, a, previous);
+  const done = await w.call(b, "/auth/session", { method: "POST", body, cookie });
+  assert.equal(done.status, 200, done.text);
+  const sid = cookieValue(done.headers, "qauth_session");
+  assert.match(sid, /^[A-Za-z0-9_-]{43}$/);
+  return sid;
+}
+
+/** /auth/start on isolate `a` and joe at the emulator's form: the callback's `{ cookie, body }` for /auth/session. */
+async function authorize(w, a = 0, previous) {
   const start = await w.call(a, "/auth/start", { method: "POST", body: "{}" });
   assert.equal(start.status, 200, start.text);
   const preLogin = cookieValue(start.headers, "qauth_prelogin");
@@ -112,11 +124,7 @@ async function signIn(w, { a = 0, b = 1, previous } = {}) {
   const r = await fetch(emu.url + "/core/connect/authorize", { method: "POST", body: form, redirect: "manual" });
   const back = new URL(r.headers.get("location"));
   const cookie = `qauth_prelogin=${preLogin}` + (previous ? `; qauth_session=${previous}` : "");
-  const done = await w.call(b, "/auth/session", { method: "POST", body: JSON.stringify({ code: back.searchParams.get("code"), state: back.searchParams.get("state") }), cookie });
-  assert.equal(done.status, 200, done.text);
-  const sid = cookieValue(done.headers, "qauth_session");
-  assert.match(sid, /^[A-Za-z0-9_-]{43}$/);
-  return sid;
+  return { cookie, body: JSON.stringify({ code: back.searchParams.get("code"), state: back.searchParams.get("state") }) };
 }
 
 test("two isolates, one session, concurrent load across 5 token lifetimes (TTL 2 s): every call 200, 0 session_expired, 0 invalid_grant", async () => {
@@ -288,6 +296,65 @@ test("an upstream HTML answer is never served on the demo's origin: 502 bad_upst
     assert.equal(r.headers.get("x-content-type-options"), "nosniff");
     assert.equal(r.headers.get("cache-control"), "no-store");
     assert.ok(!/<script|CANARY/.test(r.text));
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("a session never used again still ends at its absolute expiry: its object's alarm deletes the refresh token (lifetime 2 s here)", async () => {
+  await emu.control("reset");
+  const w = await start({ lifetimeS: 2 });
+  try {
+    const sid = await signIn(w);
+    // The session's object, as code holding the binding would reach it.
+    const ns = await w.mf.getDurableObjectNamespace("TOKEN_BROKER", "demo1");
+    const storeKey = `session:${sha256hex(sid)}`;
+    const name = `qflow|${emu.url}|${CREDS.clientId}|${storeKey}|`;
+    const stub = ns.get(ns.idFromName(name));
+    const lease = () => stub.lease({ name, provider: "qflow", options: { clientId: CREDS.clientId, clientSecret: CREDS.clientSecret, identityUrl: emu.url, storeKey } });
+    assert.ok((await lease()).token, "the live session's object serves");
+    await sleep(3500); // no request at all: the browser never came back
+    const r = await lease();
+    assert.deepEqual([r.token, r.error?.code, r.error?.message], [undefined, "invalid_grant", "the session was ended"], JSON.stringify(r));
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("the same callback posted 4 times at once to one isolate: its code is exchanged once, the other posts are refused", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const { cookie, body } = await authorize(w);
+    const all = await Promise.all(Array.from({ length: 4 }, () => w.call(1, "/auth/session", { method: "POST", body, cookie })));
+    assert.deepEqual(all.map((r) => r.status).sort(), [200, 400, 400, 400], all.map((r) => r.text).join(" | "));
+    assert.ok(all.filter((r) => r.status === 400).every((r) => r.body.code === "state_mismatch"));
+    assert.equal((await emu.stats()).token.authorization_code, 1);
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("sign-out with a made-up cookie writes nothing to KV; over https the answers carry HSTS; plain http off loopback cannot start a sign-in (400, not a 500)", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const kv = await w.mf.getKVNamespace("SESSIONS", "demo1");
+    const count = async () => (await kv.list()).keys.length;
+    const before = await count();
+    for (let i = 0; i < 5; i++) {
+      const r = await w.call(0, "/auth/logout", { method: "POST", sid: "x".repeat(42) + i });
+      assert.equal(r.status, 200, r.text);
+    }
+    assert.equal(await count(), before, "no KV record for a session that never was");
+    const post = (origin) => w.apps[0].fetch(origin + "/auth/start", { method: "POST", headers: { origin, "content-type": "application/json" }, body: "{}" });
+    const https = await post("https://demo.example");
+    assert.equal(https.status, 200, await https.clone().text());
+    assert.equal(https.headers.get("strict-transport-security"), "max-age=31536000");
+    await https.arrayBuffer();
+    const http = await post("http://demo.example");
+    assert.deepEqual([http.status, (await http.json()).code], [400, "insecure_origin"]);
+    assert.equal(http.headers.get("strict-transport-security"), null);
   } finally {
     await w.mf.dispose();
   }

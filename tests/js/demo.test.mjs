@@ -224,8 +224,15 @@ test("sign out: the cookie is dropped and /api/* answers 401 even with the old c
     await signIn(page, CREDS.ann);
     assert.match(await visibleText(page, "#comms"), /not enabled/, "Comms state in words for a user without access");
     const [old] = await context.cookies();
+    // A sign-out the worker did not confirm is not shown as one (on a shared machine it matters).
+    await page.route("**/auth/logout", (route) => route.fulfill({ status: 503, contentType: "application/json", body: '{"code":"server_error","message":"down"}' }));
+    await page.click("#sign-out");
+    await page.waitForSelector("#error:not([hidden])");
+    assert.equal(await page.locator("#signed-in").isVisible(), true, "still shown signed in");
+    await page.unroute("**/auth/logout");
     await page.click("#sign-out");
     await page.waitForSelector("#signed-out:not([hidden])");
+    assert.equal(await page.locator("#error").isHidden(), true);
     assert.deepEqual(await context.cookies(), []);
     const r = await apiFromPage(page, "/api/checkin/v1/api/events");
     assert.equal(r.status, 401);
@@ -356,6 +363,9 @@ test("proxy: encoded and double-encoded paths → 404 not_allowed before any ses
   const page = await raw("/");
   assert.equal(page.status, 200);
   assert.equal(page.headers["x-content-type-options"], "nosniff");
+  // The callback URL carries the code: the page is never cached, under any URL.
+  for (const p of ["/", "/?code=c&state=s"]) assert.equal((await raw(p)).headers["cache-control"], "no-store", p);
+  assert.equal(page.headers["strict-transport-security"], undefined, "no HSTS over http (the demo's loopback)");
   const csp = Object.fromEntries(page.headers["content-security-policy"].split(/;\s*/).map((d) => [d.split(" ")[0], d.split(" ").slice(1).join(" ")]));
   const importMap = /<script type="importmap">([\s\S]*?)<\/script>/.exec(readFileSync(join(ROOT, "www/public/index.html"), "utf8"))[1];
   const hash = createHash("sha256").update(importMap).digest("base64");
@@ -384,6 +394,9 @@ test("bad input on every endpoint → a 4xx with a stable code, never a 500, nev
     ["/auth/start", '{"redirectUri":"not a url"}', 400, "invalid_redirect_uri"],
     ["/auth/start", '{"redirectUri":"https://evil.example/"}', 400, "invalid_redirect_uri"],
     ["/auth/start", JSON.stringify({ redirectUri: url + "?x=1" }), 400, "invalid_redirect_uri"],
+    // Another path of this site would carry the code there (under /api/, to the API's logs).
+    ["/auth/start", JSON.stringify({ redirectUri: url + "api/checkin/v1/api/events" }), 400, "invalid_redirect_uri"],
+    ["/auth/start", JSON.stringify({ redirectUri: url }), 200, undefined],
     ["/auth/start", huge, 413, "too_large"],
     ["/auth/session", "", 400, "invalid_request"],
     ["/auth/session", "{", 400, "invalid_request"],

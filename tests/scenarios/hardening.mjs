@@ -208,7 +208,9 @@ scenario("argument matrix: every export refuses undefined, null, numbers, object
   await m.async("exchangeCode({ ...good, nope })", REQUEST, () => q.exchangeCode({ ...exchange, nope: 1 }), names("nope"));
 
   for (const [what, make] of [...ALL, ["an empty string", () => ""]]) await m.async(`graphql(${what})`, REQUEST, () => qp.graphql(make()));
-  for (const [what, make] of [V.number, V.array, V.symbol, V.string, V.bool]) await m.async(`graphql(query, ${what})`, REQUEST, () => qp.graphql(VIEWER, make()));
+  // Only a plain object is sent as written: a Map would go as {}, a Date as a string.
+  const notPlain = [["a Map", () => new Map([["id", 1]])], ["a Date", () => new Date(0)], ["a class instance", () => new (class Vars {})()]];
+  for (const [what, make] of [V.number, V.array, V.symbol, V.string, V.bool, ...notPlain]) await m.async(`graphql(query, ${what})`, REQUEST, () => qp.graphql(VIEWER, make()));
   for (const [what, make] of [V.number, V.array, V.symbol, V.string, ["{ operationName: 42 }", () => ({ operationName: 42 })], ["{ nope: 1 }", () => ({ nope: 1 })]]) {
     await m.async(`graphql(query, {}, ${what})`, REQUEST, () => qp.graphql(VIEWER, {}, make()));
   }
@@ -245,6 +247,7 @@ scenario("argument matrix: every export refuses undefined, null, numbers, object
   assert.equal((await r.json()).user, CREDS.joe.username);
   assert.match((await qp.headers()).Authorization, /^Bearer CANARY-qt-/);
   assert.equal((await qp.graphql(VIEWER)).viewer.id, "viewer-1");
+  assert.equal((await qp.graphql(VIEWER, Object.create(null))).viewer.id, "viewer-1", "a null-prototype object is plain");
   // The good forms of the calls above work (so the refusals were about the bad value).
   assert.deepEqual({ ...completeAuthorization(callback, { state: "s1" }) }, { code: "code-1" });
   assert.match((await beginAuthorization(begin)).url, /^http:\/\/127\.0\.0\.1:\d+\//);

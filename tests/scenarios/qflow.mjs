@@ -417,3 +417,88 @@ scenario("a refresh-only deployment: username + store, no password, starts from 
   assert.throws(() => new QflowAuth({ ...qflowOptions(emu), password: undefined }), (e) => e.code === "invalid_config" && /password/.test(e.message));
   assert.equal((await emu.stats()).token.total, 3);
 });
+
+/**
+ * A refresh-only client (username + store, no password) on a store seeded with a live refresh
+ * token; `get(key, read)`, if given, is the store's `get` from then on (a client takes a store's
+ * methods when it is constructed).
+ */
+async function refreshOnly(QflowAuth, emu, storeKey, extra = {}, get) {
+  const store = memoryStore();
+  const seed = new QflowAuth(qflowOptions(emu, { store, storeKey }));
+  await seed.headers();
+  seed.free();
+  if (get) {
+    const read = store.get.bind(store);
+    store.get = (k) => get(k, read);
+  }
+  return new QflowAuth({ ...qflowOptions(emu, { store, storeKey, ...extra }), password: undefined });
+}
+
+scenario("a 503 with a Retry-After in any form (an HTTP-date, a value past reading) keeps the refresh token: the next call refreshes with it", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  for (const retryAfter of ["Mon, 30 Nov 2026 12:00:00 GMT", "-1", "99999999999"]) {
+    await emu.control("reset");
+    const q = await refreshOnly(QflowAuth, emu, "ra-503", { timeoutMs: 1000 });
+    await emu.faults({ kind: "status", status: 503, retryAfter, count: 10 });
+    await assert.rejects(q.headers(), (e) => e instanceof AuthError && e.code === "server_error" && e.status === 503);
+    await emu.control("reset"); // the faults and counters, not the tokens
+    const h = await q.headers();
+    assert.match(h.Authorization, /^Bearer /, retryAfter);
+    const s = await emu.stats();
+    assert.deepEqual([s.token.refresh_token, s.token.reuseDetected], [1, 0], `${retryAfter}: the token the 503 did not take was used once`);
+    q.free();
+  }
+});
+
+scenario("each grant gets the whole timeoutMs: a store read that takes most of it leaves the refresh its full time", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  let reads = 0;
+  const q = await refreshOnly(QflowAuth, emu, "slow-read", { timeoutMs: 1200 }, async (k, read) => {
+    reads++;
+    await sleep(900);
+    return read(k);
+  });
+  // The identity server takes 600 ms: with one deadline for the read and the grant, the refresh
+  // would be cut at ~300 ms and its token counted as spent ("sign in again").
+  await emu.faults({ kind: "delay", ms: 600 });
+  const h = await q.headers();
+  assert.match(h.Authorization, /^Bearer /);
+  assert.equal(reads, 1);
+  assert.equal((await emu.stats()).token.reuseDetected, 0);
+  q.free();
+});
+
+scenario("a store whose get() calls headers() again (without awaiting it) joins the flight it is part of: both get the token", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  let inner;
+  const q = await refreshOnly(QflowAuth, emu, "reenter", {}, (k, read) => {
+    inner ??= q.headers();
+    return read(k);
+  });
+  const outer = await q.headers();
+  assert.equal((await inner).Authorization, outer.Authorization);
+  assert.equal((await emu.stats()).token.refresh_token, 1);
+  q.free();
+});
+
+scenario("a host name that did not resolve (ENOTFOUND / EAI_AGAIN) sent nothing: the refresh token stays good", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  for (const code of ["ENOTFOUND", "EAI_AGAIN"]) {
+    await emu.control("reset");
+    const q = await refreshOnly(QflowAuth, emu, "dns", { timeoutMs: 1000 });
+    // The platform's own failure, shaped as Node's fetch rejects it: no request left.
+    const real = globalThis.fetch;
+    globalThis.fetch = (url, init) =>
+      String(url).endsWith("/core/connect/token") ? Promise.reject(new TypeError("fetch failed", { cause: Object.assign(new Error(`getaddrinfo ${code}`), { code }) })) : real(url, init);
+    let e;
+    try {
+      e = await q.headers().then(() => null, (x) => x);
+    } finally {
+      globalThis.fetch = real;
+    }
+    assert.ok(e instanceof AuthError && e.code === "network" && /did not resolve/.test(e.message), String(e));
+    const h = await q.headers();
+    assert.match(h.Authorization, /^Bearer /, `${code}: the refresh token was not counted as spent`);
+    assert.equal((await emu.stats()).token.refresh_token, 1);
+    q.free();
+  }
+});

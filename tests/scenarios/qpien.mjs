@@ -124,3 +124,23 @@ scenario("config errors", ({ qauth: { QpienAuth, AuthError }, emu, assert }) => 
   assert.throws(() => new QpienAuth({ clientId: "x", clientSecret: "CANARY-s" }), (e) => e.code === "invalid_config" && /endpoint/.test(e.message));
   assert.throws(() => new QpienAuth({ ...opts(emu), endpoint: "graphql" }), (e) => e.code === "invalid_config" && /endpoint/.test(e.message));
 });
+
+scenario("data beside a field's UNAUTHORIZED error: the operation ran, so it is not sent again; its data goes on the error only when it holds no credential", async ({ qauth: { QpienAuth, AuthError }, emu, assert }) => {
+  const MUTATION = "mutation CreateEvent { createEvent { id audit } }";
+  for (const echo of [false, true]) {
+    await emu.control("reset");
+    const q = new QpienAuth(opts(emu));
+    await q.headers();
+    await emu.control("graphql-faults", { faults: [{ kind: echo ? "partial_unauthorized_echo" : "partial_unauthorized" }] });
+    const e = await q.graphql(MUTATION).then(() => null, (x) => x);
+    assert.ok(e instanceof AuthError, String(e));
+    assert.equal(e.code, "unauthorized");
+    assert.deepEqual(e.messages, ["not allowed to read audit"]);
+    const s = await emu.stats();
+    assert.deepEqual([s.qpien.calls, s.qpien.mints], [1, 1], `echo ${echo}: sent once, no re-mint`);
+    if (echo) assert.equal(e.data, undefined, "data echoing the token stays off the error");
+    else assert.deepEqual(e.data, { createEvent: { id: "event-1", audit: null } });
+    assertNoCanary(assert, JSON.stringify(e) + e.message + String(e.stack), "the error");
+    q.free();
+  }
+});

@@ -82,6 +82,16 @@ export default {
           const r = await stub.lease({ name: q("claim") ?? name, provider: "qflow", options, stale: Number(q("stale")) });
           return Response.json(r.token ? { token: true } : r);
         }
+        case "/end-at": {
+          // The object for `key` ends itself `in` ms from now (a session's absolute expiry).
+          const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|${q("key")}|`;
+          const stub = env.TOKEN_BROKER.get(env.TOKEN_BROKER.idFromName(name));
+          try {
+            return Response.json(await stub.endAt(q("in") === "bad" ? "soon" : Date.now() + Number(q("in"))));
+          } catch (e) {
+            return Response.json({ threw: String(e.message) });
+          }
+        }
         case "/signed-in": {
           const c = new QflowAuth(qflowOptions(env, { password: undefined, broker: env.TOKEN_BROKER, storeKey: "signed-in" }));
           await c.headers();

@@ -120,7 +120,9 @@ async function load() {
 }
 
 async function signOut() {
-  await call("/auth/logout", { method: "POST" });
+  const r = await call("/auth/logout", { method: "POST" });
+  // Only the worker's word ends the session: on a shared machine, "signed out" must be true.
+  if (r.status !== 200) return showError(r.body.code ?? "network", r.body.message ?? "Sign-out failed: you are still signed in. Try again.");
   $("error").hidden = true;
   view("signed-out", "You are signed out.");
 }

@@ -60,7 +60,9 @@ async fn take_fault(st: &Shared, raw: &[u8], mint: bool) -> Result<Option<Respon
         Fault::Status { status, retry_after } => {
             let mut r = json_resp(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), json!({"error": "temporarily_unavailable"}));
             if let Some(s) = retry_after {
-                r.headers_mut().insert(header::RETRY_AFTER, s.to_string().parse().unwrap());
+                if let Ok(v) = s.parse() {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
             }
             Ok(Some(r))
         }
@@ -372,6 +374,14 @@ async fn graphql(AxState(st): AxState<Shared>, headers: HeaderMap, body: Bytes) 
         }
         Some(GqlFault::DupData) => {
             return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"data\":{\"viewer\":{\"id\":\"first\"}},\"data\":null}").into_response()
+        }
+        Some(GqlFault::PartialUnauthorized { echo }) => {
+            let mut data = json!({ "createEvent": { "id": "event-1", "audit": null } });
+            if echo {
+                data["debug"] = json!({ "seenAuthorization": header_text(&headers, "authorization") });
+            }
+            let error = json!({ "message": "not allowed to read audit", "path": ["createEvent", "audit"], "extensions": { "code": "UNAUTHORIZED" } });
+            return json_resp(StatusCode::OK, json!({ "data": data, "errors": [error] }));
         }
         None => {}
     }

@@ -29,7 +29,8 @@ pub struct User {
 pub enum Fault {
     Status {
         status: u16,
-        retry_after: Option<u64>,
+        /// Sent as is: delay-seconds, or any text (an HTTP-date, a value a client cannot read).
+        retry_after: Option<String>,
     },
     Delay {
         ms: u64,
@@ -71,6 +72,9 @@ pub enum GqlFault {
     Big { size: usize },
     /// 200 with `data` twice in one object.
     DupData,
+    /// 200 with `data` (the operation ran) beside a field's UNAUTHORIZED error; with `echo`, the
+    /// data repeats the Authorization header (a debug field).
+    PartialUnauthorized { echo: bool },
 }
 
 pub const TOKEN_BIG_SIZE: usize = 32 << 20;
@@ -300,7 +304,10 @@ impl State {
         let mut delay_refresh = None;
         let list = fault_list(v, |kind, f| {
             Ok(Some(match kind {
-                "status" => Fault::Status { status: f["status"].as_u64().unwrap_or(500) as u16, retry_after: f["retryAfter"].as_u64() },
+                "status" => Fault::Status {
+                    status: f["status"].as_u64().unwrap_or(500) as u16,
+                    retry_after: f["retryAfter"].as_u64().map(|n| n.to_string()).or_else(|| f["retryAfter"].as_str().map(String::from)),
+                },
                 "delay" => Fault::Delay { ms: f["ms"].as_u64().unwrap_or(1000) },
                 "html" => Fault::Html,
                 "malformed" => Fault::Malformed,
@@ -343,6 +350,8 @@ impl State {
             "echo_cut" => Ok(Some(GqlFault::EchoCut)),
             "big" => Ok(Some(GqlFault::Big { size: size(f, GQL_BIG_SIZE) })),
             "dup_data" => Ok(Some(GqlFault::DupData)),
+            "partial_unauthorized" => Ok(Some(GqlFault::PartialUnauthorized { echo: false })),
+            "partial_unauthorized_echo" => Ok(Some(GqlFault::PartialUnauthorized { echo: true })),
             k => Err(format!("unknown graphql fault kind {k}")),
         })?;
         self.gql_faults.extend(list);
