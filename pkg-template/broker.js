@@ -126,8 +126,11 @@ export class TokenBroker extends DurableObject {
    */
   async end() {
     this.#ended = true;
+    const serving = this.#clients.size > 0;
     this.#clients.clear();
-    await this.ctx.storage.deleteAlarm();
+    // An object that never served a lease and holds nothing has nothing to end, and keeps
+    // nothing (a sign-out with a made-up session id must not leave a row behind for good).
+    if (!serving && (await this.ctx.storage.list({ limit: 1 })).size === 0) return { ended: true };
     await this.ctx.storage.deleteAll();
     await this.ctx.storage.put(ENDED_KEY, true);
     return { ended: true };
@@ -145,9 +148,12 @@ export class TokenBroker extends DurableObject {
     return { endsAt: when };
   }
 
-  /** The alarm `endAt` set. */
+  /**
+   * The alarm `endAt` set: `end()`, again if it ran already (it is idempotent). A throw has the
+   * runtime retry the alarm, so a failed delete is not the last word.
+   */
   async alarm() {
-    if (!this.#ended) await this.end();
+    await this.end();
   }
 
   /**

@@ -71,11 +71,16 @@ function timeoutSignal(ms, other) {
   return other && typeof AbortSignal.any === "function" ? AbortSignal.any([other, t]) : t;
 }
 
-/** A plain object: what `JSON.stringify` sends as written (a Map would go as `{}`, a Date as a string). */
+/**
+ * A plain object (of any realm): what `JSON.stringify` sends as written. A Map would go as `{}`,
+ * a Date as a string, a class instance without its methods, an object with `toJSON` as whatever
+ * that returns.
+ */
 function plain(v) {
   try {
-    const proto = v !== null && typeof v === "object" ? Object.getPrototypeOf(v) : undefined;
-    return proto === null || proto === Object.prototype;
+    if (v === null || typeof v !== "object" || Object.prototype.toString.call(v) !== "[object Object]") return false;
+    const proto = Object.getPrototypeOf(v);
+    return (proto === null || Object.getPrototypeOf(proto) === null) && typeof v.toJSON !== "function";
   } catch {
     return false;
   }
@@ -624,7 +629,7 @@ export class QflowAuth extends Client {
     }
     const a = await this.#api(base, true);
     if (a.disabled) return { enabled: false, reason: a.disabled };
-    this[ONE](COMMS_STATUS, new Items().num(a.response.status));
+    this[ONE](COMMS_STATUS, new Items().num(a.response.status).value(a.response.headers.get("retry-after")));
     return { enabled: true };
   }
 
@@ -801,7 +806,7 @@ export class QpienAuth extends Client {
         throw fail(QPIEN_TRANSPORT, failureKind(e));
       }
       if (text === null) throw fail(QPIEN_TOO_BIG, resp.status);
-      const [verdict, error] = this[RECORDS](GRAPHQL_VERDICT, new Items().num(resp.status).str(text).str(op).num(attempts));
+      const [verdict, error] = this[RECORDS](GRAPHQL_VERDICT, new Items().num(resp.status).value(resp.headers.get("retry-after")).str(text).str(op).num(attempts));
       if (verdict[0] === kind.E) throw toError(verdict);
       const [, next, bits, hasData] = verdict;
       let data;
@@ -818,6 +823,7 @@ export class QpienAuth extends Client {
         this[INVALIDATE_TOKEN](got.generation);
         continue;
       }
+      if (next === 3) this[INVALIDATE_TOKEN](got.generation);
       const err = toError(error);
       if (data !== undefined) err.data = data;
       throw err;

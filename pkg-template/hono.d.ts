@@ -13,7 +13,7 @@ export interface QflowProxyOptions {
    * `allow` answer 404. Default `""` (no prefix: calls not on `allow` go to `next()`).
    */
   prefix?: string;
-  /** Request headers passed on (default: accept, accept-language, content-type, conditionals, prefer). */
+  /** Request headers passed on (default: accept, accept-language, content-type, content-language, the conditionals if-match / if-none-match / if-modified-since / if-unmodified-since, prefer). */
   forwardHeaders?: readonly string[];
 }
 

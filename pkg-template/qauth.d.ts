@@ -44,9 +44,12 @@ export interface QflowAuthBaseOptions {
   broker?: TokenBrokerNamespace;
   /** Default derived from identityUrl + clientId + username; never contains a secret. */
   storeKey?: string;
-  /** Default 60, capped at half the token's lifetime. */
+  /** Default 60, from 0 to 3600 (else `invalid_config`); capped at half the token's lifetime. */
   refreshSkewSeconds?: number;
-  /** Default 10000; bounds every token request (with its retries) and every API call. */
+  /**
+   * Default 10000, from 100 to 120000 (else `invalid_config`); bounds each token grant (with its
+   * retries), each store call, each broker lease and each API call (body included).
+   */
   timeoutMs?: number;
   onEvent?: (event: QauthEvent) => void;
 }
@@ -78,7 +81,8 @@ export class QflowAuth {
   exchangeCode(args: { code: string; codeVerifier: string; redirectUri: string }): Promise<void>;
   /**
    * Releases the wasm memory of this client. Calls already running end first (a refresh in
-   * flight still saves its rotated token); later calls reject with `invalid_request`.
+   * flight still saves its rotated token); later calls reject with `invalid_request` (and
+   * `invalidate()` throws it). A second `free()` does nothing.
    */
   free(): void;
   /** `using qflow = new QflowAuth(...)`: `free()` at the end of the scope. */
@@ -91,7 +95,9 @@ export interface QpienAuthOptions {
   endpoint: string;
   /** The `TokenBroker` namespace: one mint for all isolates. */
   broker?: TokenBrokerNamespace;
+  /** Default 60, from 0 to 3600; capped at half the token's lifetime. */
   refreshSkewSeconds?: number;
+  /** Default 10000, from 100 to 120000. */
   timeoutMs?: number;
   onEvent?: (event: QauthEvent) => void;
 }
@@ -100,12 +106,16 @@ export class QpienAuth {
   constructor(options: QpienAuthOptions);
   accessToken(): Promise<string>;
   headers(): Promise<{ readonly Authorization: string }>;
-  /** Resolves to the operation's `data` (describe it with `T`; `unknown` until you do). */
+  /**
+   * Resolves to the operation's `data` (describe it with `T`; `unknown` until you do).
+   * `variables` must be a plain object (else `invalid_request`).
+   */
   graphql<T = unknown>(query: string, variables?: Record<string, unknown>, options?: { operationName?: string }): Promise<T>;
   invalidate(): void;
   /**
    * Releases the wasm memory of this client. Calls already running end first (a refresh in
-   * flight still saves its rotated token); later calls reject with `invalid_request`.
+   * flight still saves its rotated token); later calls reject with `invalid_request` (and
+   * `invalidate()` throws it). A second `free()` does nothing.
    */
   free(): void;
   /** `using qpien = new QpienAuth(...)`: `free()` at the end of the scope. */
@@ -158,16 +168,18 @@ export type AuthErrorCode =
   | "wasm_load_failed";
 
 export class AuthError extends Error {
+  /** qauth makes these; the arguments are its own (catch them, test `code`, do not build one). */
+  constructor(code: AuthErrorCode, message: string, hint: string, retryable: boolean, status?: number, retryAfter?: number, messages?: string[]);
   readonly name: "AuthError";
   readonly code: AuthErrorCode;
   readonly retryable: boolean;
   readonly hint: string;
   readonly status?: number;
-  /** Seconds, from Retry-After (rate_limited). */
+  /** Seconds, from Retry-After (rate_limited, server_error). */
   readonly retryAfter?: number;
   /** GraphQL error messages (graphql_error), secrets redacted. */
   readonly messages?: string[];
-  /** Partial GraphQL data that came with the errors, if any. */
+  /** Partial GraphQL data that came with the errors, if any and if it holds no credential. */
   readonly data?: unknown;
   /** Every field, for logging (`JSON.stringify(e)`); no field ever holds a secret. */
   toJSON(): {

@@ -21,8 +21,10 @@ pub enum Field {
     Num(f64),
 }
 
-/// The broker's own deadline, a little inside the isolate's (`timeoutMs`), so an isolate hears
-/// the broker's real error (the identity server is slow, say) rather than its own timeout.
+/// The broker's own `timeoutMs`, a little inside the isolate's, so an isolate hears the broker's
+/// real error (the identity server is slow, say) rather than its own timeout when one grant fails.
+/// A refresh that times out followed by the password fallback takes the object up to twice that:
+/// the isolate then answers `timeout` while the object finishes, and the next lease gets its token.
 pub fn broker_timeout_ms(timeout_ms: f64) -> f64 {
     (timeout_ms - (timeout_ms / 5.0).min(1000.0)).max(100.0)
 }

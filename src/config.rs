@@ -78,11 +78,12 @@ pub fn optional(name: &str, v: Option<String>) -> Result<Option<String>, AuthErr
 
 /// How long a caller waits for an acquisition before giving it up (the driver's watchdog): one
 /// acquisition is at most a held token's save, a store read, a refresh, a second read, a refresh
-/// of what it found, the password fallback and the store write, each bounded by `timeoutMs` (a
-/// grant with its retries); seven of them and a second more is past anything but a flight that
-/// will never end (in workerd, one whose request was cancelled).
+/// of what it found, the password fallback, the store write and, inside the token broker, the
+/// access token's save, each bounded by `timeoutMs` (a grant with its retries); eight of them and
+/// a second more is past anything but a flight that will never end (in workerd, one whose request
+/// was cancelled).
 pub fn stall_ms(timeout_ms: f64) -> f64 {
-    7.0 * timeout_ms + 1000.0
+    8.0 * timeout_ms + 1000.0
 }
 
 /// Common timing options: `refreshSkewSeconds` (0..=3600) and `timeoutMs` (100..=120000).

@@ -72,7 +72,7 @@ impl ErrorCode {
             InvalidScope => "Ask for scopes the client is allowed, e.g. the default `qflowapi openid offline_access`.",
             UnauthorizedClient => "This client is not allowed to use this grant; check its settings with the provider.",
             UnsupportedGrantType => "The identity server does not accept this grant for this client.",
-            Unauthorized => "The API refused a fresh token twice: check the subscription key and the user's access.",
+            Unauthorized => "The API refused a fresh token: check the credentials (for Qflow, the subscription key) and the account's access.",
             CommsApiNotEnabled => "This account is not on the Comms API allow-list: request access through Qflow support. Retrying will not help.",
             TrustRequired => "Sending needs a verified account: finish Qflow's verification (KYC). Retrying will not help.",
             InsufficientScopes => "Give the API key the missing scope in the Qpien dashboard; a new token is minted on the next call.",

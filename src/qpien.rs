@@ -262,12 +262,12 @@ pub enum Verdict {
 
 /// Classifies one answer. Handles both GraphQL-over-HTTP styles: errors with HTTP 200, and
 /// errors with a 4xx/5xx status (`application/graphql-response+json`).
-pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, redactor: &Redactor) -> Verdict {
+pub fn classify(status: u16, retry_after: Option<String>, env: Option<&Envelope>, operation: &str, redactor: &Redactor) -> Verdict {
+    let resp = HttpResponse { status, retry_after, body: String::new() };
     let Some(env) = env else {
         if status == 401 {
             return Verdict::Remint;
         }
-        let resp = HttpResponse { status, retry_after: None, body: String::new() };
         return Verdict::Fail(resp.transient_error(WHAT).unwrap_or_else(|| bad_response(WHAT, status, "a body that is not a GraphQL response")));
     };
     if env.has("INVALID_CLIENT") {
@@ -279,6 +279,12 @@ pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, redactor: 
     // again could run a mutation twice, so they go to the caller like any other errors.
     if (remint || scopes) && !env.has_data {
         return if remint { Verdict::Remint } else { Verdict::RemintForScopes };
+    }
+    // An overloaded or failing server (429, 5xx) is that, whatever errors its body lists:
+    // `rate_limited` / `server_error`, retryable, with its Retry-After.
+    if let Some(mut e) = resp.transient_error(WHAT) {
+        e.messages = env.messages(redactor);
+        return Verdict::Fail(e);
     }
     if env.error_count > 0 {
         let code = match (remint, scopes) {
@@ -295,8 +301,7 @@ pub fn classify(status: u16, env: Option<&Envelope>, operation: &str, redactor: 
         return Verdict::Fail(e);
     }
     if !(200..300).contains(&status) {
-        let resp = HttpResponse { status, retry_after: None, body: String::new() };
-        return Verdict::Fail(resp.transient_error(WHAT).unwrap_or_else(|| bad_response(WHAT, status, "an error status without GraphQL errors")));
+        return Verdict::Fail(bad_response(WHAT, status, "an error status without GraphQL errors"));
     }
     if !env.has_data {
         return Verdict::Fail(bad_response(WHAT, status, "neither data nor errors"));
@@ -468,7 +473,13 @@ mod tests {
     fn classify_each_code_both_http_styles() {
         for status in [200, 400] {
             let v = |code: &str| {
-                classify(status, env(&format!(r#"{{"errors":[{{"message":"m","extensions":{{"code":"{code}"}}}}]}}"#)).as_ref(), "Op", &Redactor::default())
+                classify(
+                    status,
+                    None,
+                    env(&format!(r#"{{"errors":[{{"message":"m","extensions":{{"code":"{code}"}}}}]}}"#)).as_ref(),
+                    "Op",
+                    &Redactor::default(),
+                )
             };
             assert_eq!(v("TOKEN_EXPIRED"), Verdict::Remint);
             assert_eq!(v("UNAUTHORIZED"), Verdict::Remint);
@@ -481,7 +492,7 @@ mod tests {
             // Beside data the operation ran: never resent, whatever the code.
             let with_data = |code: &str| {
                 let body = format!(r#"{{"data":{{"createEvent":{{"id":"1"}}}},"errors":[{{"message":"m","extensions":{{"code":"{code}"}}}}]}}"#);
-                classify(status, env(&body).as_ref(), "CreateEvent", &Redactor::default())
+                classify(status, None, env(&body).as_ref(), "CreateEvent", &Redactor::default())
             };
             for (code, want) in
                 [("TOKEN_EXPIRED", ErrorCode::Unauthorized), ("UNAUTHORIZED", ErrorCode::Unauthorized), ("INSUFFICIENT_SCOPES", ErrorCode::InsufficientScopes)]
@@ -493,12 +504,20 @@ mod tests {
         }
         // A repeated `data` is refused: JSON.parse would hand the caller the last, we classify the first.
         assert!(env(r#"{"data":{"viewer":{"id":"first"}},"data":null}"#).is_none());
-        assert_eq!(classify(401, env("{}").as_ref(), "Op", &Redactor::default()), Verdict::Remint);
-        assert_eq!(classify(401, None, "Op", &Redactor::default()), Verdict::Remint);
-        assert_eq!(classify(200, env(r#"{"data":{"a":1}}"#).as_ref(), "Op", &Redactor::default()), Verdict::Ok);
-        let Verdict::Fail(e) = classify(200, env(r#"{"data":null}"#).as_ref(), "Op", &Redactor::default()) else { panic!() };
+        assert_eq!(classify(401, None, env("{}").as_ref(), "Op", &Redactor::default()), Verdict::Remint);
+        assert_eq!(classify(401, None, None, "Op", &Redactor::default()), Verdict::Remint);
+        assert_eq!(classify(200, None, env(r#"{"data":{"a":1}}"#).as_ref(), "Op", &Redactor::default()), Verdict::Ok);
+        let Verdict::Fail(e) = classify(200, None, env(r#"{"data":null}"#).as_ref(), "Op", &Redactor::default()) else { panic!() };
         assert_eq!(e.code, ErrorCode::BadResponse);
-        let Verdict::Fail(e) = classify(502, None, "Op", &Redactor::default()) else { panic!() };
+        // An overloaded or failing server, whatever errors its body lists: transient, with its
+        // Retry-After and the messages (GraphQL servers answer 5xx with an errors body).
+        let busy = env(r#"{"errors":[{"message":"Service unavailable"}]}"#);
+        for (status, ra, code) in [(503, None, ErrorCode::ServerError), (429, Some("5"), ErrorCode::RateLimited), (500, None, ErrorCode::ServerError)] {
+            let Verdict::Fail(e) = classify(status, ra.map(String::from), busy.as_ref(), "Op", &Redactor::default()) else { panic!() };
+            assert_eq!((e.code, e.retryable(), e.status, e.retry_after), (code, true, Some(status), ra.map(|_| 5)), "{status}");
+            assert_eq!(e.messages, vec!["Service unavailable".to_string()]);
+        }
+        let Verdict::Fail(e) = classify(502, None, None, "Op", &Redactor::default()) else { panic!() };
         assert_eq!(e.code, ErrorCode::ServerError);
     }
 
@@ -518,7 +537,7 @@ mod tests {
     fn graphql_messages_are_redacted() {
         let c = cfg();
         let s = Redactor::new(&c.secrets());
-        let Verdict::Fail(e) = classify(200, env(r#"{"errors":[{"message":"echo CANARY-qs\"}, injected: true"}]}"#).as_ref(), "Op", &s) else { panic!() };
+        let Verdict::Fail(e) = classify(200, None, env(r#"{"errors":[{"message":"echo CANARY-qs\"}, injected: true"}]}"#).as_ref(), "Op", &s) else { panic!() };
         assert!(!e.messages.join(" ").contains("CANARY"));
     }
 

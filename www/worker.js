@@ -225,16 +225,18 @@ async function endSession(env, h, meta) {
 }
 
 /**
- * Sign-out of the session `h`: a live one is ended everywhere; one already ended, nothing more.
- * One this location's KV does not show is not written to KV (a made-up cookie would otherwise
- * leave a record), but its object is still ended: KV takes up to 60 s to show a new session
- * everywhere, and a sign-out must not depend on that.
+ * Sign-out of the session `h`: a live one is marked `ended` in KV and its object ended. One KV
+ * does not show as live gets no KV record (a made-up cookie would otherwise leave one), but its
+ * object is still ended: KV takes up to 60 s to show a new session everywhere, and a sign-out
+ * must not depend on that (an object that never served anything keeps nothing).
  */
 async function endIfLive(env, h) {
   const meta = await readMeta(env, h);
   if (meta && !meta.ended) return endSession(env, h, meta);
+  // Ended already, or not shown here: the object is ended again (it is idempotent): a sign-out
+  // retried after its `end()` failed must not answer "signed out" with the token still live.
   dropClient(h);
-  if (!meta) await brokerObject(env, h).end();
+  await brokerObject(env, h).end();
 }
 
 async function readMeta(env, h) {
@@ -331,7 +333,14 @@ const routes = {
     const sid = randomId();
     const h = await hash(sid);
     const qflow = clientFor(env, h);
+    const lifetime = sessionLifetimeS(env);
+    const created = Date.now();
+    const absoluteExpiry = created + lifetime * 1000;
     try {
+      // First, before the object holds anything: it ends itself at the session's expiry even if
+      // this browser never comes back (its cookie is gone by then, so no request would end it),
+      // or if anything below fails. No refresh token outlives its session.
+      await brokerObject(env, h).endAt(absoluteExpiry);
       await qflow.exchangeCode({ code: body.code, codeVerifier: flow.verifier, redirectUri: flow.redirectUri });
     } catch (e) {
       dropClient(h);
@@ -347,12 +356,6 @@ const routes = {
     // Signing in again from this browser ends its previous session.
     const previous = readCookie(request, "qauth_session");
     if (previous) await endIfLive(env, await hash(previous));
-    const lifetime = sessionLifetimeS(env);
-    const created = Date.now();
-    const absoluteExpiry = created + lifetime * 1000;
-    // The session's object ends itself then, even if this browser never comes back (its cookie
-    // is gone by then, so no request would end it): no refresh token outlives its session.
-    await brokerObject(env, h).endAt(absoluteExpiry);
     await env.SESSIONS.put(sessionKey(h), JSON.stringify({ created, absoluteExpiry, ended: false }), { expirationTtl: kvTtl(lifetime * 1000) });
     headers.append("set-cookie", cookie(request, "qauth_session", sid, lifetime));
     return new Response(JSON.stringify({ signedIn: true }), { status: 200, headers: withType(headers) });

@@ -652,23 +652,28 @@ impl Client {
         Ok(())
     }
 
-    /// One `graphql()` answer (status, body, operation name, the call's `Attempts` as bits):
-    /// `R` with what next (0 done, 1 mint again and resend, 2 failed), the new bits, whether the
+    /// One `graphql()` answer (status, Retry-After, body, operation name, the call's `Attempts` as bits):
+    /// `R` with what next (0 done, 1 mint again and resend, 2 failed, 3 failed and the token is
+    /// to be dropped), the new bits, whether the
     /// driver parses the body's `data` (for the caller, or to go on a failure's error: only when
     /// the answer holds no credential, as an error may be logged); a failure adds its `E`.
     #[inline(never)]
     fn graphql_verdict(&mut self, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
         let status = items.num()?.unwrap_or(0.0) as u16;
+        let retry_after = items.str()?;
         let text = items.str()?.unwrap_or_default();
         let op = items.str()?.unwrap_or_default();
         let mut attempts = Attempts::from_bits(items.num()?.unwrap_or(0.0) as u8);
         let env = Envelope::parse(&text);
-        let verdict = classify(status, env.as_ref(), &op, &self.redactor);
+        let verdict = classify(status, retry_after, env.as_ref(), &op, &self.redactor);
         let next = attempts.next(verdict, &op);
         let has_data = env.is_some_and(|e| e.has_data) && (next == Next::Done || !self.redactor.contains(&text));
-        let n = match next {
+        let n = match &next {
             Next::Done => 0.0,
             Next::Remint => 1.0,
+            // The token was refused (beside data, or after a re-mint): not resent, but not kept
+            // either, so the next call mints (a long job survives TOKEN_EXPIRED on its own).
+            Next::Fail(e) if e.code == ErrorCode::Unauthorized => 3.0,
             Next::Fail(_) => 2.0,
         };
         out.kind(b'R').num(n).num(f64::from(attempts.bits())).num(f64::from(u8::from(has_data)));
@@ -695,7 +700,7 @@ fn event(out: &mut Out, e: Event) {
 /// URL of the request about to be sent), `API_NEXT` (status, refreshed: 0 hand back, 1 refresh
 /// and resend, 2 read the 403 body, no more than the number that follows), `API_GATE` (the 403 body, whether for `commsAccess`: `R`
 /// with nothing, or 1 + reason for a disabled Comms API; a gate otherwise is its `E`),
-/// `COMMS_URL` (the event ID), `COMMS_STATUS` (the probe's status), `RELAY` (for a proxy passing
+/// `COMMS_URL` (the event ID), `COMMS_STATUS` (the probe's status and Retry-After), `RELAY` (for a proxy passing
 /// an API answer on to its own caller: status, content type, the access token the request
 /// carried (`M`: unknown) and `M` → 0 pass the body on as it streams, -1 not at all, else the
 /// number of bytes to read first; the same with that text → 1 and the type to send it with, or 0).
@@ -756,8 +761,13 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
         }
         _ => {
             let status = items.num()?.unwrap_or(0.0) as u16;
+            let retry_after = items.str()?;
             if !(200..300).contains(&status) {
-                return Err(api_status_error(status));
+                let mut e = api_status_error(status);
+                if matches!(e.code, ErrorCode::RateLimited | ErrorCode::ServerError) {
+                    e.retry_after = retry_after.as_deref().and_then(crate::http::parse_retry_after);
+                }
+                return Err(e);
             }
             out.kind(b'R');
         }

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
@@ -335,16 +335,25 @@ test("the same callback posted 4 times at once to one isolate: its code is excha
   }
 });
 
-test("sign-out with a made-up cookie writes nothing to KV; over https the answers carry HSTS; plain http off loopback cannot start a sign-in (400, not a 500)", async () => {
+test("sign-out with a made-up cookie keeps nothing (no KV record, no object storage); over https the answers carry HSTS; plain http off loopback cannot start a sign-in (400, not a 500)", async () => {
   await emu.control("reset");
-  const w = await start();
+  const persist = mkdtempSync(join(tmpdir(), "qauth-demo-fake-"));
+  const w = await start({ persist });
   try {
     const kv = await w.mf.getKVNamespace("SESSIONS", "demo1");
     const count = async () => (await kv.list()).keys.length;
     const before = await count();
+    const ns = await w.mf.getDurableObjectNamespace("TOKEN_BROKER", "demo1");
     for (let i = 0; i < 5; i++) {
-      const r = await w.call(0, "/auth/logout", { method: "POST", sid: "x".repeat(42) + i });
+      const sid = "x".repeat(42) + i;
+      const r = await w.call(0, "/auth/logout", { method: "POST", sid });
       assert.equal(r.status, 200, r.text);
+      // Its object was asked to end; it never served anything, so it keeps no marker: a lease
+      // (on this instance) is refused, and once the instance is gone nothing is left of it.
+      const storeKey = `session:${sha256hex(sid)}`;
+      const name = `qflow|${emu.url}|${CREDS.clientId}|${storeKey}|`;
+      const r2 = await ns.get(ns.idFromName(name)).lease({ name, provider: "qflow", options: { clientId: CREDS.clientId, clientSecret: CREDS.clientSecret, identityUrl: emu.url, storeKey } });
+      assert.equal(r2.error?.message, "the session was ended");
     }
     assert.equal(await count(), before, "no KV record for a session that never was");
     const post = (origin) => w.apps[0].fetch(origin + "/auth/start", { method: "POST", headers: { origin, "content-type": "application/json" }, body: "{}" });
@@ -355,6 +364,32 @@ test("sign-out with a made-up cookie writes nothing to KV; over https the answer
     const http = await post("http://demo.example");
     assert.deepEqual([http.status, (await http.json()).code], [400, "insecure_origin"]);
     assert.equal(http.headers.get("strict-transport-security"), null);
+  } finally {
+    await w.mf.dispose();
+  }
+  // What the objects wrote: nothing but what a lease leaves (none of them holds an ended marker).
+  const files = (dir) => readdirSync(dir, { recursive: true }).map(String);
+  const markers = files(persist).filter((f) => /\.sqlite/.test(f) && statSync(join(persist, f)).isFile() && readFileSync(join(persist, f)).includes("qauth:ended"));
+  rmSync(persist, { recursive: true, force: true });
+  assert.deepEqual(markers, [], "no object keeps an ended marker for a session that never was");
+});
+
+test("a sign-out retried after its first try ended only the KV record still ends the object", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const sid = await signIn(w);
+    // The first sign-out got as far as KV (ended), then failed before the object was ended.
+    const kv = await w.mf.getKVNamespace("SESSIONS", "demo1");
+    const key = `session:${sha256hex(sid)}`;
+    const meta = JSON.parse(await kv.get(key));
+    await kv.put(key, JSON.stringify({ ...meta, ended: true }));
+    const r = await w.call(1, "/auth/logout", { method: "POST", sid });
+    assert.equal(r.status, 200, r.text);
+    const ns = await w.mf.getDurableObjectNamespace("TOKEN_BROKER", "demo1");
+    const name = `qflow|${emu.url}|${CREDS.clientId}|${key}|`;
+    const lease = await ns.get(ns.idFromName(name)).lease({ name, provider: "qflow", options: { clientId: CREDS.clientId, clientSecret: CREDS.clientSecret, identityUrl: emu.url, storeKey: key } });
+    assert.deepEqual([lease.token, lease.error?.message], [undefined, "the session was ended"], JSON.stringify(lease));
   } finally {
     await w.mf.dispose();
   }

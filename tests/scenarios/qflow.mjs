@@ -502,3 +502,18 @@ scenario("a host name that did not resolve (ENOTFOUND / EAI_AGAIN) sent nothing:
     q.free();
   }
 });
+
+scenario("commsAccess(): a 429 or 503 from the API is rate_limited / server_error with the API's Retry-After", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  for (const [status, code] of [
+    [429, "rate_limited"],
+    [503, "server_error"],
+  ]) {
+    await emu.control("api-faults", { faults: [{ kind: "status", status, retryAfter: 7 }] });
+    const e = await q.commsAccess("evt-1").then(() => null, (x) => x);
+    assert.ok(e instanceof AuthError, String(e));
+    assert.deepEqual([e.code, e.retryable, e.status, e.retryAfter], [code, true, status, 7]);
+  }
+  q.free();
+});

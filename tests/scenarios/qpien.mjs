@@ -141,6 +141,26 @@ scenario("data beside a field's UNAUTHORIZED error: the operation ran, so it is 
     if (echo) assert.equal(e.data, undefined, "data echoing the token stays off the error");
     else assert.deepEqual(e.data, { createEvent: { id: "event-1", audit: null } });
     assertNoCanary(assert, JSON.stringify(e) + e.message + String(e.stack), "the error");
+    // The refused token is not kept: the next call mints (a long job gets past TOKEN_EXPIRED).
+    assert.equal((await q.graphql(VIEWER)).viewer.id, "viewer-1");
+    assert.equal((await emu.stats()).qpien.mints, 2);
     q.free();
   }
+});
+
+scenario("an overloaded GraphQL endpoint (503, 429 with Retry-After) answering with an errors body is server_error / rate_limited, retryable, with its retryAfter", async ({ qauth: { QpienAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QpienAuth(opts(emu));
+  await q.headers();
+  for (const [status, retryAfter, code] of [
+    [503, undefined, "server_error"],
+    [429, 5, "rate_limited"],
+  ]) {
+    await emu.control("graphql-faults", { faults: [{ kind: "status", status, ...(retryAfter ? { retryAfter } : {}) }] });
+    const e = await q.graphql(VIEWER).then(() => null, (x) => x);
+    assert.ok(e instanceof AuthError, String(e));
+    assert.deepEqual([e.code, e.retryable, e.status, e.retryAfter, e.messages], [code, true, status, retryAfter, ["Service unavailable"]]);
+  }
+  assert.equal((await emu.stats()).qpien.mints, 1, "an overload is not a reason to mint");
+  q.free();
 });

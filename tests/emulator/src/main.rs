@@ -58,13 +58,8 @@ async fn take_fault(st: &Shared, raw: &[u8], mint: bool) -> Result<Option<Respon
     let Some(f) = fault else { return Ok(None) };
     match f {
         Fault::Status { status, retry_after } => {
-            let mut r = json_resp(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), json!({"error": "temporarily_unavailable"}));
-            if let Some(s) = retry_after {
-                if let Ok(v) = s.parse() {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-            }
-            Ok(Some(r))
+            let r = json_resp(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), json!({"error": "temporarily_unavailable"}));
+            Ok(Some(with_retry_after(r, retry_after)))
         }
         Fault::Delay { ms } => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -284,6 +279,9 @@ async fn gateway(AxState(st): AxState<Shared>, req: Request<Body>) -> Response {
             return json_resp(StatusCode::FORBIDDEN, json!({ "error": "forbidden", "message": message }));
         }
         Some(ApiFault::Big403 { size }) => return streamed(StatusCode::FORBIDDEN, size, "{\"error\":\"forbidden\",\"pad\":\"", b"x", "\"}"),
+        Some(ApiFault::Status { status, retry_after }) => {
+            return with_retry_after(json_resp(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), json!({"error": "busy"})), retry_after)
+        }
         None => {}
     }
     let path = parts.uri.path();
@@ -374,6 +372,10 @@ async fn graphql(AxState(st): AxState<Shared>, headers: HeaderMap, body: Bytes) 
         }
         Some(GqlFault::DupData) => {
             return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"data\":{\"viewer\":{\"id\":\"first\"}},\"data\":null}").into_response()
+        }
+        Some(GqlFault::Status { status, retry_after }) => {
+            let body = json!({ "errors": [{ "message": "Service unavailable", "extensions": { "code": "SERVICE_UNAVAILABLE" } }] });
+            return with_retry_after(json_resp(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), body), retry_after);
         }
         Some(GqlFault::PartialUnauthorized { echo }) => {
             let mut data = json!({ "createEvent": { "id": "event-1", "audit": null } });
@@ -507,4 +509,12 @@ fn main() {
             .await
             .expect("serve");
     });
+}
+
+/// `r` with a Retry-After header, if one is given (as it is, if the header can carry it).
+fn with_retry_after(mut r: Response, retry_after: Option<String>) -> Response {
+    if let Some(v) = retry_after.and_then(|s| s.parse().ok()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }

@@ -59,6 +59,8 @@ pub enum ApiFault {
     Echo403Bearer,
     /// 403 with a streamed body of `size` bytes.
     Big403 { size: usize },
+    /// `status` (429, 503…) with a JSON error body and, if given, a Retry-After.
+    Status { status: u16, retry_after: Option<String> },
 }
 
 /// Faults of the GraphQL endpoint's operations other than the mint, served after authentication.
@@ -75,6 +77,9 @@ pub enum GqlFault {
     /// 200 with `data` (the operation ran) beside a field's UNAUTHORIZED error; with `echo`, the
     /// data repeats the Authorization header (a debug field).
     PartialUnauthorized { echo: bool },
+    /// `status` (429, 503…) with an `errors` body, as GraphQL servers answer an overload, and, if
+    /// given, a Retry-After.
+    Status { status: u16, retry_after: Option<String> },
 }
 
 pub const TOKEN_BIG_SIZE: usize = 32 << 20;
@@ -304,10 +309,7 @@ impl State {
         let mut delay_refresh = None;
         let list = fault_list(v, |kind, f| {
             Ok(Some(match kind {
-                "status" => Fault::Status {
-                    status: f["status"].as_u64().unwrap_or(500) as u16,
-                    retry_after: f["retryAfter"].as_u64().map(|n| n.to_string()).or_else(|| f["retryAfter"].as_str().map(String::from)),
-                },
+                "status" => Fault::Status { status: f["status"].as_u64().unwrap_or(500) as u16, retry_after: retry_after(f) },
                 "delay" => Fault::Delay { ms: f["ms"].as_u64().unwrap_or(1000) },
                 "html" => Fault::Html,
                 "malformed" => Fault::Malformed,
@@ -337,6 +339,7 @@ impl State {
             "echo403" => Ok(Some(ApiFault::Echo403)),
             "echo403bearer" => Ok(Some(ApiFault::Echo403Bearer)),
             "big403" => Ok(Some(ApiFault::Big403 { size: size(f, API_BIG_SIZE) })),
+            "status" => Ok(Some(ApiFault::Status { status: f["status"].as_u64().unwrap_or(503) as u16, retry_after: retry_after(f) })),
             k => Err(format!("unknown api fault kind {k}")),
         })?;
         self.api_faults.extend(list);
@@ -352,6 +355,7 @@ impl State {
             "dup_data" => Ok(Some(GqlFault::DupData)),
             "partial_unauthorized" => Ok(Some(GqlFault::PartialUnauthorized { echo: false })),
             "partial_unauthorized_echo" => Ok(Some(GqlFault::PartialUnauthorized { echo: true })),
+            "status" => Ok(Some(GqlFault::Status { status: f["status"].as_u64().unwrap_or(503) as u16, retry_after: retry_after(f) })),
             k => Err(format!("unknown graphql fault kind {k}")),
         })?;
         self.gql_faults.extend(list);
@@ -549,6 +553,11 @@ impl State {
             "graphqlFaultsQueued": self.gql_faults.len(),
         })
     }
+}
+
+/// A fault's `retryAfter`: a number of seconds, or any text (an HTTP-date, a value a client cannot read).
+fn retry_after(f: &Value) -> Option<String> {
+    f["retryAfter"].as_u64().map(|n| n.to_string()).or_else(|| f["retryAfter"].as_str().map(String::from))
 }
 
 #[cfg(test)]

@@ -179,7 +179,7 @@ impl Target for Graphql {
                 Err(e) => return Err(format!("Envelope::parse accepts what serde_json refuses: {e}")),
             }
         }
-        if let Verdict::Fail(e) = classify(a.status, env.as_ref(), "Op", &self.redactor) {
+        if let Verdict::Fail(e) = classify(a.status, None, env.as_ref(), "Op", &self.redactor) {
             for m in std::iter::once(&e.message).chain(&e.messages) {
                 if let Some(form) = gen::leaked(m, CANARIES) {
                     return Err(format!("error message holds a secret: {form:?} in {m:?}"));
