@@ -32,6 +32,8 @@ const ENDED = Object.freeze({ code: "invalid_grant", message: "the session was e
 const IDENTITY = ["clientId", "clientSecret", "username", "password", "identityUrl", "endpoint", "scope", "storeKey"];
 
 export class TokenBroker extends DurableObject {
+  static name = "TokenBroker"; // the shipped file is minified: the class keeps its name
+
   #clients = new Map(); // provider -> { key, client, users, drained, release }
   #ended = false; // end() ran: every lease is refused, nothing is written again
   #name; // the object's name, once proven (see #ownName), kept in storage

@@ -30,11 +30,13 @@ function serverOnly(name) {
   );
 }
 export class QflowAuth {
+  static name = "QflowAuth";
   constructor() {
     throw serverOnly("QflowAuth");
   }
 }
 export class QpienAuth {
+  static name = "QpienAuth";
   constructor() {
     throw serverOnly("QpienAuth");
   }

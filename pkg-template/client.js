@@ -602,6 +602,8 @@ if (Symbol.dispose) {
 
 /** Gets OAuth tokens for the Qflow API and builds both auth headers. */
 export class QflowAuth extends Client {
+  static name = "QflowAuth"; // the shipped file is minified: the public classes keep their names
+
   /** The access token each answer of `fetch()` was sent with (what an echo of it would hold). */
   #sentWith = new WeakMap();
 
@@ -758,6 +760,8 @@ export class QflowAuth extends Client {
 
 /** Mints Qpien tokens with `generateOAuthToken` and runs GraphQL operations with them. */
 export class QpienAuth extends Client {
+  static name = "QpienAuth";
+
   constructor(options) {
     super(NEW_QPIEN, options);
   }

@@ -3,6 +3,8 @@
 
 /** Every qauth failure. `code` is stable; `retryable` says whether trying again can help. */
 export class AuthError extends Error {
+  static name = "AuthError"; // the shipped file is minified: the class keeps its name
+
   constructor(code, message, hint, retryable, status, retryAfter, messages) {
     super(message);
     this.name = "AuthError";

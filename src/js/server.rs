@@ -704,6 +704,7 @@ fn event(out: &mut Out, e: Event) {
 /// an API answer on to its own caller: status, content type, the access token the request
 /// carried (`M`: unknown) and `M` → 0 pass the body on as it streams, -1 not at all, else the
 /// number of bytes to read first; the same with that text → 1 and the type to send it with, or 0).
+#[inline(never)]
 fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), AuthError> {
     let Provider::Qflow { cfg, .. } = &c.p else { return Err(bad_input()) };
     match op {
