@@ -15,6 +15,7 @@
 // survive RPC.
 import { DurableObject } from "cloudflare:workers";
 import { QflowAuth, QpienAuth } from "./client.js";
+import { AuthError } from "./error.js";
 
 const PROVIDERS = { qflow: QflowAuth, qpien: QpienAuth };
 /** Marks the client inside the object (read by the wasm client; not a user option). */
@@ -28,14 +29,18 @@ const NAME_KEY = "qauth:#name";
 const OWN_KEYS = [ENDED_KEY, NAME_KEY];
 const ENDED = Object.freeze({ code: "invalid_grant", message: "the session was ended" });
 
-/** What names a credential: a change here is another credential, anything else is a setting. */
-const IDENTITY = ["clientId", "clientSecret", "username", "password", "identityUrl", "endpoint", "scope", "storeKey"];
+/**
+ * What makes the object's client: the credential (a change here is another credential) and the
+ * settings it runs with (a deploy that changes them gets a client that has them).
+ */
+const IDENTITY = ["clientId", "clientSecret", "username", "password", "identityUrl", "endpoint", "scope", "storeKey", "refreshSkewSeconds", "timeoutMs"];
 
 export class TokenBroker extends DurableObject {
   static name = "TokenBroker"; // the shipped file is minified: the class keeps its name
 
   #clients = new Map(); // provider -> { key, client, users, drained, release }
   #ended = false; // end() ran: every lease is refused, nothing is written again
+  #unsaved = new Set(); // store keys whose last write failed (a client holds what it could not save)
   #name; // the object's name, once proven (see #ownName), kept in storage
 
   constructor(ctx, env) {
@@ -97,6 +102,22 @@ export class TokenBroker extends DurableObject {
         if (this.#ended) throw new Error("the session was ended");
         own(key);
         return storage.put(key, value);
+      },
+    };
+  }
+
+  /** `store`, noting which keys' last write failed (`#unsaved`). */
+  #tracked(store) {
+    return {
+      get: (key) => store.get(key),
+      put: async (key, value) => {
+        try {
+          await store.put(key, value);
+        } catch (e) {
+          this.#unsaved.add(key);
+          throw e;
+        }
+        this.#unsaved.delete(key);
       },
     };
   }
@@ -163,12 +184,18 @@ export class TokenBroker extends DurableObject {
    * secret, a deploy with new settings) replaces it only once no lease is using it: the old
    * client may be mid-refresh, and a new one would read the refresh token it is spending.
    */
-  async #enter({ name: claimed, provider, options }) {
+  async #enter(request) {
+    const { name: claimed, provider, options } = request ?? {};
     const Client = PROVIDERS[provider];
-    if (!Client || !options || typeof options !== "object") throw new TypeError("not a lease request");
+    if (!Client || !options || typeof options !== "object") {
+      throw new AuthError("invalid_request", "not a lease request", "The token broker is reached through the `broker` option of QflowAuth or QpienAuth.", false);
+    }
     const name = await this.#ownName(claimed);
     const key = JSON.stringify(IDENTITY.map((k) => options[k]));
+    let flushed = false;
     for (;;) {
+      // end() ran while this lease waited: no new client, no grant (lease() answers "ended").
+      if (this.#ended) throw new Error("ended");
       const entry = this.#clients.get(provider);
       if (entry?.key === key || (entry && entry.users > 0)) {
         if (entry.key === key) {
@@ -178,9 +205,27 @@ export class TokenBroker extends DurableObject {
         await entry.drained;
         continue;
       }
+      // A client about to be replaced may hold a rotated refresh token whose save failed: it is
+      // the only copy, so that client saves it first (its next acquisition does), or this lease
+      // fails (`store_failed`, retryable) and the next one tries again.
+      if (entry && this.#unsaved.size > 0 && !flushed) {
+        flushed = true;
+        if (entry.users++ === 0) entry.drained = new Promise((resolve) => (entry.release = resolve));
+        try {
+          await entry.client.__lease();
+        } catch (e) {
+          // Its save failed again: the token stays with it. Any other failure came after the
+          // save (a grant): nothing is left to lose.
+          if (e?.code === "store_failed") throw e;
+        } finally {
+          if (--entry.users === 0) entry.release();
+        }
+        this.#unsaved.clear();
+        continue;
+      }
       // The object's own name: the client refuses options that name another credential, so a
       // lease cannot point this object's tokens at another identity server.
-      const fresh = { key, users: 1, client: new Client({ ...options, store: this.store, [BROKER_SIDE]: { name } }) };
+      const fresh = { key, users: 1, client: new Client({ ...options, store: this.#tracked(this.store), [BROKER_SIDE]: { name } }) };
       fresh.drained = new Promise((resolve) => (fresh.release = resolve));
       this.#clients.set(provider, fresh);
       return fresh;

@@ -219,8 +219,9 @@ class Client {
   #got;
   /** What the last install handed out, for the callers of that acquisition (an onEvent callback may invalidate first). */
   #last;
-  /** The hit path: until when (the wasm says) `#resolved` may be handed out. */
+  /** The hit path: from and until when (the wasm says) `#resolved` may be handed out. */
   #until = 0;
+  #since = 0;
   #resolved;
   /** Bumped whenever the cached token is dropped: a batch of records that saw a drop (an
    * onEvent callback called `invalidate()`) caches nothing from the rest of its records. */
@@ -288,7 +289,8 @@ class Client {
 
   /** The auth headers, frozen; a cache hit does no token work and allocates nothing. */
   headers() {
-    if (Date.now() < this.#until) return this.#resolved;
+    const now = Date.now();
+    if (now < this.#until && now >= this.#since) return this.#resolved;
     return this[WORK](async () => (await this[ENSURE]()).headers);
   }
 
@@ -332,6 +334,7 @@ class Client {
   [INVALIDATE_TOKEN](generation) {
     const [dropped] = this[ONE](INVALIDATE_IF, new Items().num(generation));
     if (dropped) this.#drop();
+    return dropped;
   }
 
   /** A usable token: the cached one, or the one the single in-flight acquisition (started here or joined) installed. */
@@ -353,8 +356,10 @@ class Client {
   /** Starts `work` as the client's one acquisition; the wasm is told when it ends, before anyone resumes. */
   #spawn(work, id = this.#flights + 1) {
     this.#flights = id;
-    // One deadline per flight, however late a caller joins.
-    const flight = { id, deadline: Date.now() + this.#stall };
+    // One deadline per flight, however late a caller joins, on the monotonic clock: a wall clock
+    // stepped forward (a laptop waking, NTP) must not give up a healthy flight, nor one stepped
+    // back keep a caller waiting past it.
+    const flight = { id, deadline: performance.now() + this.#stall };
     this.#pending = flight;
     flight.promise = (async () => {
       // The work starts a microtask later, once `flight.promise` is set: its first step may call
@@ -385,7 +390,7 @@ class Client {
    */
   async #wait(flight) {
     let timer;
-    const stalled = new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, flight.deadline - Date.now()))));
+    const stalled = new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, flight.deadline - performance.now()))));
     try {
       await Promise.race([flight.promise, stalled]);
     } finally {
@@ -483,8 +488,8 @@ class Client {
 
   /** An `I` record of a batch that began at `epoch`. */
   #install(r, epoch) {
-    const [, access, generation, until, expiresAt, lifetime] = r;
-    const headers = Object.freeze(Object.fromEntries(pairsOf(r, 6)));
+    const [, access, generation, until, since, expiresAt, lifetime] = r;
+    const headers = Object.freeze(Object.fromEntries(pairsOf(r, 7)));
     this.#last = { headers, access, generation, expiresAt, lifetime };
     // A freed client caches nothing, nor does a batch in which the token was dropped (the wasm
     // dropped it too); the calls waiting on this acquisition still get it.
@@ -492,6 +497,7 @@ class Client {
     this.#got = this.#last;
     this.#resolved = Promise.resolve(headers);
     this.#until = until;
+    this.#since = since;
   }
 
   #emit(r) {
@@ -582,7 +588,11 @@ class Client {
     return this[WORK](async () => {
       // Restored first: after a restart the stale generation may name the stored token.
       await this.#restore();
-      if (typeof stale === "number") this[INVALIDATE_TOKEN](stale);
+      if (typeof stale === "number" && this[INVALIDATE_TOKEN](stale)) {
+        // The kept copy goes too: a restart must not bring back a token an API refused.
+        const [key, record] = this[ONE](SAVE_ACCESS);
+        if (key !== undefined) await callStore(this.#store, "put", [key, record], this.#timeout).catch(() => {});
+      }
       const t = await this[ENSURE]();
       return { accessToken: t.access, expiresInMs: t.expiresAt - Date.now(), lifetimeMs: t.lifetime, generation: t.generation };
     });

@@ -93,7 +93,7 @@ impl Acquisition {
                             self.phase = Phase::SavingHeld(t);
                             return Action::WriteStore(rt);
                         }
-                        None => self.held_saved(t, now),
+                        None => self.held_saved(ctx.cfg, t, now),
                     },
                     None => self.phase = Phase::NextGrant,
                 },
@@ -150,7 +150,7 @@ impl Acquisition {
             (Phase::SavingHeld(t), Input::StoreWritten(r)) => match r {
                 Ok(()) => {
                     ctx.session.saved();
-                    self.held_saved(t, now);
+                    self.held_saved(ctx.cfg, t, now);
                 }
                 Err(e) => {
                     *ctx.held = Some(t);
@@ -237,9 +237,10 @@ impl Acquisition {
         }
     }
 
-    /// The held token is saved now: handed out if still valid, else a grant is needed after all.
-    fn held_saved(&mut self, t: Token, now: f64) {
-        if t.expires_at_ms > now {
+    /// The held token is saved now: handed out if the cache would still hand it out (outside
+    /// the refresh skew: one about to expire is no better than none), else a grant is needed.
+    fn held_saved(&mut self, cfg: &QflowConfig, t: Token, now: f64) {
+        if crate::cache::usable_at(&t, cfg.refresh_skew_s * 1000.0, now) {
             let assumed = t.expiry_assumed.then_some(t.lifetime_ms / 1000.0);
             self.out.push_back(Action::Install(t));
             self.out.push_back(Action::Emit(Event::RefreshTokenRotated));
@@ -256,7 +257,7 @@ impl Acquisition {
     /// Hands `token` out, then says so. Every event comes after the install: an `onEvent` callback
     /// that asks for a token (it may call back in) gets this one.
     fn install(&mut self, grant: Grant, token: Token, started: f64, now: f64, rotated: bool) {
-        let (ms, expires_in_s, assumed) = ((now - started).max(0.0), token.lifetime_ms / 1000.0, token.expiry_assumed);
+        let (ms, expires_in_s, assumed) = (crate::event::elapsed_ms(started, now), token.lifetime_ms / 1000.0, token.expiry_assumed);
         let event = match grant {
             Grant::Refresh(_) => Event::TokenRefreshed { ms, expires_in_s },
             _ => Event::TokenAcquired { grant: grant.name(), ms, expires_in_s },
@@ -461,6 +462,19 @@ mod tests {
         let t = h.acquire(|r| panic!("no request while a held token is valid: {r}")).unwrap().unwrap();
         assert_eq!(t.access.expose(), "at-held");
         assert_eq!(h.log, ["write rt-held", "install at-held", "event refresh_token_rotated", "event expiry_assumed", "done ok"]);
+    }
+
+    #[test]
+    fn a_held_token_inside_the_refresh_skew_is_saved_then_refreshed_not_handed_out() {
+        // A 2 s token held back 1.5 s ago: its refresh token is saved first, but the token itself
+        // has 0.5 s left (inside the skew, capped at half its lifetime): a refresh, not it.
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let two_s = crate::json::Value::Num(2.0);
+        h.held = Some(Token::new("at-held".into(), Some("rt-held".into()), Some(&two_s), h.now - 1500.0, "t", 200).unwrap());
+        let t = h.acquire(|_| ok("at2", Some("rt2"))).unwrap().unwrap();
+        assert_eq!(t.access.expose(), "at2");
+        assert_eq!(h.log[..4], ["write rt-held", "event refresh_token_rotated", "read rt-held", "send refresh rt-held"]);
+        assert!(!h.log.iter().any(|l| l == "install at-held"), "{:?}", h.log);
     }
 
     #[test]

@@ -17,6 +17,20 @@ pub enum Step {
     Join,
 }
 
+/// When (wall-clock ms, from and until) a token may be handed out: from its issue (a clock
+/// stepped back past that cannot make a dead token look fresh: one refresh instead) until its
+/// expiry less the skew, which is capped at half the token's lifetime, so a 2 s token is still
+/// used for 1 s instead of never.
+pub fn window(t: &Token, skew_ms: f64) -> (f64, f64) {
+    (t.expires_at_ms - t.lifetime_ms, t.expires_at_ms - skew_ms.min(t.lifetime_ms / 2.0))
+}
+
+/// `t` may be handed out at `now_ms` (`window`).
+pub fn usable_at(t: &Token, skew_ms: f64, now_ms: f64) -> bool {
+    let (from, until) = window(t, skew_ms);
+    from <= now_ms && now_ms < until
+}
+
 #[derive(Debug)]
 pub struct TokenCache {
     token: Option<Token>,
@@ -31,18 +45,13 @@ impl TokenCache {
         TokenCache { token: None, skew_ms: refresh_skew_s * 1000.0, in_flight: false, generation: 0 }
     }
 
-    /// Until when (wall-clock ms) the cached token may be handed out. The skew is capped at half
-    /// the token's lifetime, so a 2 s token is still used for 1 s instead of never.
-    pub fn usable_until(&self) -> Option<f64> {
-        let t = self.token.as_ref()?;
-        Some(t.expires_at_ms - self.skew_ms.min(t.lifetime_ms / 2.0))
+    /// When (wall-clock ms, from and until) the cached token may be handed out (`window`).
+    pub fn usable(&self) -> Option<(f64, f64)> {
+        Some(window(self.token.as_ref()?, self.skew_ms))
     }
 
     pub fn fresh(&self, now_ms: f64) -> Option<&Token> {
-        match self.usable_until() {
-            Some(until) if now_ms < until => self.token.as_ref(),
-            _ => None,
-        }
+        self.token.as_ref().filter(|t| usable_at(t, self.skew_ms, now_ms))
     }
 
     pub fn step(&mut self, now_ms: f64) -> Step {
@@ -146,9 +155,22 @@ mod tests {
         c.step(0.0);
         c.put(token(2.0, 0.0));
         c.finish();
-        assert_eq!(c.usable_until(), Some(1000.0));
+        assert_eq!(c.usable().map(|u| u.1), Some(1000.0));
         assert_eq!(c.step(999.0), Step::Ready);
         assert_eq!(c.step(1000.0), Step::Start);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_past_the_issue_is_one_refresh_not_a_dead_token() {
+        // A 2 s token issued at t = 100 s; the wall clock then steps back 30 s. Believing it
+        // until "t + 1 s" would hand out a token the server considers dead for 30 s more.
+        let mut c = TokenCache::new(60.0);
+        c.step(100_000.0);
+        c.put(token(2.0, 100_000.0));
+        c.finish();
+        assert_eq!(c.usable(), Some((100_000.0, 101_000.0)));
+        assert_eq!(c.step(100_500.0), Step::Ready);
+        assert_eq!(c.step(70_500.0), Step::Start, "before the issue: not fresh");
     }
 
     #[test]

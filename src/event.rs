@@ -8,6 +8,12 @@ use crate::error::ErrorCode;
 use alloc::vec;
 use alloc::vec::Vec;
 
+/// An event's `ms`: the time from `started` to `now`, never negative (a wall clock stepped back
+/// mid-acquisition would make it so).
+pub fn elapsed_ms(started: f64, now: f64) -> f64 {
+    (now - started).max(0.0)
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A new token from a grant other than refresh (`grant`: `password`, `authorization_code`,

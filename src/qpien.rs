@@ -396,7 +396,7 @@ impl Mint {
                 Ok(token) => {
                     let expires_in_s = token.lifetime_ms / 1000.0;
                     let assumed = token.expiry_assumed;
-                    let acquired = Event::TokenAcquired { grant: "generateOAuthToken", ms: now - self.started, expires_in_s };
+                    let acquired = Event::TokenAcquired { grant: "generateOAuthToken", ms: crate::event::elapsed_ms(self.started, now), expires_in_s };
                     self.out.push_back(Action::Install(token));
                     if assumed {
                         self.out.push_back(Action::Emit(Event::ExpiryAssumed { expires_in_s }));

@@ -1,10 +1,10 @@
 //! Token endpoint answers (RFC 6749 §5.1 / §5.2): strict about what matters, tolerant of the rest.
 //!
-//! Strict: `access_token` present, `token_type` Bearer (case-insensitive, RFC 6750), a finite
-//! `expires_in` of at least `MIN_LIFETIME_S`, a body under `MAX_BODY_BYTES` that is a JSON object
-//! with no repeated key. Tolerant: `expires_in`
-//! as a number or a numeric string; unknown fields ignored; a missing `expires_in` takes the
-//! provider's documented lifetime (one hour for both APIs) and is reported through `expiry_assumed`.
+//! Strict: `access_token` present and fit for a header, `token_type` Bearer (case-insensitive,
+//! RFC 6750), a body under `MAX_BODY_BYTES` that is a JSON object with no repeated key. Tolerant:
+//! `expires_in` as a number or a numeric string, kept within `MIN_LIFETIME_S` and
+//! `MAX_LIFETIME_S`; unknown fields ignored; a missing or unreadable `expires_in` takes the
+//! provider's documented lifetime (one hour for both APIs), reported through `expiry_assumed`.
 
 use alloc::string::String;
 
@@ -16,9 +16,11 @@ use crate::secret::{Redactor, Secret};
 /// Both providers document one-hour tokens.
 pub const DOCUMENTED_LIFETIME_S: f64 = 3600.0;
 
-/// The floor on `expires_in`: a server answering less (`0.001`, `1e-9`) is refused as
-/// `bad_response` rather than believed, or every call would become a token request.
+/// The floor on `expires_in`: a server answering less (`0`, `0.001`, `-5`) is taken as 1 s, or
+/// every call would become a token request.
 pub const MIN_LIFETIME_S: f64 = 1.0;
+/// The ceiling on `expires_in` (ten years).
+pub const MAX_LIFETIME_S: f64 = 10.0 * 365.0 * 86400.0;
 
 /// Where server text is cut in an error message (after redaction).
 pub const MAX_SERVER_TEXT: usize = 300;
@@ -40,12 +42,13 @@ impl Token {
         if !header_safe(&access) {
             return Err(bad_response(what, status, "an access token that is empty or has characters an Authorization header cannot carry"));
         }
-        let (secs, assumed) = match expires_in {
+        // An odd lifetime does not throw the answer away: a refresh answer carries the rotated
+        // refresh token, the only one left. A number is kept within 1 s and 10 years (the floor
+        // keeps a `0` or `0.001` from making every call a token request); anything else is as
+        // if absent (the documented hour, said through `expiry_assumed`).
+        let (secs, assumed) = match expires_in.and_then(Value::seconds) {
+            Some(s) => (s.clamp(MIN_LIFETIME_S, MAX_LIFETIME_S), false),
             None => (DOCUMENTED_LIFETIME_S, true),
-            Some(v) => match v.seconds() {
-                Some(s) if (MIN_LIFETIME_S..=10.0 * 365.0 * 86400.0).contains(&s) => (s, false),
-                _ => return Err(bad_response(what, status, "an expiry that is not a number of seconds from 1 to 10 years")),
-            },
         };
         Ok(Token {
             access: Secret::new(access),
@@ -153,6 +156,26 @@ mod tests {
     }
 
     #[test]
+    fn an_odd_lifetime_keeps_the_answer_and_its_refresh_token() {
+        // The answer of a refresh carries the rotated refresh token: refusing it for its
+        // `expires_in` would end the chain. Numbers are kept within 1 s and 10 years; anything
+        // else is the documented hour, said through `expiry_assumed`.
+        for (e, lifetime_s, assumed) in [
+            ("0", 1.0, false),
+            ("-5", 1.0, false),
+            ("1e-9", 1.0, false),
+            ("0.5", 1.0, false),
+            ("4e8", MAX_LIFETIME_S, false),
+            ("\"soon\"", 3600.0, true),
+            ("true", 3600.0, true),
+        ] {
+            let t = parse(200, &format!(r#"{{"access_token":"a","token_type":"Bearer","expires_in":{e},"refresh_token":"rt2"}}"#)).unwrap();
+            assert_eq!((t.lifetime_ms, t.expiry_assumed), (lifetime_s * 1000.0, assumed), "{e}");
+            assert_eq!(t.refresh.as_ref().map(Secret::expose), Some("rt2"), "{e}");
+        }
+    }
+
+    #[test]
     fn malformed_successes_are_bad_response() {
         for body in [
             "<html>oops</html>",
@@ -160,10 +183,6 @@ mod tests {
             r#"{"token_type":"Bearer","expires_in":60}"#,
             r#"{"access_token":"a","token_type":"mac","expires_in":60}"#,
             r#"{"access_token":"a","expires_in":60}"#,
-            r#"{"access_token":"a","token_type":"Bearer","expires_in":"soon"}"#,
-            r#"{"access_token":"a","token_type":"Bearer","expires_in":-5}"#,
-            r#"{"access_token":"a","token_type":"Bearer","expires_in":1e-9}"#,
-            r#"{"access_token":"a","token_type":"Bearer","expires_in":0.5}"#,
             r#"{"access_token":"a","token_type":"Bearer","expires_in":60,"access_token":"b"}"#,
             r#"{"access_token":"","token_type":"Bearer","expires_in":5}"#,
             r#"{"access_token":7,"token_type":"Bearer","expires_in":5}"#,

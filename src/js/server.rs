@@ -213,10 +213,12 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
             }
         }
         SAVE_ACCESS => {
+            // Inside the broker: the key and the record of the cached token, or an empty record
+            // when none is cached (a dropped token is not kept for a restart to bring back).
             out.kind(b'R');
-            let g = c.cache.generation();
-            if let Some((key, t)) = c.access_key().zip(c.cache.token()) {
-                out.str(&key).str(&encode_access(t, g, &c.owner()));
+            if let Some(key) = c.access_key() {
+                let g = c.cache.generation();
+                out.str(&key).str(&c.cache.token().map(|t| encode_access(t, g, &c.owner())).unwrap_or_default());
             }
         }
         TARGET | CHECK_SENT | API_NEXT | API_GATE | COMMS_URL | COMMS_STATUS | RELAY => api(c, op, items, out)?,
@@ -400,8 +402,8 @@ impl Client {
         }
     }
 
-    /// Caches `token` and answers an `I` record: access token, generation, until when it may be
-    /// handed out, expiry, lifetime, then the header pairs.
+    /// Caches `token` and answers an `I` record: access token, generation, until and from when it
+    /// may be handed out (`cache::usable`), expiry, lifetime, then the header pairs.
     fn install(&mut self, token: Token, generation: Option<u32>, out: &mut Out) {
         self.redactor.add(&token.access);
         let pairs = self.headers_for(&token.access);
@@ -411,8 +413,8 @@ impl Client {
             Some(g) => self.cache.restore(token, g),
             None => self.cache.put(token),
         }
-        let until = self.cache.usable_until().unwrap_or(0.0);
-        out.kind(b'I').str(access.expose()).num(f64::from(self.cache.generation())).num(until).num(expires).num(lifetime);
+        let (from, until) = self.cache.usable().unwrap_or((0.0, 0.0));
+        out.kind(b'I').str(access.expose()).num(f64::from(self.cache.generation())).num(until).num(from).num(expires).num(lifetime);
         for (k, v) in pairs {
             out.str(k).str(&v);
         }
@@ -564,7 +566,7 @@ impl Client {
         };
         match r {
             Ok((token, g)) => {
-                let acquired = Event::TokenAcquired { grant: "broker", ms: now - started, expires_in_s: token.lifetime_ms / 1000.0 };
+                let acquired = Event::TokenAcquired { grant: "broker", ms: crate::event::elapsed_ms(started, now), expires_in_s: token.lifetime_ms / 1000.0 };
                 self.generations.leased(g);
                 self.install(token, None, out);
                 event(out, acquired);

@@ -49,7 +49,7 @@ const common = { modules: true, modulesRules: rules, compatibilityDate: "2026-04
 
 /** One Miniflare: the broker host + K app Workers. `persist`: a directory for DO storage. */
 async function start({ persist } = {}) {
-  const dos = { TOKEN_BROKER: "TokenBroker", THROWING: "ThrowingBroker", FAILING_STORAGE: "FailingStorageBroker", SILENT: "SilentBroker" };
+  const dos = { TOKEN_BROKER: "TokenBroker", THROWING: "ThrowingBroker", FAILING_STORAGE: "FailingStorageBroker", SILENT: "SilentBroker", FLAKY: "FlakyBroker" };
   const bindings = { ...workerBindings(emu.url), DOWN_URL: "http://127.0.0.1:9" };
   const mf = new Miniflare({
     cf: false,
@@ -236,11 +236,12 @@ async function signIn() {
 /** `first` on a broker whose storage is kept on disk, then `then` on a new one over it (a restart). */
 async function acrossRestart(first, then) {
   const persist = mkdtempSync(join(tmpdir(), "qauth-do-"));
+  let carried; // what `first` returns, for `then`
   try {
     for (const step of [first, then]) {
       const w = await start({ persist });
       try {
-        await step(w);
+        carried = await step(w, carried);
       } finally {
         await w.mf.dispose();
       }
@@ -329,6 +330,74 @@ test("an object first woken by ID string (not told its name) proves the name a l
   } finally {
     await w.mf.dispose();
   }
+});
+
+/** A lease on the object for `key` (see broker-app.js `/lease-directly`): `extra` is its query. */
+const leaseOn = (w, i, key, extra = "") => w.call(i, `/lease-directly?identity=${encodeURIComponent(emu.url)}&key=${key}&fp=1${extra}`);
+
+test("end() while a lease waits for another client to drain: the waiting lease starts no grant (no password sent after sign-out)", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const seed = await leaseOn(w, 0, "end-wait", "&password=1&stale=-1");
+    assert.equal(seed.token, true, JSON.stringify(seed));
+    await emu.faults({ kind: "delay_refresh", ms: 1500 });
+    // A: other options (no password), reports the seed token stale: a refresh that takes 1.5 s.
+    const a = leaseOn(w, 1, "end-wait", `&stale=${seed.g}`);
+    await sleep(200);
+    // B: the password again: another client, so it waits for A's to drain.
+    const b = leaseOn(w, 2, "end-wait", "&password=1&stale=-1");
+    await sleep(200);
+    assert.deepEqual(await leaseOn(w, 3, "end-wait", "&end=1"), { ended: true });
+    for (const r of await Promise.all([a, b])) assert.equal(r.error?.message, "the session was ended", JSON.stringify(r));
+    await sleep(200);
+    assert.equal((await emu.stats()).token.password, 1, "no password grant after end()");
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("a client replaced while it holds a rotated refresh token it could not save saves it first: no reuse, the chain goes on", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const flaky = (extra) => leaseOn(w, 0, "flaky-1", `&ns=flaky${extra}`);
+    const seed = await flaky("&password=1&stale=-1");
+    assert.equal(seed.token, true, JSON.stringify(seed));
+    await flaky("&arm=1");
+    // The refresh succeeds, its rotated token cannot be saved: held by this client, in memory.
+    const held = await flaky(`&password=1&stale=${seed.g}`);
+    assert.equal(held.error?.code, "store_failed", JSON.stringify(held));
+    // A lease with other options (and the same stale report) replaces the client: the held
+    // token is saved and used first, never the spent one in storage.
+    const next = await flaky(`&stale=${seed.g}`);
+    assert.equal(next.token, true, JSON.stringify(next));
+    const s = await emu.stats();
+    assert.deepEqual([s.token.refresh_token, s.token.reuseDetected, s.token.invalidGrant], [1, 0, 0], JSON.stringify(s.token));
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("a token reported stale is not kept in storage: after a restart the object does not hand it out again", async () => {
+  await acrossRestart(
+    async (w) => {
+      await emu.control("reset");
+      const seed = await leaseOn(w, 0, "stale-kept", "&password=1&stale=-1");
+      assert.equal(seed.token, true, JSON.stringify(seed));
+      // Reported stale; its refresh fails (the server errors), so nothing replaces it.
+      await emu.faults({ kind: "status", status: 500, count: 40 });
+      const r = await leaseOn(w, 1, "stale-kept", `&password=1&stale=${seed.g}`);
+      assert.equal(r.error?.code, "server_error", JSON.stringify(r));
+      await emu.control("reset");
+      return seed.fp;
+    },
+    async (w, stale) => {
+      const after = await leaseOn(w, 2, "stale-kept", "&password=1&stale=-1");
+      assert.equal(after.token, true, JSON.stringify(after));
+      assert.notEqual(after.fp, stale, "the refused token came back after the restart");
+    },
+  );
 });
 
 test("endAt(): the object ends itself at the time it was given (an alarm), with no one asking; a bad time is refused", async () => {

@@ -517,3 +517,57 @@ scenario("commsAccess(): a 429 or 503 from the API is rate_limited / server_erro
   }
   q.free();
 });
+
+/** Runs `fn` with the wall clock shifted by what `shift()` says (ms), then puts it back. */
+async function withClock(shift, fn) {
+  const real = Date.now;
+  Date.now = () => real() + shift();
+  try {
+    return await fn();
+  } finally {
+    Date.now = real;
+  }
+}
+
+scenario("a wall clock stepped back past a token's issue does not make it fresh again: one refresh, never a dead token", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  await emu.control("ttl", { token: 2 });
+  try {
+    const q = new QflowAuth(qflowOptions(emu));
+    const first = await q.headers();
+    await withClock(
+      () => -30_000,
+      async () => {
+        await sleep(2300); // the token (2 s) is dead at the server; the clock says 30 s earlier
+        const h = await q.headers();
+        assert.notEqual(h.Authorization, first.Authorization, "a token from before the step is not handed out");
+        const r = await fetch(emu.url + "/checkin/v1/api/events", { headers: h });
+        assert.equal(r.status, 200);
+        await r.arrayBuffer();
+      },
+    );
+    q.free();
+  } finally {
+    await emu.control("reset");
+  }
+});
+
+scenario("a wall clock stepped forward during a refresh does not give up the flight: the caller that joins it gets the token", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  const q = await refreshOnly(QflowAuth, emu, "clock-forward", { timeoutMs: 1000 });
+  await emu.faults({ kind: "delay_refresh", ms: 300 });
+  let step = 0;
+  await withClock(
+    () => step,
+    async () => {
+      const starter = q.headers();
+      await sleep(50);
+      step = 20_000; // past the watchdog (8 x timeoutMs + 1 s) on the wall clock
+      const joiner = q.headers();
+      const [a, b] = await Promise.all([starter, joiner]);
+      assert.equal(a.Authorization, b.Authorization);
+    },
+  );
+  assert.deepEqual([(await emu.stats()).token.refresh_token, (await emu.stats()).token.invalidGrant], [1, 0]);
+  q.free();
+});

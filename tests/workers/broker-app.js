@@ -74,13 +74,19 @@ export default {
           // Code holding the binding leases the "signed-in" object itself, with options of its own.
           const storeKey = q("key") ?? "signed-in";
           const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|${storeKey}|`;
-          const id = env.TOKEN_BROKER.idFromName(name);
+          const ns = q("ns") === "flaky" ? env.FLAKY : env.TOKEN_BROKER;
+          const id = ns.idFromName(name);
           // `byId`: by its ID string, as code that stored the ID would (the object is not told its name).
-          const stub = env.TOKEN_BROKER.get(q("byId") ? env.TOKEN_BROKER.idFromString(id.toString()) : id);
+          const stub = ns.get(q("byId") ? ns.idFromString(id.toString()) : id);
+          if (q("arm")) return Response.json({ armed: await stub.armFailure() });
           const options = { clientId: env.QFLOW_CLIENT_ID, clientSecret: q("secret") ?? env.QFLOW_CLIENT_SECRET, identityUrl: q("identity"), storeKey, username: env.QFLOW_USERNAME };
           if (q("password")) options.password = env.QFLOW_PASSWORD;
+          if (q("end")) return Response.json(await stub.end());
           const r = await stub.lease({ name: q("claim") ?? name, provider: "qflow", options, stale: Number(q("stale")) });
-          return Response.json(r.token ? { token: true } : r);
+          // `fp`: which token (a digest's first bytes, never the token).
+          const fp = async (t) => [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(t)))].slice(0, 4).map((b) => b.toString(16).padStart(2, "0")).join("");
+          if (r.token) return Response.json(q("fp") ? { token: true, fp: await fp(r.token.accessToken), g: r.token.generation } : { token: true });
+          return Response.json(r);
         }
         case "/end-at": {
           // The object for `key` ends itself `in` ms from now (a session's absolute expiry).

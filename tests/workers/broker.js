@@ -20,6 +20,28 @@ export class FailingStorageBroker extends TokenBroker {
   }
 }
 
+/** A store wrapper (as the README invites) whose next refresh-token write fails once, on demand. */
+let failNext = false;
+export class FlakyBroker extends TokenBroker {
+  get store() {
+    const inner = super.store;
+    return {
+      get: (k) => inner.get(k),
+      put: async (k, v) => {
+        if (failNext && !k.endsWith("#access")) {
+          failNext = false;
+          throw new Error("transient");
+        }
+        return inner.put(k, v);
+      },
+    };
+  }
+  async armFailure() {
+    failNext = true;
+    return true;
+  }
+}
+
 export class SilentBroker extends TokenBroker {
   lease() {
     return new Promise(() => {});

@@ -298,11 +298,9 @@ impl Target for Sessions {
                 Op::Saved => session.saved(),
             }
             if let Some(t) = cache.fresh(now) {
-                match cache.usable_until() {
-                    Some(until) if now < until => {}
-                    until => {
-                        return fail(format!("fresh past usable_until: fresh({now}) gives a token (expires {}) but usable_until is {until:?}", t.expires_at_ms))
-                    }
+                match cache.usable() {
+                    Some((from, until)) if from <= now && now < until => {}
+                    window => return fail(format!("fresh outside usable: fresh({now}) gives a token (expires {}) but usable is {window:?}", t.expires_at_ms)),
                 }
             }
         }
