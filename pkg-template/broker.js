@@ -30,17 +30,19 @@ const OWN_KEYS = [ENDED_KEY, NAME_KEY];
 const ENDED = Object.freeze({ code: "invalid_grant", message: "the session was ended" });
 
 /**
- * What makes the object's client: the credential (a change here is another credential) and the
- * settings it runs with (a deploy that changes them gets a client that has them).
+ * What names a credential: a change here is another credential, anything else is a setting (the
+ * settings of the lease that made the object's client are the ones it keeps: replacing a client
+ * for a setting would cost a restore each time two deployments' leases alternate, and a new
+ * client does not know which refresh tokens the old one already sent).
  */
-const IDENTITY = ["clientId", "clientSecret", "username", "password", "identityUrl", "endpoint", "scope", "storeKey", "refreshSkewSeconds", "timeoutMs"];
+const IDENTITY = ["clientId", "clientSecret", "username", "password", "identityUrl", "endpoint", "scope", "storeKey"];
 
 export class TokenBroker extends DurableObject {
   static name = "TokenBroker"; // the shipped file is minified: the class keeps its name
 
   #clients = new Map(); // provider -> { key, client, users, drained, release }
   #ended = false; // end() ran: every lease is refused, nothing is written again
-  #unsaved = new Set(); // store keys whose last write failed (a client holds what it could not save)
+  #unsaved = new Map(); // store key -> the value its last write failed to write (a client holds it)
   #name; // the object's name, once proven (see #ownName), kept in storage
 
   constructor(ctx, env) {
@@ -114,7 +116,7 @@ export class TokenBroker extends DurableObject {
         try {
           await store.put(key, value);
         } catch (e) {
-          this.#unsaved.add(key);
+          this.#unsaved.set(key, value);
           throw e;
         }
         this.#unsaved.delete(key);
@@ -192,7 +194,6 @@ export class TokenBroker extends DurableObject {
     }
     const name = await this.#ownName(claimed);
     const key = JSON.stringify(IDENTITY.map((k) => options[k]));
-    let flushed = false;
     for (;;) {
       // end() ran while this lease waited: no new client, no grant (lease() answers "ended").
       if (this.#ended) throw new Error("ended");
@@ -205,23 +206,17 @@ export class TokenBroker extends DurableObject {
         await entry.drained;
         continue;
       }
-      // A client about to be replaced may hold a rotated refresh token whose save failed: it is
-      // the only copy, so that client saves it first (its next acquisition does), or this lease
-      // fails (`store_failed`, retryable) and the next one tries again.
-      if (entry && this.#unsaved.size > 0 && !flushed) {
-        flushed = true;
-        if (entry.users++ === 0) entry.drained = new Promise((resolve) => (entry.release = resolve));
+      // A client about to be replaced may hold a rotated refresh token whose save failed: the
+      // only copy. The write that failed is made again first (no grant, nothing sent), so the
+      // new client reads that token; if it fails again, this lease is `store_failed`
+      // (retryable) and the old client keeps it for the next try.
+      if (this.#unsaved.size > 0) {
         try {
-          await entry.client.__lease();
-        } catch (e) {
-          // Its save failed again: the token stays with it. Any other failure came after the
-          // save (a grant): nothing is left to lose.
-          if (e?.code === "store_failed") throw e;
-        } finally {
-          if (--entry.users === 0) entry.release();
+          for (const [k, v] of [...this.#unsaved]) await this.#tracked(this.store).put(k, v);
+        } catch {
+          throw new AuthError("store_failed", "a rotated refresh token could not be saved yet", "The object's storage failed; try again.", true);
         }
-        this.#unsaved.clear();
-        continue;
+        continue; // anything may have changed while it waited
       }
       // The object's own name: the client refuses options that name another credential, so a
       // lease cannot point this object's tokens at another identity server.

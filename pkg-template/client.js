@@ -461,6 +461,9 @@ class Client {
             break;
           case kind.E:
             throw toError(r);
+          case kind.D:
+            this.#drop();
+            break;
           case kind.d:
             return installs;
           case kind.r:

@@ -8,7 +8,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const [O, N, K, S, D, M, X, U, F, J, P] = [..."ONKSDMXUFJP"].map((c) => c.charCodeAt(0));
 /** Record kinds in answers. */
-export const kind = Object.fromEntries([..."RIVErwszLxd"].map((c) => [c, c.charCodeAt(0)]));
+export const kind = Object.fromEntries([..."RIVErwszLxdD"].map((c) => [c, c.charCodeAt(0)]));
 const EMPTY = new Uint8Array(0);
 // eslint-disable-next-line no-control-regex
 const ASCII = /^[\x00-\x7f]*$/;

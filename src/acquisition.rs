@@ -172,17 +172,17 @@ impl Acquisition {
                 }
                 self.phase = Phase::NextGrant;
             }
-            (Phase::Sending(grant, retrying, started), Input::Answer(r)) => {
+            (Phase::Sending(grant, mut retrying, started), Input::Answer(r)) => {
                 let parsed = r.and_then(|resp| parse_token_response(&resp, now, ctx.redactor));
                 match parsed {
                     Ok(token) => self.received(ctx, grant, token, started, now),
-                    Err(e) => match retrying.after(&e, now) {
-                        Some((event, delay)) => {
+                    Err(e) => match retrying.after(e, now) {
+                        Ok((event, delay)) => {
                             self.out.push_back(Action::Emit(event));
                             self.out.push_back(Action::Wait(delay));
                             self.phase = Phase::Waiting(grant, retrying, started);
                         }
-                        None => self.failed(ctx, &grant, e),
+                        Err(e) => self.failed(ctx, &grant, e),
                     },
                 }
             }
@@ -608,6 +608,41 @@ mod tests {
         // Without one, a 503 may have been processed: the token counts as spent.
         let mut h = host(cfg(|o| o.password = None), true, Some("rt1"));
         assert_eq!(h.acquire(|_| status(503, None, "")).unwrap_err().code, ErrorCode::InvalidGrant);
+    }
+
+    #[test]
+    fn a_resend_that_runs_out_of_time_reports_what_made_it_resend_unless_single_use() {
+        let net = || Err(AuthError::new(ErrorCode::Network, "the identity server could not be reached"));
+        let timeout = || Err(AuthError::new(ErrorCode::Timeout, "the identity server did not answer within timeoutMs"));
+        // The password: a dropped connection, then a resend squeezed by the deadline times out.
+        let mut h = host(cfg(|o| o.persisted = false), false, None);
+        let mut n = 0;
+        let e = h
+            .acquire(|_| {
+                n += 1;
+                if n == 1 {
+                    net()
+                } else {
+                    timeout()
+                }
+            })
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::Network, "{:?}", h.log);
+        // A refresh token resent after a 503 that did not take it: its timed-out resend may have
+        // reached the server, and the session must hear exactly that.
+        let mut h = host(cfg(|o| o.password = None), true, Some("rt1"));
+        let mut n = 0;
+        let e = h
+            .acquire(|_| {
+                n += 1;
+                if n == 1 {
+                    status(503, Some("1"), "")
+                } else {
+                    timeout()
+                }
+            })
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidGrant, "spent: {:?}", h.log);
     }
 
     #[test]

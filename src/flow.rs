@@ -47,12 +47,14 @@ pub struct Retrying {
     attempts: u32,
     deadline: f64,
     single_use: bool,
+    /// The error that made the last retry.
+    cause: Option<AuthError>,
 }
 
 impl Retrying {
     /// `single_use`: the request carries a credential the server consumes (see `retry`).
     pub fn new(deadline: f64, single_use: bool) -> Self {
-        Retrying { attempts: 0, deadline, single_use }
+        Retrying { attempts: 0, deadline, single_use, cause: None }
     }
 
     /// Counts an attempt; the time it may take.
@@ -61,9 +63,24 @@ impl Retrying {
         (self.deadline - now).max(1.0)
     }
 
-    /// After a failed attempt: the `retry` event and the wait before the next one, or `None`.
-    pub fn after(&self, err: &AuthError, now: f64) -> Option<(Event, f64)> {
-        let delay = crate::retry::delay_ms(self.attempts, err, self.deadline - now, self.single_use)?;
-        Some((Event::Retry { attempt: self.attempts, delay_ms: delay, code: err.code }, delay))
+    /// After a failed attempt: the `retry` event and the wait before the next one, or the error
+    /// to report. A resent request that ran out of the deadline reports what made it resend (a
+    /// 503, a dropped connection), not its own timeout; not for a single-use credential, whose
+    /// timed-out request may have reached the server (that is what the session must hear).
+    pub fn after(&mut self, err: AuthError, now: f64) -> Result<(Event, f64), AuthError> {
+        match crate::retry::delay_ms(self.attempts, &err, self.deadline - now, self.single_use) {
+            Some(delay) => {
+                let event = Event::Retry { attempt: self.attempts, delay_ms: delay, code: err.code };
+                // A timed-out resend does not replace the failure that started the resending.
+                if err.code != crate::error::ErrorCode::Timeout || self.cause.is_none() {
+                    self.cause = Some(err);
+                }
+                Ok((event, delay))
+            }
+            None => Err(match self.cause.take() {
+                Some(cause) if err.code == crate::error::ErrorCode::Timeout && !self.single_use => cause,
+                _ => err,
+            }),
+        }
     }
 }

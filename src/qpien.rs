@@ -404,12 +404,12 @@ impl Mint {
                     self.out.push_back(Action::Emit(acquired));
                     self.out.push_back(Action::Done(Ok(())));
                 }
-                Err(e) => match self.retrying.after(&e, now) {
-                    Some((event, delay)) => {
+                Err(e) => match self.retrying.after(e, now) {
+                    Ok((event, delay)) => {
                         self.out.push_back(Action::Emit(event));
                         self.out.push_back(Action::Wait(delay));
                     }
-                    None => self.out.push_back(Action::Done(Err(e))),
+                    Err(e) => self.out.push_back(Action::Done(Err(e))),
                 },
             },
             Some(Input::Waited) => self.send(cfg, now),

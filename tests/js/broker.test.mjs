@@ -368,12 +368,37 @@ test("a client replaced while it holds a rotated refresh token it could not save
     // The refresh succeeds, its rotated token cannot be saved: held by this client, in memory.
     const held = await flaky(`&password=1&stale=${seed.g}`);
     assert.equal(held.error?.code, "store_failed", JSON.stringify(held));
-    // A lease with other options (and the same stale report) replaces the client: the held
-    // token is saved and used first, never the spent one in storage.
+    // A lease with other options (and the same stale report) replaces the client: the write
+    // that failed is made first, so the new client refreshes from the held token, never from
+    // the spent one in storage.
     const next = await flaky(`&stale=${seed.g}`);
     assert.equal(next.token, true, JSON.stringify(next));
     const s = await emu.stats();
-    assert.deepEqual([s.token.refresh_token, s.token.reuseDetected, s.token.invalidGrant], [1, 0, 0], JSON.stringify(s.token));
+    assert.deepEqual([s.token.refresh_token, s.token.reuseDetected, s.token.invalidGrant], [2, 0, 0], JSON.stringify(s.token));
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("an exchange whose rotated token cannot be saved: the old chain's token is never handed out again, the new one is saved and used", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const flaky = (extra) => leaseOn(w, 0, "flaky-2", `&ns=flaky&password=1${extra}`);
+    const old = await flaky("&stale=-1");
+    assert.equal(old.token, true, JSON.stringify(old));
+    await flaky("&arm=1");
+    // Another sign-in on this object: the code is exchanged, its refresh token's save fails.
+    const { beginAuthorization } = await import("qauth");
+    const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
+    const q = (k, v) => `&${k}=${encodeURIComponent(v)}`;
+    const ex = await flaky(`&stale=-1${q("code", code)}${q("verifier", codeVerifier)}${q("redirect", redirectUri)}`);
+    assert.equal(ex.error?.code, "store_failed", JSON.stringify(ex));
+    const next = await flaky("&stale=-1");
+    assert.equal(next.token, true, JSON.stringify(next));
+    assert.notEqual(next.fp, old.fp, "the chain before the exchange is not served");
+    const s = await emu.stats();
+    assert.deepEqual([s.token.authorization_code, s.token.reuseDetected], [1, 0]);
   } finally {
     await w.mf.dispose();
   }

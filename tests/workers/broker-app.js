@@ -82,7 +82,9 @@ export default {
           const options = { clientId: env.QFLOW_CLIENT_ID, clientSecret: q("secret") ?? env.QFLOW_CLIENT_SECRET, identityUrl: q("identity"), storeKey, username: env.QFLOW_USERNAME };
           if (q("password")) options.password = env.QFLOW_PASSWORD;
           if (q("end")) return Response.json(await stub.end());
-          const r = await stub.lease({ name: q("claim") ?? name, provider: "qflow", options, stale: Number(q("stale")) });
+          const request = { name: q("claim") ?? name, provider: "qflow", options, stale: Number(q("stale")) };
+          if (q("code")) request.exchange = { code: q("code"), codeVerifier: q("verifier"), redirectUri: q("redirect") };
+          const r = await stub.lease(request);
           // `fp`: which token (a digest's first bytes, never the token).
           const fp = async (t) => [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(t)))].slice(0, 4).map((b) => b.toString(16).padStart(2, "0")).join("");
           if (r.token) return Response.json(q("fp") ? { token: true, fp: await fp(r.token.accessToken), g: r.token.generation } : { token: true });
