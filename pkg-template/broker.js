@@ -28,6 +28,17 @@ const NAME_KEY = "qauth:#name";
 /** Keys of the object's own: a client's store (a `storeKey` equal to one) may not touch them. */
 const OWN_KEYS = [ENDED_KEY, NAME_KEY];
 const ENDED = Object.freeze({ code: "invalid_grant", message: "the session was ended" });
+const storeFailed = () => new AuthError("store_failed", "a rotated refresh token could not be saved yet", "The object's storage failed; try again.", true);
+
+/** How `p` ends within `ms`: "ok", "failed", or "late" (it has not ended). */
+function outcome(p, ms) {
+  let timer;
+  const late = new Promise((resolve) => (timer = setTimeout(() => resolve("late"), ms)));
+  return Promise.race([p.then(() => "ok", () => "failed"), late]).finally(() => clearTimeout(timer));
+}
+
+/** A lease's own `timeoutMs` (the client checks it), for the waits the object makes on its behalf. */
+const timeoutOf = (options) => (Number.isFinite(options.timeoutMs) ? Math.min(Math.max(options.timeoutMs, 100), 120000) : 10000);
 
 /**
  * What names a credential: a change here is another credential, anything else is a setting (the
@@ -42,7 +53,7 @@ export class TokenBroker extends DurableObject {
 
   #clients = new Map(); // provider -> { key, client, users, drained, release }
   #ended = false; // end() ran: every lease is refused, nothing is written again
-  #unsaved = new Map(); // store key -> the value its last write failed to write (a client holds it)
+  #unsaved = new Map(); // store key -> its latest write `{ value, done }`, while pending or failed
   #name; // the object's name, once proven (see #ownName), kept in storage
 
   constructor(ctx, env) {
@@ -108,18 +119,21 @@ export class TokenBroker extends DurableObject {
     };
   }
 
-  /** `store`, noting which keys' last write failed (`#unsaved`). */
+  /**
+   * `store`, keeping each key's latest write in `#unsaved` from when it is issued until it
+   * succeeds: a write that failed stays there (a client holds the value it could not save); a
+   * newer write to the key replaces it, so an older value is never made again over a newer one.
+   */
   #tracked(store) {
     return {
       get: (key) => store.get(key),
-      put: async (key, value) => {
-        try {
-          await store.put(key, value);
-        } catch (e) {
-          this.#unsaved.set(key, value);
-          throw e;
-        }
-        this.#unsaved.delete(key);
+      put: (key, value) => {
+        const write = { value };
+        write.done = (async () => store.put(key, value))();
+        this.#unsaved.set(key, write);
+        return write.done.then(() => {
+          if (this.#unsaved.get(key) === write) this.#unsaved.delete(key);
+        });
       },
     };
   }
@@ -211,10 +225,14 @@ export class TokenBroker extends DurableObject {
       // new client reads that token; if it fails again, this lease is `store_failed`
       // (retryable) and the old client keeps it for the next try.
       if (this.#unsaved.size > 0) {
-        try {
-          for (const [k, v] of [...this.#unsaved]) await this.#tracked(this.store).put(k, v);
-        } catch {
-          throw new AuthError("store_failed", "a rotated refresh token could not be saved yet", "The object's storage failed; try again.", true);
+        // Writes still in flight land first (within the lease's time); one that failed and is
+        // still its key's latest is made again. A failure, or a write that does not end, is
+        // `store_failed` (retryable): the old client keeps the token for the next try.
+        const ms = timeoutOf(options);
+        for (const [k, w] of [...this.#unsaved]) {
+          if ((await outcome(w.done, ms)) === "late") throw storeFailed();
+          if (this.#unsaved.get(k) !== w) continue; // it landed, or a newer write took over
+          if ((await outcome(this.#tracked(this.store).put(k, w.value), ms)) !== "ok") throw storeFailed();
         }
         continue; // anything may have changed while it waited
       }

@@ -416,11 +416,17 @@ class Client {
     // Where the wasm keeps an access token in storage (the broker side), it is read first, once.
     if (this.#restores) await this.#restore();
     const installed = await this.#run(id, this[RECORDS](OBTAIN, new Items().num(id)));
-    if (this.#brokerSide && installed) {
-      // Only saves a restarted object a grant: a failure here costs nothing but that.
-      const [key, record] = this[ONE](SAVE_ACCESS);
-      if (key !== undefined) await callStore(this.#store, "put", [key, record], this.#timeout).catch(() => {});
-    }
+    if (installed) await this.#keepAccess();
+  }
+
+  /**
+   * Inside the broker: the cached access token (or, when none is cached, an empty record) is
+   * kept in storage for a restart. Only saves a restarted object a grant: a failure costs that.
+   */
+  async #keepAccess() {
+    if (!this.#brokerSide) return;
+    const [key, record] = this[ONE](SAVE_ACCESS);
+    if (key !== undefined) await callStore(this.#store, "put", [key, record], this.#timeout).catch(() => {});
   }
 
   /** Inside the broker, once (every caller waits for the same read): the access token kept in storage. */
@@ -577,11 +583,19 @@ class Client {
     checked.record(args);
     const [code, codeVerifier, redirectUri] = this[ONE](EXCHANGE, checked);
     while (this.#pending) await this.#wait(this.#pending);
+    // Inside the broker: the kept access token is read first (once), so it cannot be read back
+    // over what the exchange leaves; and what it leaves is kept (a new chain's token, or none when
+    // that token was held back), so a restart does not bring back the chain before it.
+    if (this.#restores) await this.#restore();
     await this.#settled(
-      this.#spawn((id) => {
+      this.#spawn(async (id) => {
         const start = new Items().num(1).num(id);
         start.record({ code, codeVerifier, redirectUri });
-        return this.#run(id, this[RECORDS](EXCHANGE, start));
+        try {
+          return await this.#run(id, this[RECORDS](EXCHANGE, start));
+        } finally {
+          await this.#keepAccess();
+        }
       }),
     );
   }
@@ -591,11 +605,8 @@ class Client {
     return this[WORK](async () => {
       // Restored first: after a restart the stale generation may name the stored token.
       await this.#restore();
-      if (typeof stale === "number" && this[INVALIDATE_TOKEN](stale)) {
-        // The kept copy goes too: a restart must not bring back a token an API refused.
-        const [key, record] = this[ONE](SAVE_ACCESS);
-        if (key !== undefined) await callStore(this.#store, "put", [key, record], this.#timeout).catch(() => {});
-      }
+      // The kept copy goes too: a restart must not bring back a token an API refused.
+      if (typeof stale === "number" && this[INVALIDATE_TOKEN](stale)) await this.#keepAccess();
       const t = await this[ENSURE]();
       return { accessToken: t.access, expiresInMs: t.expiresAt - Date.now(), lifetimeMs: t.lifetime, generation: t.generation };
     });

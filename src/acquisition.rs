@@ -198,6 +198,11 @@ impl Acquisition {
                 }
                 Err(e) => {
                     // The server took the old token and answered: keep the new one until it is saved.
+                    // A new chain's (an exchange's) is the one to use from now on: the token of
+                    // the chain before it is no longer handed out meanwhile.
+                    if matches!(grant, Grant::Code { .. }) {
+                        self.out.push_back(Action::Drop);
+                    }
                     *ctx.held = Some(token);
                     self.failed(ctx, &grant, e);
                 }
@@ -415,6 +420,7 @@ mod tests {
                         input = Some(Input::Waited);
                     }
                     Action::Emit(e) => self.log.push(format!("event {}", e.parts().0)),
+                    Action::Drop => self.log.push("drop".into()),
                     Action::Install(t) => {
                         self.log.push(format!("install {}", t.access.expose()));
                         installed = Some(t);
@@ -614,20 +620,31 @@ mod tests {
     fn a_resend_that_runs_out_of_time_reports_what_made_it_resend_unless_single_use() {
         let net = || Err(AuthError::new(ErrorCode::Network, "the identity server could not be reached"));
         let timeout = || Err(AuthError::new(ErrorCode::Timeout, "the identity server did not answer within timeoutMs"));
-        // The password: a dropped connection, then a resend squeezed by the deadline times out.
-        let mut h = host(cfg(|o| o.persisted = false), false, None);
-        let mut n = 0;
-        let e = h
-            .acquire(|_| {
-                n += 1;
-                if n == 1 {
-                    net()
-                } else {
-                    timeout()
-                }
-            })
-            .unwrap_err();
-        assert_eq!(e.code, ErrorCode::Network, "{:?}", h.log);
+        // The password: a dropped connection, then a resend squeezed by the deadline (under 1 s
+        // left) times out: the dropped connection is the news. With time to spare, the server
+        // did not answer: that is.
+        for (timeout_ms, code) in [(1000.0, ErrorCode::Network), (10_000.0, ErrorCode::Timeout)] {
+            let mut h = host(
+                cfg(|o| {
+                    o.persisted = false;
+                    o.timeout_ms = Some(timeout_ms);
+                }),
+                false,
+                None,
+            );
+            let mut n = 0;
+            let e = h
+                .acquire(|_| {
+                    n += 1;
+                    if n == 1 {
+                        net()
+                    } else {
+                        timeout()
+                    }
+                })
+                .unwrap_err();
+            assert_eq!(e.code, code, "{timeout_ms}: {:?}", h.log);
+        }
         // A refresh token resent after a 503 that did not take it: its timed-out resend may have
         // reached the server, and the session must hear exactly that.
         let mut h = host(cfg(|o| o.password = None), true, Some("rt1"));

@@ -27,6 +27,9 @@ pub enum Action {
     Emit(Event),
     /// Hand this token out: cache it and build its headers (no answer).
     Install(Token),
+    /// Stop handing out the cached token (no answer): an exchange's new chain was held back, and
+    /// the chain before it (perhaps another user's) must not stand in for it.
+    Drop,
     /// The flow has ended.
     Done(Result<(), AuthError>),
 }
@@ -47,26 +50,33 @@ pub struct Retrying {
     attempts: u32,
     deadline: f64,
     single_use: bool,
-    /// The error that made the last retry.
+    /// The error that made the last retry, and the time the last attempt was given.
     cause: Option<AuthError>,
+    budget: f64,
 }
+
+/// A resend given less than this by the deadline that times out had no fair chance: what made
+/// it resend is the error worth reporting. One given more met a server that did not answer.
+const SQUEEZED_MS: f64 = 1000.0;
 
 impl Retrying {
     /// `single_use`: the request carries a credential the server consumes (see `retry`).
     pub fn new(deadline: f64, single_use: bool) -> Self {
-        Retrying { attempts: 0, deadline, single_use, cause: None }
+        Retrying { attempts: 0, deadline, single_use, cause: None, budget: 0.0 }
     }
 
     /// Counts an attempt; the time it may take.
     pub fn attempt(&mut self, now: f64) -> f64 {
         self.attempts += 1;
-        (self.deadline - now).max(1.0)
+        self.budget = (self.deadline - now).max(1.0);
+        self.budget
     }
 
     /// After a failed attempt: the `retry` event and the wait before the next one, or the error
-    /// to report. A resent request that ran out of the deadline reports what made it resend (a
-    /// 503, a dropped connection), not its own timeout; not for a single-use credential, whose
-    /// timed-out request may have reached the server (that is what the session must hear).
+    /// to report. A resend squeezed by the deadline (`SQUEEZED_MS`) that times out reports what
+    /// made it resend (a 503, a dropped connection), not its own timeout; not for a single-use
+    /// credential, whose timed-out request may have reached the server (that is what the
+    /// session must hear).
     pub fn after(&mut self, err: AuthError, now: f64) -> Result<(Event, f64), AuthError> {
         match crate::retry::delay_ms(self.attempts, &err, self.deadline - now, self.single_use) {
             Some(delay) => {
@@ -78,7 +88,7 @@ impl Retrying {
                 Ok((event, delay))
             }
             None => Err(match self.cause.take() {
-                Some(cause) if err.code == crate::error::ErrorCode::Timeout && !self.single_use => cause,
+                Some(cause) if err.code == crate::error::ErrorCode::Timeout && !self.single_use && self.budget < SQUEEZED_MS => cause,
                 _ => err,
             }),
         }

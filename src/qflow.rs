@@ -490,13 +490,8 @@ impl Session {
     /// single use like a refresh token (RFC 6749 §4.1.2: a server that sees one twice should
     /// revoke the tokens it issued for it, ending the first exchange's session too), so one this
     /// session already sent is refused, and nothing changes.
-    /// This session already sent `code` (`exchange_started` refuses it).
-    pub fn code_sent(&self, code: &Secret) -> bool {
-        self.codes.contains(code)
-    }
-
     pub fn exchange_started(&mut self, code: &Secret) -> Result<(), AuthError> {
-        if self.code_sent(code) {
+        if self.codes.contains(code) {
             return Err(AuthError::new(
                 ErrorCode::InvalidRequest,
                 "this authorization code was already sent by this client, and a code is single use: start a new sign-in for a new one",

@@ -475,8 +475,7 @@ impl Client {
 
     /// `exchangeCode({ code, codeVerifier, redirectUri })`: first (`D` 0) checks the argument and
     /// answers `R` with the three values; then (`D` 1, the same values, once the driver has made
-    /// this the single flight) starts the exchange: a `D` record (the cached token was dropped)
-    /// when it is not a code already sent, then the task's records.
+    /// this the single flight) starts the exchange.
     #[inline(never)]
     fn exchange(&mut self, items: &mut Items, now: f64, out: &mut Out) -> Result<(), AuthError> {
         let start = items.num()? == Some(1.0);
@@ -502,14 +501,6 @@ impl Client {
         let (code, verifier) = (Secret::new(code), Secret::new(verifier));
         self.redactor.add(&code);
         self.redactor.add(&verifier);
-        // An exchange starts a new chain (perhaps another user's): the token of the chain before
-        // it is no longer handed out (`D`: the driver drops its copy too), and the new one, if
-        // its save fails, is held back rather than hidden behind the old. Not for a code the
-        // session refuses as sent already: that changes nothing.
-        if self.broker || matches!(&self.p, Provider::Qflow { session, .. } if !session.code_sent(&code)) {
-            self.cache.invalidate();
-            out.kind(b'D');
-        }
         self.cache.force_start();
         if self.broker {
             self.exchange = Some((code, verifier, redirect_uri));
@@ -604,6 +595,11 @@ impl Client {
             match action {
                 Action::Emit(e) => event(out, e),
                 Action::Install(t) => self.install(t, None, out),
+                Action::Drop => {
+                    // `D`: the driver drops its copy too.
+                    self.cache.invalidate();
+                    out.kind(b'D');
+                }
                 Action::ReadStore => {
                     out.kind(b'r').str(&self.store_key());
                     return;

@@ -404,6 +404,29 @@ test("an exchange whose rotated token cannot be saved: the old chain's token is 
   }
 });
 
+test("after an exchange on an object, a restart does not bring back the token of the chain before it", async () => {
+  await acrossRestart(
+    async (w) => {
+      await emu.control("reset");
+      const old = await leaseOn(w, 0, "exchanged", "&password=1&stale=-1");
+      assert.equal(old.token, true, JSON.stringify(old));
+      const { beginAuthorization } = await import("qauth");
+      const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
+      const q = (k, v) => `&${k}=${encodeURIComponent(v)}`;
+      const ex = await leaseOn(w, 1, "exchanged", `&password=1&stale=-1${q("code", code)}${q("verifier", codeVerifier)}${q("redirect", redirectUri)}`);
+      assert.equal(ex.token, true, JSON.stringify(ex));
+      assert.notEqual(ex.fp, old.fp);
+      return { old: old.fp, exchanged: ex.fp };
+    },
+    async (w, fps) => {
+      const after = await leaseOn(w, 2, "exchanged", "&password=1&stale=-1");
+      assert.equal(after.token, true, JSON.stringify(after));
+      assert.notEqual(after.fp, fps.old, "the chain before the exchange came back after the restart");
+      assert.equal(after.fp, fps.exchanged, "the exchanged token, kept for the restart");
+    },
+  );
+});
+
 test("a token reported stale is not kept in storage: after a restart the object does not hand it out again", async () => {
   await acrossRestart(
     async (w) => {

@@ -571,3 +571,17 @@ scenario("a wall clock stepped forward during a refresh does not give up the fli
   assert.deepEqual([(await emu.stats()).token.refresh_token, (await emu.stats()).token.invalidGrant], [1, 0]);
   q.free();
 });
+
+scenario("a failing exchangeCode() does not fail the calls beside it: they get the token already cached, and it stays", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  const before = await q.headers();
+  const ex = q.exchangeCode({ code: "not-a-code", codeVerifier: "v".repeat(43), redirectUri: emu.url + "/cb" }).then(() => null, (e) => e);
+  const during = await Promise.all([q.headers(), q.accessToken()]);
+  assert.equal(during[0].Authorization, before.Authorization);
+  const e = await ex;
+  assert.ok(e instanceof AuthError && e.code === "invalid_grant", String(e));
+  assert.equal((await q.headers()).Authorization, before.Authorization);
+  assert.equal((await emu.stats()).token.refresh_token, 0, "nothing refreshed");
+  q.free();
+});
