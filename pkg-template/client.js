@@ -582,11 +582,12 @@ class Client {
     const checked = new Items().num(0);
     checked.record(args);
     const [code, codeVerifier, redirectUri] = this[ONE](EXCHANGE, checked);
-    while (this.#pending) await this.#wait(this.#pending);
     // Inside the broker: the kept access token is read first (once), so it cannot be read back
     // over what the exchange leaves; and what it leaves is kept (a new chain's token, or none when
-    // that token was held back), so a restart does not bring back the chain before it.
+    // that token was held back), so a restart does not bring back the chain before it. Then the
+    // exchange waits for any flight (one may have started during that read).
     if (this.#restores) await this.#restore();
+    while (this.#pending) await this.#wait(this.#pending);
     await this.#settled(
       this.#spawn(async (id) => {
         const start = new Items().num(1).num(id);

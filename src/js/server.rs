@@ -43,7 +43,12 @@ enum Provider {
 
 /// What an acquisition in progress is waiting on.
 enum Task {
-    Lease { stale: Option<u32>, started: f64 },
+    /// `exchange`: the lease carries an authorization code to exchange first.
+    Lease {
+        stale: Option<u32>,
+        started: f64,
+        exchange: bool,
+    },
     Acquire(Acquisition),
     Mint(Mint),
 }
@@ -191,7 +196,7 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
         // An answer for a flight given up on is refused (its task is gone or is another's).
         INPUT if items.num()? != Some(f64::from(c.flight)) => return Err(stalled()),
         INPUT => match c.task.take() {
-            Some(Task::Lease { stale, started }) => c.lease_answer(items, stale, started, now, out)?,
+            Some(Task::Lease { stale, started, exchange }) => c.lease_answer(items, stale, started, exchange, now, out)?,
             task => {
                 c.task = task;
                 let input = c.input(items)?;
@@ -467,10 +472,11 @@ impl Client {
                 Field::Num(n) => out.num(n),
             };
         }
-        if let Some((code, verifier, redirect)) = self.exchange.take() {
-            out.kind(b'x').str(code.expose()).str(verifier.expose()).str(&redirect);
+        let exchange = self.exchange.take();
+        if let Some((code, verifier, redirect)) = &exchange {
+            out.kind(b'x').str(code.expose()).str(verifier.expose()).str(redirect);
         }
-        self.task = Some(Task::Lease { stale, started: now });
+        self.task = Some(Task::Lease { stale, started: now, exchange: exchange.is_some() });
     }
 
     /// `exchangeCode({ code, codeVerifier, redirectUri })`: first (`D` 0) checks the argument and
@@ -550,7 +556,7 @@ impl Client {
     /// The broker's answer, flattened by the driver: `t` + accessToken, expiresInMs,
     /// lifetimeMs, generation; `e` + code, message, status, retryAfter; `f` + why it failed.
     #[inline(never)]
-    fn lease_answer(&mut self, items: &mut Items, stale: Option<u32>, started: f64, now: f64, out: &mut Out) -> Result<(), AuthError> {
+    fn lease_answer(&mut self, items: &mut Items, stale: Option<u32>, started: f64, exchange: bool, now: f64, out: &mut Out) -> Result<(), AuthError> {
         let kind = items.str()?.unwrap_or_default();
         let r = match kind.as_str() {
             "t" => {
@@ -574,6 +580,12 @@ impl Client {
             }
             Err(e) => {
                 self.generations.failed(stale);
+                // The object held an exchange's new token back (its save failed): as there, the
+                // chain before it (perhaps another user's) is no longer handed out here either.
+                if exchange && e.code == ErrorCode::StoreFailed {
+                    self.cache.invalidate();
+                    out.kind(b'D');
+                }
                 out.error(&e);
             }
         }

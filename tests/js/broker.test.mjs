@@ -404,6 +404,21 @@ test("an exchange whose rotated token cannot be saved: the old chain's token is 
   }
 });
 
+test("an isolate whose exchange's new token the object could not save stops handing out its own cached token of the chain before", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const { beginAuthorization } = await import("qauth");
+    const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
+    const r = await w.call(0, `/flaky-exchange?${new URLSearchParams({ code, verifier: codeVerifier, redirect: redirectUri })}`);
+    assert.equal(r.exchange, "store_failed", JSON.stringify(r));
+    assert.notEqual(r.after, r.before, "the old chain's token is still handed out");
+    assert.match(r.after, /^[0-9a-f]{8}$/, "the next call gets the exchange's token (saved by then)");
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
 test("after an exchange on an object, a restart does not bring back the token of the chain before it", async () => {
   await acrossRestart(
     async (w) => {

@@ -90,6 +90,18 @@ export default {
           if (r.token) return Response.json(q("fp") ? { token: true, fp: await fp(r.token.accessToken), g: r.token.generation } : { token: true });
           return Response.json(r);
         }
+        case "/flaky-exchange": {
+          // An isolate's own client with a cached token; another sign-in through it whose new
+          // token the object cannot save: which token does this client hand out then?
+          const fp = async (t) => [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(t)))].slice(0, 4).map((b) => b.toString(16).padStart(2, "0")).join("");
+          const c = new QflowAuth(qflowOptions(env, { broker: env.FLAKY, storeKey: "flaky-3" }));
+          const before = await fp(await c.accessToken());
+          const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|flaky-3|`;
+          await env.FLAKY.get(env.FLAKY.idFromName(name)).armFailure();
+          const exchange = await c.exchangeCode({ code: q("code"), codeVerifier: q("verifier"), redirectUri: q("redirect") }).then(() => "ok", (e) => e.code);
+          const after = await c.accessToken().then(fp, (e) => e.code);
+          return Response.json({ before, exchange, after });
+        }
         case "/end-at": {
           // The object for `key` ends itself `in` ms from now (a session's absolute expiry).
           const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|${q("key")}|`;
