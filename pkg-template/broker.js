@@ -225,13 +225,14 @@ export class TokenBroker extends DurableObject {
       // new client reads that token; if it fails again, this lease is `store_failed`
       // (retryable) and the old client keeps it for the next try.
       if (this.#unsaved.size > 0) {
-        // Writes still in flight land first (within the lease's time); one that failed or did not
-        // end, and is still its key's latest, is made again. If that fails or does not end, the
-        // lease is `store_failed` (retryable): the old client keeps the token for the next try.
+        // Writes still in flight land first (within the lease's time); one that failed, and is
+        // still its key's latest, is made again. One that has not ended cannot be made again
+        // safely (it could land after the new client's newer writes and put a spent token back),
+        // so that, or a rewrite that fails, is `store_failed` (retryable): the old client keeps
+        // the token for the next try.
         const ms = timeoutOf(options);
         for (const [k, w] of [...this.#unsaved]) {
-          // One that does not end (a store that hangs) is made again too: the same value.
-          await outcome(w.done, ms);
+          if ((await outcome(w.done, ms)) === "late") throw storeFailed();
           if (this.#unsaved.get(k) !== w) continue; // it landed, or a newer write took over
           if ((await outcome(this.#tracked(this.store).put(k, w.value), ms)) !== "ok") throw storeFailed();
         }
