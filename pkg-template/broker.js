@@ -142,16 +142,22 @@ export class TokenBroker extends DurableObject {
   async lease(request) {
     if (this.#ended) return { error: { ...ENDED } };
     let entry;
+    let heldBack = false; // the exchange ran and its new token could not be saved
     try {
       entry = await this.#enter(request);
-      if (request.exchange) await entry.client.exchangeCode(request.exchange);
+      if (request.exchange) {
+        await entry.client.exchangeCode(request.exchange).catch((e) => {
+          heldBack = e?.code === "store_failed";
+          throw e;
+        });
+      }
       const token = await entry.client.__lease(request.stale);
       // end() ran while this lease was in flight: what it got must not reach anyone.
       return this.#ended ? { error: { ...ENDED } } : { token };
     } catch (e) {
       if (this.#ended) return { error: { ...ENDED } };
       const { code, message, status, retryAfter } = e?.name === "AuthError" ? e : { code: "server_error", message: "the token broker failed" };
-      return { error: { code, message, status, retryAfter } };
+      return { error: { code, message, status, retryAfter, ...(heldBack ? { heldBack } : {}) } };
     } finally {
       if (entry && --entry.users === 0) entry.release();
     }

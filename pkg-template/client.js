@@ -569,7 +569,7 @@ class Client {
     try {
       const { token: t, error: e } = answer;
       if (t != null) items.str("t").value(t.accessToken).value(t.expiresInMs).value(t.lifetimeMs).value(t.generation);
-      else if (e != null) items.str("e").value(e.code).value(e.message).value(e.status).value(e.retryAfter);
+      else if (e != null) items.str("e").value(e.code).value(e.message).value(e.status).value(e.retryAfter).value(e.heldBack === true ? 1 : 0);
       else items.str("f").value(answer.failed);
     } catch {
       return new Items().num(id).str("f").str("threw");

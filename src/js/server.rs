@@ -554,10 +554,12 @@ impl Client {
     }
 
     /// The broker's answer, flattened by the driver: `t` + accessToken, expiresInMs,
-    /// lifetimeMs, generation; `e` + code, message, status, retryAfter; `f` + why it failed.
+    /// lifetimeMs, generation; `e` + code, message, status, retryAfter, whether an exchange's new
+    /// token was held back (1); `f` + why it failed.
     #[inline(never)]
     fn lease_answer(&mut self, items: &mut Items, stale: Option<u32>, started: f64, exchange: bool, now: f64, out: &mut Out) -> Result<(), AuthError> {
         let kind = items.str()?.unwrap_or_default();
+        let mut held_back = false;
         let r = match kind.as_str() {
             "t" => {
                 let access = items.str()?;
@@ -566,6 +568,7 @@ impl Client {
             }
             "e" => {
                 let (code, message, status, retry) = (items.str()?, items.str()?, items.num()?, items.num()?);
+                held_back = items.num()? == Some(1.0);
                 Err(lease_error(code, message, status, retry, &self.redactor))
             }
             _ => Err(lease_failed(&items.str()?.unwrap_or_default())),
@@ -580,9 +583,9 @@ impl Client {
             }
             Err(e) => {
                 self.generations.failed(stale);
-                // The object held an exchange's new token back (its save failed): as there, the
-                // chain before it (perhaps another user's) is no longer handed out here either.
-                if exchange && e.code == ErrorCode::StoreFailed {
+                // The object ran the exchange and held its new token back (its save failed): as
+                // there, the chain before it (perhaps another user's) is no longer handed out here.
+                if exchange && held_back {
                     self.cache.invalidate();
                     out.kind(b'D');
                 }
