@@ -187,7 +187,9 @@ export class TokenBroker extends DurableObject {
    * back does not keep its refresh token in storage for good. The last call wins.
    */
   async endAt(when) {
-    if (typeof when !== "number" || !Number.isFinite(when)) throw new TypeError("endAt(when) takes a time in ms since the epoch");
+    if (typeof when !== "number" || !Number.isFinite(when)) {
+      throw new AuthError("invalid_request", "endAt(when) takes a time in ms since the epoch", "Pass a number, e.g. a session's absolute expiry (Date.now() + its lifetime).", false);
+    }
     if (this.#ended) return { ended: true };
     await this.ctx.storage.setAlarm(when);
     return { endsAt: when };

@@ -440,7 +440,10 @@ scenario("a 503 with a Retry-After in any form (an HTTP-date, a value past readi
     await emu.control("reset");
     const q = await refreshOnly(QflowAuth, emu, "ra-503", { timeoutMs: 1000 });
     await emu.faults({ kind: "status", status: 503, retryAfter, count: 10 });
-    await assert.rejects(q.headers(), (e) => e instanceof AuthError && e.code === "server_error" && e.status === 503);
+    await assert.rejects(q.headers(), (e) => {
+      assertNoCanary(assert, JSON.stringify(e) + e.message, "the 503's error");
+      return e instanceof AuthError && e.code === "server_error" && e.status === 503;
+    });
     await emu.control("reset"); // the faults and counters, not the tokens
     const h = await q.headers();
     assert.match(h.Authorization, /^Bearer /, retryAfter);
@@ -496,6 +499,7 @@ scenario("a host name that did not resolve (ENOTFOUND / EAI_AGAIN) sent nothing:
       globalThis.fetch = real;
     }
     assert.ok(e instanceof AuthError && e.code === "network" && /did not resolve/.test(e.message), String(e));
+    assertNoCanary(assert, JSON.stringify(e) + e.message + e.hint, "the DNS failure's error");
     const h = await q.headers();
     assert.match(h.Authorization, /^Bearer /, `${code}: the refresh token was not counted as spent`);
     assert.equal((await emu.stats()).token.refresh_token, 1);
@@ -514,6 +518,7 @@ scenario("commsAccess(): a 429 or 503 from the API is rate_limited / server_erro
     const e = await q.commsAccess("evt-1").then(() => null, (x) => x);
     assert.ok(e instanceof AuthError, String(e));
     assert.deepEqual([e.code, e.retryable, e.status, e.retryAfter], [code, true, status, 7]);
+    assertNoCanary(assert, JSON.stringify(e) + e.message, `commsAccess ${status}`);
   }
   q.free();
 });

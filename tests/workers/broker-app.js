@@ -20,6 +20,9 @@ function client(env, mode) {
   return (qflow ??= new QflowAuth(qflowOptions(env, { broker: env.TOKEN_BROKER })));
 }
 
+/** Which token this is, without the token: its SHA-256's first 4 bytes in hex. */
+const fingerprint = async (t) => [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(t)))].slice(0, 4).map((b) => b.toString(16).padStart(2, "0")).join("");
+
 const describe = (e) => (e instanceof AuthError ? { code: e.code, message: e.message, retryable: e.retryable, isAuthError: true } : { code: "not_auth_error", message: String(e) });
 
 /** API calls in `concurrency` loops for `ms`: counts of statuses and error codes. */
@@ -85,21 +88,19 @@ export default {
           const request = { name: q("claim") ?? name, provider: "qflow", options, stale: Number(q("stale")) };
           if (q("code")) request.exchange = { code: q("code"), codeVerifier: q("verifier"), redirectUri: q("redirect") };
           const r = await stub.lease(request);
-          // `fp`: which token (a digest's first bytes, never the token).
-          const fp = async (t) => [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(t)))].slice(0, 4).map((b) => b.toString(16).padStart(2, "0")).join("");
-          if (r.token) return Response.json(q("fp") ? { token: true, fp: await fp(r.token.accessToken), g: r.token.generation } : { token: true });
+          // `fp`: which token (see `fingerprint`).
+          if (r.token) return Response.json(q("fp") ? { token: true, fp: await fingerprint(r.token.accessToken), g: r.token.generation } : { token: true });
           return Response.json(r);
         }
         case "/flaky-exchange": {
           // An isolate's own client with a cached token; another sign-in through it whose new
           // token the object cannot save: which token does this client hand out then?
-          const fp = async (t) => [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(t)))].slice(0, 4).map((b) => b.toString(16).padStart(2, "0")).join("");
           const c = new QflowAuth(qflowOptions(env, { broker: env.FLAKY, storeKey: "flaky-3" }));
-          const before = await fp(await c.accessToken());
+          const before = await fingerprint(await c.accessToken());
           const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|flaky-3|`;
           await env.FLAKY.get(env.FLAKY.idFromName(name)).armFailure();
           const exchange = await c.exchangeCode({ code: q("code"), codeVerifier: q("verifier"), redirectUri: q("redirect") }).then(() => "ok", (e) => e.code);
-          const after = await c.accessToken().then(fp, (e) => e.code);
+          const after = await c.accessToken().then(fingerprint, (e) => e.code);
           return Response.json({ before, exchange, after });
         }
         case "/end-at": {
@@ -107,9 +108,10 @@ export default {
           const name = `qflow|${env.EMULATOR}|${env.QFLOW_CLIENT_ID}|${q("key")}|`;
           const stub = env.TOKEN_BROKER.get(env.TOKEN_BROKER.idFromName(name));
           try {
-            return Response.json(await stub.endAt(q("in") === "bad" ? "soon" : Date.now() + Number(q("in"))));
+            const bad = { string: "soon", undefined: undefined, null: null, object: {}, nan: NaN };
+            return Response.json(await stub.endAt(q("in") in bad ? bad[q("in")] : Date.now() + Number(q("in"))));
           } catch (e) {
-            return Response.json({ threw: String(e.message) });
+            return Response.json({ threw: String(e.message), name: e.name });
           }
         }
         case "/signed-in": {
