@@ -14,7 +14,7 @@
 // at a set time (a session's absolute expiry). Errors come back as data: fields of thrown errors do not
 // survive RPC.
 import { DurableObject } from "cloudflare:workers";
-import { QflowAuth, QpienAuth } from "./client.js";
+import { QflowAuth, QpienAuth, TIMEOUT } from "./client.js";
 import { AuthError } from "./error.js";
 
 const PROVIDERS = { qflow: QflowAuth, qpien: QpienAuth };
@@ -36,9 +36,6 @@ function outcome(p, ms) {
   const late = new Promise((resolve) => (timer = setTimeout(() => resolve("late"), ms)));
   return Promise.race([p.then(() => "ok", () => "failed"), late]).finally(() => clearTimeout(timer));
 }
-
-/** A lease's own `timeoutMs` (the client checks it), for the waits the object makes on its behalf. */
-const timeoutOf = (options) => (Number.isFinite(options.timeoutMs) ? Math.min(Math.max(options.timeoutMs, 100), 120000) : 10000);
 
 /**
  * What names a credential: a change here is another credential, anything else is a setting (the
@@ -232,13 +229,13 @@ export class TokenBroker extends DurableObject {
       // only copy. The write that failed is made again first (no grant, nothing sent), so the
       // new client reads that token; if it fails again, this lease is `store_failed`
       // (retryable) and the old client keeps it for the next try.
-      if (this.#unsaved.size > 0) {
-        // Writes still in flight land first (within the lease's time); one that failed, and is
+      if (entry && this.#unsaved.size > 0) {
+        // Writes still in flight land first (within the client's time); one that failed, and is
         // still its key's latest, is made again. One that has not ended cannot be made again
         // safely (it could land after the new client's newer writes and put a spent token back),
         // so that, or a rewrite that fails, is `store_failed` (retryable): the old client keeps
-        // the token for the next try.
-        const ms = timeoutOf(options);
+        // the token for the next try. Each wait is bounded by the writing client's `timeoutMs`.
+        const ms = entry.client[TIMEOUT]();
         for (const [k, w] of [...this.#unsaved]) {
           if ((await outcome(w.done, ms)) === "late") throw storeFailed();
           if (this.#unsaved.get(k) !== w) continue; // it landed, or a newer write took over

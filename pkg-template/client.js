@@ -31,7 +31,9 @@ function fail(reason, detail) {
 }
 
 // The methods the two classes share but users do not see.
-const [ENSURE, ONE, RECORDS, INVALIDATE_TOKEN, EXCHANGE_CODE, TIMEOUT, WORK] = ["ensure", "one", "records", "invalidateIf", "exchange", "timeout", "work"].map((n) => Symbol(n));
+const [ENSURE, ONE, RECORDS, INVALIDATE_TOKEN, EXCHANGE_CODE, WORK] = ["ensure", "one", "records", "invalidateIf", "exchange", "work"].map((n) => Symbol(n));
+/** A client's `timeoutMs` as the wasm validated it (the broker bounds its waits for a client by it). */
+export const TIMEOUT = Symbol("timeout");
 
 /** qauth/hono's `relayBody` asks a QflowAuth through this (not a public method). */
 const RELAY_BODY = Symbol.for("qauth.relay");

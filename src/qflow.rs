@@ -7,7 +7,7 @@
 
 use crate::config::{optional, required, timing};
 use crate::error::{AuthError, ErrorCode};
-use crate::http::{base_url, encode_component, form_encode, origin, HttpRequest};
+use crate::http::{bad_response, base_url, encode_component, form_encode, origin, HttpRequest, HttpResponse};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 use alloc::string::{String, ToString};
@@ -342,6 +342,19 @@ pub fn api_next(status: u16, refreshed: bool) -> ApiNext {
         _ => ApiNext::Done,
     }
 }
+
+/// The `commsAccess()` probe's answer once 401 and 403 are handled (`api_next`): a 2xx is access;
+/// 429 and 5xx are the transient errors every answer has (`HttpResponse::transient_error`, with
+/// `Retry-After`); anything else is `bad_response`.
+pub fn comms_status(status: u16, retry_after: Option<String>) -> Result<(), AuthError> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let answer = HttpResponse { status, retry_after, body: String::new() };
+    Err(answer.transient_error(API).unwrap_or_else(|| bad_response(API, status, "no access answer")))
+}
+
+const API: &str = "the Qflow API";
 
 /// Largest 403 body read to look for a gate; a gate answer is a few hundred bytes.
 pub const MAX_GATE_BODY_BYTES: usize = 16 * 1024;
@@ -687,6 +700,17 @@ mod tests {
         assert_eq!(api_next(401, false), ApiNext::RefreshAndRetry);
         assert!(matches!(api_next(401, true), ApiNext::Fail(e) if e.code == ErrorCode::Unauthorized && e.status == Some(401)));
         assert_eq!(api_next(403, true), ApiNext::ProbeGate);
+    }
+
+    #[test]
+    fn comms_probe_answers() {
+        assert!(comms_status(204, None).is_ok());
+        let e = comms_status(503, Some("7".into())).unwrap_err();
+        assert_eq!((e.code, e.status, e.retry_after, e.retryable()), (ErrorCode::ServerError, Some(503), Some(7), true));
+        let e = comms_status(429, Some("soon".into())).unwrap_err();
+        assert_eq!((e.code, e.retry_after), (ErrorCode::RateLimited, None), "a Retry-After that is not seconds is no wait");
+        let e = comms_status(404, Some("7".into())).unwrap_err();
+        assert_eq!((e.code, e.status, e.retry_after, e.retryable()), (ErrorCode::BadResponse, Some(404), None, false));
     }
 
     #[test]

@@ -784,29 +784,11 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
         }
         _ => {
             let status = items.num()?.unwrap_or(0.0) as u16;
-            let retry_after = items.str()?;
-            if !(200..300).contains(&status) {
-                let mut e = api_status_error(status);
-                if matches!(e.code, ErrorCode::RateLimited | ErrorCode::ServerError) {
-                    e.retry_after = retry_after.as_deref().and_then(crate::http::parse_retry_after);
-                }
-                return Err(e);
-            }
+            crate::qflow::comms_status(status, items.str()?)?;
             out.kind(b'R');
         }
     }
     Ok(())
-}
-
-fn api_status_error(status: u16) -> AuthError {
-    let code = match status {
-        500.. => ErrorCode::ServerError,
-        429 => ErrorCode::RateLimited,
-        _ => ErrorCode::BadResponse,
-    };
-    let mut m = String::from("the Qflow API answered HTTP ");
-    crate::http::push_num(&mut m, status.into());
-    AuthError::new(code, m).with_status(status)
 }
 
 /// Errors the driver meets while moving bytes, by number (`FAIL`: reason, detail), so their

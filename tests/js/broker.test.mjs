@@ -380,6 +380,31 @@ test("a client replaced while it holds a rotated refresh token it could not save
   }
 });
 
+test("a client whose rotated token's write never ends is not replaced: the next lease with other options is store_failed within that client's timeoutMs, not its own", async () => {
+  await emu.control("reset");
+  const w = await start();
+  try {
+    const flaky = (extra) => leaseOn(w, 0, "flaky-hang", `&ns=flaky${extra}`);
+    const seed = await flaky("&password=1&stale=-1&timeout=300");
+    assert.equal(seed.token, true, JSON.stringify(seed));
+    await flaky("&arm=hang");
+    // The refresh succeeds; its rotated token's write never ends (the client gives up on it after 300 ms).
+    const held = await flaky(`&password=1&stale=${seed.g}&timeout=300`);
+    assert.equal(held.error?.code, "store_failed", JSON.stringify(held));
+    // Other options, and a timeoutMs of a minute: the object waits for the pending write as
+    // long as the client that made it would (300 ms), then refuses rather than replacing it.
+    const t0 = Date.now();
+    const next = await flaky(`&stale=${seed.g}&timeout=60000`);
+    const ms = Date.now() - t0;
+    assert.equal(next.error?.code, "store_failed", JSON.stringify(next));
+    assert.ok(ms < 20000, `answered after ${ms} ms`);
+    const s = await emu.stats();
+    assert.deepEqual([s.token.refresh_token, s.token.reuseDetected], [1, 0], "no grant from the replaced client: " + JSON.stringify(s.token));
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
 test("an exchange whose rotated token cannot be saved: the old chain's token is never handed out again, the new one is saved and used", async () => {
   await emu.control("reset");
   const w = await start();

@@ -81,9 +81,10 @@ export default {
           const id = ns.idFromName(name);
           // `byId`: by its ID string, as code that stored the ID would (the object is not told its name).
           const stub = ns.get(q("byId") ? ns.idFromString(id.toString()) : id);
-          if (q("arm")) return Response.json({ armed: await stub.armFailure() });
+          if (q("arm")) return Response.json({ armed: await stub.armFailure(q("arm") === "hang" ? "hang" : "fail") });
           const options = { clientId: env.QFLOW_CLIENT_ID, clientSecret: q("secret") ?? env.QFLOW_CLIENT_SECRET, identityUrl: q("identity"), storeKey, username: env.QFLOW_USERNAME };
           if (q("password")) options.password = env.QFLOW_PASSWORD;
+          if (q("timeout")) options.timeoutMs = Number(q("timeout"));
           if (q("end")) return Response.json(await stub.end());
           const request = { name: q("claim") ?? name, provider: "qflow", options, stale: Number(q("stale")) };
           if (q("code")) request.exchange = { code: q("code"), codeVerifier: q("verifier"), redirectUri: q("redirect") };

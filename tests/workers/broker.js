@@ -20,24 +20,26 @@ export class FailingStorageBroker extends TokenBroker {
   }
 }
 
-/** A store wrapper (as the README invites) whose next refresh-token write fails once, on demand. */
-let failNext = false;
+/** A store wrapper (as the README invites) whose next refresh-token write fails once, or never ends, on demand. */
+let nextPut = null; // null | "fail" | "hang"
 export class FlakyBroker extends TokenBroker {
   get store() {
     const inner = super.store;
     return {
       get: (k) => inner.get(k),
       put: async (k, v) => {
-        if (failNext && !k.endsWith("#access")) {
-          failNext = false;
+        if (nextPut && !k.endsWith("#access")) {
+          const mode = nextPut;
+          nextPut = null;
+          if (mode === "hang") return new Promise(() => {});
           throw new Error("transient");
         }
         return inner.put(k, v);
       },
     };
   }
-  async armFailure() {
-    failNext = true;
+  async armFailure(mode = "fail") {
+    nextPut = mode;
     return true;
   }
 }
