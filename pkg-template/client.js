@@ -37,6 +37,7 @@ export const TIMEOUT = Symbol("timeout");
 
 /** qauth/hono's `relayBody` asks a QflowAuth through this (not a public method). */
 const RELAY_BODY = Symbol.for("qauth.relay");
+const IS_QFLOW = Symbol.for("qauth.isQflow");
 
 /** Marks the client inside TokenBroker (read by the wasm from an own property; not a user option). */
 const BROKER_SIDE = Symbol.for("qauth.brokerSide");
@@ -634,6 +635,11 @@ export class QflowAuth extends Client {
   /** The access token each answer of `fetch()` was sent with (what an echo of it would hold). */
   #sentWith = new WeakMap();
 
+  /** For qauth/hono: this is a QflowAuth itself (not an object made from one, nor a Proxy of one). */
+  [IS_QFLOW]() {
+    return #sentWith in this;
+  }
+
   constructor(options) {
     super(NEW_QFLOW, options);
   }
@@ -691,7 +697,10 @@ export class QflowAuth extends Client {
     const type = response.headers.get("content-type");
     const sent = this.#sentWith.get(response);
     const [cap] = this[ONE](RELAY, new Items().num(response.status).value(type).value(sent).missing());
-    if (cap === 0) return { body: response.body, checked: false };
+    // A streamed answer's headers go on only where they hold no credential (`clean`, the same
+    // check as an error's body; nothing when the token its request carried is unknown).
+    const clean = (text) => sent !== undefined && this[ONE](RELAY, new Items().num(response.status).value("text/plain").value(sent).str(text))[0] === 1;
+    if (cap === 0) return { body: response.body, checked: false, clean };
     let text = null;
     try {
       // Chunk by chunk whatever its Content-Length says (a Response made by hand may lie).

@@ -42,17 +42,19 @@ export function proxyPath(url: string, prefix: string): { encoded: string; decod
 
 /**
  * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller:
- * `{ body, checked, type }`, or `null`. A success streams on as it is (`checked: false`); an
+ * `{ body, checked, type?, headers }`, or `null`. A success streams on as it is (`checked: false`)
+ * with `headers`: those of its headers that describe the body and its caching (content type,
+ * caching, validators, `link`, `vary`…) and hold no credential (none when `response` is a clone); an
  * error's body (JSON or plain text in UTF-8, up to 64 KiB, from `auth.fetch()` itself) is read and
  * passed on only if it holds neither the access token its request carried nor a configured secret
  * (a gateway echoing the request's headers): `checked: true`, `type` the content type to send it
  * with (`application/json`, `application/problem+json` or `text/plain`, `; charset=utf-8`).
- * `qflowProxy` sends it with that type, `nosniff`, `no-store` and a Retry-After of seconds, none
- * of its other headers, and answers `{ error: "withheld", message }` (the API's status) where
- * this is `null`.
+ * `headers` is then that type, `nosniff`, `no-store` and a Retry-After of seconds, none of its
+ * other headers. `qflowProxy` sends `body` with `headers`, and answers `{ error: "withheld",
+ * message }` (the API's status) where this is `null`.
  * Throws `invalid_request` when `auth` is not a QflowAuth or `response` not a Response.
  */
 export function relayBody(
   auth: QflowAuth,
   response: Response,
-): Promise<{ body: ReadableStream<Uint8Array> | null; checked: false } | { body: string; checked: true; type: string } | null>;
+): Promise<{ body: ReadableStream<Uint8Array> | null; checked: false; headers: Headers } | { body: string; checked: true; type: string; headers: Headers } | null>;

@@ -15,8 +15,11 @@ const FORWARD = ["accept", "accept-language", "content-type", "content-language"
  * `content-encoding` / `content-length`, which the runtime's fetch already undid.
  */
 const PASS_BACK = ["content-type", "content-language", "content-disposition", "content-range", "accept-ranges", "cache-control", "etag", "last-modified", "expires", "vary", "retry-after", "link"];
-/** The QflowAuth method behind `relayBody` (client.js). */
+/** The QflowAuth methods behind `relayBody` and the `auth` check (client.js). */
 const RELAY_BODY = Symbol.for("qauth.relay");
+const IS_QFLOW = Symbol.for("qauth.isQflow");
+/** Methods fetch refuses to send (Fetch standard: forbidden methods). */
+const FORBIDDEN = ["CONNECT", "TRACE", "TRACK"];
 /** An HTTP header name (RFC 9110 token). */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Request headers never forwarded: the caller's credentials and routing (qauth sets its own). */
@@ -30,8 +33,8 @@ function configError(problem) {
 function rule(entry) {
   const m = typeof entry === "string" ? /^([A-Z]+) (\/[^\s?#%]*)$/.exec(entry) : null;
   const path = m && m[2];
-  if (!m || path === "/" || path.endsWith("/") || path.split("/").slice(1).some((s) => s === "" || s === "." || s === "..")) {
-    throw configError('each `allow` entry is "METHOD /path" (e.g. "GET /checkin/v1/api/events"): an uppercase method, one space, an API path without query, trailing slash or dot segments');
+  if (!m || FORBIDDEN.includes(m[1]) || path === "/" || path.endsWith("/") || path.split("/").slice(1).some((s) => s === "" || s === "." || s === "..")) {
+    throw configError('each `allow` entry is "METHOD /path" (e.g. "GET /checkin/v1/api/events"): an uppercase method fetch may send (not CONNECT, TRACE or TRACK), one space, an API path without query, trailing slash or dot segments');
   }
   return [m[1], path];
 }
@@ -68,11 +71,13 @@ function answer(status, code, message, hint, extra) {
 
 /**
  * What of an API answer (from `auth.fetch()`) may go on to a proxy's own, public caller:
- * `{ body, checked, type }`, or null. A success streams on as it is (`checked: false`). An
+ * `{ body, checked, type?, headers }`, or null. A success streams on as it is (`checked: false`)
+ * with those of its headers that describe the body and its caching and hold no credential. An
  * error's body is read first (up to 64 KiB) and passed on only if it holds neither the access
  * token the request carried nor a configured secret: a gateway that echoes the request's headers
  * in an error would otherwise hand its caller the bearer token and subscription key. Then
- * `checked: true`, whose headers were not checked, and `type`, the fixed type to send it with.
+ * `checked: true`, `type`, the fixed type to send it with, and fixed headers: that type,
+ * `nosniff`, `no-store`, and a Retry-After that is a number of seconds (no room for a credential).
  * A larger or unreadable error, one in another charset than UTF-8, one that is not JSON or plain
  * text (HTML and XML spell characters by reference), or one that is not `auth.fetch()`'s own
  * answer (a clone: what its request carried is not known) passes no body on.
@@ -81,18 +86,36 @@ function answer(status, code, message, hint, extra) {
 export async function relayBody(auth, response) {
   const notAClient = () => new AuthError("invalid_request", "relayBody(auth, response) takes the QflowAuth client whose fetch() answered", "Pass the client the response came from.", false);
   if (!qflowAuth(auth)) throw notAClient();
+  let relayed;
   try {
-    return await Reflect.apply(auth[RELAY_BODY], auth, [response]);
+    relayed = await Reflect.apply(auth[RELAY_BODY], auth, [response]);
   } catch (e) {
-    // Something shaped like a client that is not one (a Proxy, a borrowed method).
     throw e instanceof AuthError ? e : notAClient();
   }
+  if (!relayed) return null;
+  const { body, checked, type, clean } = relayed;
+  const headers = new Headers();
+  if (checked) {
+    headers.set("content-type", type);
+    headers.set("x-content-type-options", "nosniff");
+    headers.set("cache-control", "no-store");
+    const wait = response.headers.get("retry-after");
+    if (wait !== null && /^\d{1,9}$/.test(wait)) headers.set("retry-after", wait);
+    return { body, checked, type, headers };
+  }
+  // A gateway may echo the request's headers in its own (an ETag, a Link), on any status the
+  // caller can ask for (a conditional request gets a 304): each goes back only if it holds none
+  // of what the request carried, checked all at once and, if that finds one, one by one.
+  const found = PASS_BACK.map((k) => [k, response.headers.get(k)]).filter(([, v]) => v !== null);
+  const all = found.length > 0 && clean(found.map(([, v]) => v).join("\n"));
+  for (const [k, v] of found) if (all || clean(v)) headers.set(k, v);
+  return { body, checked, headers };
 }
 
-/** A QflowAuth client (of any of the package's entries): it has `fetch()` and the check above. */
+/** A QflowAuth client itself, of any of the package's entries (not an object made from one, nor a Proxy). */
 function qflowAuth(auth) {
   try {
-    return !!auth && typeof auth.fetch === "function" && typeof auth[RELAY_BODY] === "function";
+    return !!auth && typeof auth[IS_QFLOW] === "function" && Reflect.apply(auth[IS_QFLOW], auth, []) === true;
   } catch {
     return false;
   }
@@ -132,9 +155,20 @@ function checkPrefix(prefix) {
 export function qflowProxy(options) {
   if (options === null || typeof options !== "object") throw configError("takes `{ auth, allow, prefix?, forwardHeaders? }`");
   const known = ["auth", "allow", "prefix", "forwardHeaders"];
-  for (const k of Object.keys(options)) if (!known.includes(k)) throw configError(`\`${k}\` is not an option (${known.join(", ")})`);
-  const own = (k, fallback) => (Object.hasOwn(options, k) && options[k] !== undefined ? options[k] : fallback);
-  const [auth, allow, prefix, forwardHeaders] = [own("auth"), own("allow"), own("prefix", ""), own("forwardHeaders", FORWARD)];
+  // Each option read once, into plain copies (a list's holes read as missing entries); a getter
+  // or Proxy trap that throws is a config error like any other.
+  let auth, allow, prefix, forwardHeaders;
+  try {
+    for (const k of Object.keys(options)) if (!known.includes(k)) throw configError(`\`${k}\` is not an option (${known.join(", ")})`);
+    const own = (k, fallback) => {
+      const v = Object.hasOwn(options, k) ? options[k] : undefined;
+      return v === undefined ? fallback : v;
+    };
+    const list = (v) => (Array.isArray(v) ? Array.from(v) : v);
+    [auth, allow, prefix, forwardHeaders] = [own("auth"), list(own("allow")), own("prefix", ""), list(own("forwardHeaders", FORWARD))];
+  } catch (e) {
+    throw e instanceof AuthError ? e : configError("the options could not be read");
+  }
   if (!qflowAuth(auth)) throw configError("`auth` must be a QflowAuth client");
   if (!Array.isArray(allow) || allow.length === 0) throw configError("`allow` is required: the methods and API paths this proxy may forward (never an open proxy)");
   checkPrefix(prefix);
@@ -152,7 +186,8 @@ export function qflowProxy(options) {
     // Mounted without a prefix, the middleware does not own the whole namespace: others go on.
     if (!ok && prefix === "") return next();
     if (!ok) return answer(404, "not_allowed", "This method and path are not forwarded to the Qflow API.", "Add it to the proxy's `allow` list if it should be.");
-    const query = /\?[^#]*/.exec(req.url);
+    // The query as the path was read: up to a fragment (a `?` after a `#` is not one).
+    const query = /\?[^#]*/.exec(req.url.replace(/#[\s\S]*$/, ""));
     const headers = new Headers();
     for (const h of pass) {
       const v = req.headers.get(h);
@@ -185,23 +220,8 @@ export function qflowProxy(options) {
     }
     // Only errors are withheld (relayBody cancels what it does not pass on).
     if (!relayed) return answer(upstream.status, "withheld", "The API's answer to this call is not passed on (too large to check, or it held a credential of this server's).");
-    // An error's headers are not checked as its body was: it goes back with the fixed type the
-    // check read it as, `nosniff`, `no-store`, and a Retry-After that is a number of seconds (no
-    // room for a credential). The reason phrase never goes back (a gateway may echo there too;
-    // the runtime writes the standard one).
-    const out = new Headers();
-    if (relayed.checked) {
-      out.set("content-type", relayed.type);
-      out.set("x-content-type-options", "nosniff");
-      out.set("cache-control", "no-store");
-      const wait = upstream.headers.get("retry-after");
-      if (wait !== null && /^\d{1,9}$/.test(wait)) out.set("retry-after", wait);
-    } else {
-      for (const k of PASS_BACK) {
-        const v = upstream.headers.get(k);
-        if (v !== null) out.set(k, v);
-      }
-    }
-    return new Response(relayed.body, { status: upstream.status, headers: out });
+    // The headers relayBody passed; the reason phrase never goes back (a gateway may echo there
+    // too; the runtime writes the standard one).
+    return new Response(relayed.body, { status: upstream.status, headers: relayed.headers });
   };
 }

@@ -289,10 +289,14 @@ impl QflowConfig {
     }
 
     /// What `fetch()` was given, as the URL string to build the request from: a path is joined to
-    /// `apiUrl`; anything with a scheme or starting `//` is left for the platform to parse, and
-    /// `check_sent` then decides on the URL the platform actually made of it.
+    /// `apiUrl`; anything with a scheme (RFC 3986 §3.1: a letter, then letters, digits, `+`, `-`,
+    /// `.`, before the first `:`) or starting `//` is left for the platform to parse, and
+    /// `check_sent` then decides on the URL the platform actually made of it. A `:` later on (in
+    /// a query, `events?from=10:00`) is part of a path.
     pub fn target(&self, input: &str) -> String {
-        let scheme = input.split_once([':']).is_some_and(|(s, _)| !s.contains(['/']));
+        let scheme = input.split_once([':']).is_some_and(|(s, _)| {
+            s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        });
         if scheme || input.starts_with("//") {
             return input.to_string();
         }
@@ -686,6 +690,13 @@ mod tests {
         assert_eq!(c.target("checkin/x"), "http://127.0.0.1:9/checkin/x");
         assert_eq!(c.target("https://evil.example/a"), "https://evil.example/a");
         assert_eq!(c.target("//evil.example/a"), "//evil.example/a");
+        for scheme in ["mailto:x", "web+app:x", "a1.b-c:x", "HTTP://evil.example/"] {
+            assert_eq!(c.target(scheme), scheme, "left to the platform, then checked");
+        }
+        // A colon that is not after a scheme is part of a path, joined to apiUrl.
+        assert_eq!(c.target("events?from=10:00"), "http://127.0.0.1:9/events?from=10:00");
+        assert_eq!(c.target("1x:y"), "http://127.0.0.1:9/1x:y");
+        assert_eq!(c.target("a_b:c"), "http://127.0.0.1:9/a_b:c");
         assert!(c.check_sent("http://127.0.0.1:9/a").is_ok());
         for bad in ["https://evil.example/a", "http://127.0.0.1:99/a", "http://127.0.0.1:9.evil/a", "mailto:x", ""] {
             assert_eq!(c.check_sent(bad).unwrap_err().code, ErrorCode::InvalidRequest, "{bad}");

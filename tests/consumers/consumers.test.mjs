@@ -407,6 +407,50 @@ test("qauth/hono: an API answer with a status a Response cannot carry (600+) is 
   }
 });
 
+test("qauth/hono: an API answer's headers go back only where they hold no credential (a 304 any caller can ask for, echoing the request)", async () => {
+  const { Hono } = await import("hono");
+  const { qflowProxy, relayBody } = await import(join(DIR, "node_modules/qauth/hono.js"));
+  const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
+  // An API on its own port whose validators echo what the request carried: the bearer token in
+  // an ETag and the subscription key in a Link, on a 304 (a conditional request) and on a 200.
+  const api = createServer((req, res) => {
+    const echo = { etag: `"${req.headers.authorization}"`, link: `<https://x.invalid/?k=${req.headers["ocp-apim-subscription-key"]}>; rel=debug`, "cache-control": "max-age=60", vary: "accept" };
+    if (req.headers["if-none-match"]) return res.writeHead(304, echo).end();
+    if (req.url.endsWith("/echo")) return res.writeHead(200, { ...echo, "content-type": "application/json" }).end("{}");
+    res.writeHead(200, { etag: 'W/"v1"', "cache-control": "max-age=60", "content-type": "application/json" }).end("{}");
+  });
+  api.listen(0, "127.0.0.1");
+  await once(api, "listening");
+  const b = workerBindings(emu.url);
+  const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: `http://127.0.0.1:${api.address().port}` });
+  try {
+    const app = new Hono();
+    app.use("/q/*", qflowProxy({ auth, prefix: "/q", allow: ["GET /v"] }));
+    const token = (await auth.headers()).Authorization.slice("Bearer ".length);
+    const leaks = (r) => [...r.headers.values()].some((v) => v.includes(token) || v.includes(b.QFLOW_SUBSCRIPTION_KEY));
+    const notModified = await app.request("/q/v/x", { headers: { "if-none-match": '"anything"' } });
+    assert.equal(notModified.status, 304);
+    assert.ok(!leaks(notModified), JSON.stringify([...notModified.headers]));
+    assert.deepEqual([notModified.headers.get("etag"), notModified.headers.get("link"), notModified.headers.get("cache-control"), notModified.headers.get("vary")], [null, null, "max-age=60", "accept"]);
+    const echoed = await app.request("/q/v/echo");
+    assert.equal(echoed.status, 200);
+    assert.ok(!leaks(echoed), JSON.stringify([...echoed.headers]));
+    await echoed.text();
+    // Headers holding nothing of the kind go back as they are.
+    const plain = await app.request("/q/v/x");
+    assert.deepEqual([plain.status, plain.headers.get("etag"), plain.headers.get("cache-control")], [200, 'W/"v1"', "max-age=60"]);
+    await plain.text();
+    // relayBody says the same to a proxy of one's own; a clone (its request unknown) passes no header.
+    const own = await relayBody(auth, await auth.fetch("/v/echo"));
+    assert.deepEqual([own.checked, own.headers.get("etag"), own.headers.get("cache-control")], [false, null, "max-age=60"]);
+    const clone = await relayBody(auth, (await auth.fetch("/v/x")).clone());
+    assert.deepEqual([...clone.headers.keys()], []);
+  } finally {
+    auth.free();
+    api.close();
+  }
+});
+
 test("qauth/hono: wrong arguments are typed AuthErrors (invalid_config), never a crash or an open proxy", async () => {
   const { qflowProxy, proxyPath, relayBody } = await import(join(DIR, "node_modules/qauth/hono.js"));
   const { AuthError } = await import(join(DIR, "node_modules/qauth/node.js"));
@@ -417,15 +461,22 @@ test("qauth/hono: wrong arguments are typed AuthErrors (invalid_config), never a
   const standIn = { fetch: async () => new Response("CANARY-should-not-be-called") };
   const bad = [undefined, null, 42, "x", {}, { auth }, { auth: 42, allow: ["GET /a"] }, { auth: standIn, allow: ["GET /a"] }, { auth, allow: [] }, { auth, allow: "GET /a" }, { auth, allow: [42] },
     { auth, allow: ["get /a"] }, { auth, allow: ["GET /"] }, { auth, allow: ["GET /a/../b"] }, { auth, allow: ["GET /a"], prefix: "q" }, { auth, allow: ["GET /a"], prefix: "/q/" },
-    { auth, allow: ["GET /a"], forwardHeaders: ["cookie"] }, { auth, allow: ["GET /a"], forwardHeaders: ["bad header"] }, { auth, allow: ["GET /a"], scopes: 1 }];
-  for (const o of bad) {
+    { auth, allow: ["GET /a"], forwardHeaders: ["cookie"] }, { auth, allow: ["GET /a"], forwardHeaders: ["bad header"] }, { auth, allow: ["GET /a"], scopes: 1 },
+    // Made from a client without being one (its private state is not there: every call would be a TypeError).
+    { auth: Object.create(auth), allow: ["GET /a"] }, { auth: new Proxy(auth, {}), allow: ["GET /a"] },
+    // Options that throw when read, lists with holes, a method fetch refuses to send.
+    Object.defineProperty({}, "auth", { get() { throw new RangeError("getter"); }, enumerable: true }),
+    new Proxy({}, { ownKeys() { throw new TypeError("revoked"); } }),
+    // eslint-disable-next-line no-sparse-arrays
+    { auth, allow: [, ,] }, { auth, allow: ["GET /a"], forwardHeaders: [, "accept"] }, { auth, allow: ["CONNECT /a"] }, { auth, allow: ["TRACE /a"] }];
+  for (const [i, o] of bad.entries()) {
     let e;
     try {
       qflowProxy(o);
     } catch (err) {
       e = err;
     }
-    assert.ok(e instanceof AuthError, `qflowProxy(${JSON.stringify(o)}) threw ${e}`);
+    assert.ok(e instanceof AuthError, `qflowProxy(bad[${i}]) threw ${e}`);
     assert.equal(e.code, "invalid_config");
     assert.equal(e.retryable, false);
     assert.ok(e.hint);
