@@ -1,7 +1,9 @@
 // The bytes between JS and qauth's wasm (both builds; the format is documented in src/js/wire.rs).
 // This file moves bytes: it writes what it saw of the arguments into wasm memory, reads the
 // answer's records back, and turns an error record into an AuthError. Every rule and message is
-// the wasm's. Also here: the two sign-in functions, which are the same in both builds.
+// the wasm's but one that guards the wasm itself: how much one call may carry into its memory
+// (`MAX_INPUT`, checked before anything is written there). Also here: the two sign-in functions,
+// which are the same in both builds.
 import { AuthError } from "./error.js";
 
 const encoder = new TextEncoder();
@@ -15,6 +17,15 @@ const ASCII = /^[\x00-\x7f]*$/;
 
 /** ASCII strings up to this long are copied by hand: cheaper than a call into the encoder. */
 const SHORT = 64;
+/**
+ * The most one call carries into wasm memory, in bytes: far above anything qauth reads (answers
+ * are cut at 1 MiB, GraphQL variables never enter the wasm), far below 2^31, where wasm memory
+ * offsets stop fitting the i32 the exports take and an allocation could fail (a trap, which ends
+ * the instance for the isolate's life).
+ */
+const MAX_INPUT = 16 * 1024 * 1024;
+/** A call refused before it reaches the wasm: too large, or no memory left for it. */
+const refused = (message) => new AuthError("invalid_request", message, "Pass smaller arguments; free() clients no longer used.", false);
 /** Method names the server build asks about on an object option (set by client.js from the wasm). */
 export const probes = [];
 
@@ -51,6 +62,11 @@ export class Items {
   }
   /** A text item: an ASCII one kept as the string, copied in by `Wasm.call` (no encoder call). */
   text(tag, s) {
+    // Too long to be taken whatever its encoding: not encoded at all (`call` refuses the items).
+    if (typeof s === "string" && s.length > MAX_INPUT) {
+      this.size = Infinity;
+      return this;
+    }
     if (typeof s !== "string" || !ASCII.test(s)) return this.item(tag, encoder.encode(s));
     this.parts.push(tag, s);
     this.size += 5 + s.length;
@@ -161,7 +177,10 @@ export class Wasm {
 
   /** Runs op `op` on client `handle`; its answer as records (`[kind, ...values]`). */
   call(op, handle = 0, items = new Items()) {
-    const ptr = this.exports.qauth_alloc(items.size);
+    if (!(items.size <= MAX_INPUT)) throw refused("an argument is over 16 MiB");
+    // Offsets are read unsigned (`>>> 0`); 0 is an allocation that failed (memory could not grow).
+    const ptr = this.exports.qauth_alloc(items.size) >>> 0;
+    if (ptr === 0) throw refused("qauth's memory is exhausted");
     this.#views();
     let mem = this.#mem;
     let view = this.#view;
@@ -179,7 +198,7 @@ export class Wasm {
       else for (let j = 0; j < n; j++) mem[at + 5 + j] = b.charCodeAt(j);
       at += 5 + n;
     }
-    const out = this.exports.qauth_call(op, handle, Date.now(), ptr, items.size);
+    const out = this.exports.qauth_call(op, handle, Date.now(), ptr, items.size) >>> 0;
     // The call may have grown memory.
     this.#views();
     mem = this.#mem;

@@ -30,12 +30,17 @@ use crate::error::AuthError;
 const BEGIN: u32 = 1;
 const COMPLETE: u32 = 2;
 
-/// Memory for an input of `len` bytes, which the next `qauth_call` consumes.
+/// Memory for an input of `len` bytes, which the next `qauth_call` consumes; null when it cannot
+/// be had (memory cannot grow): the driver refuses the call rather than trap, which would end the
+/// instance.
 #[no_mangle]
 pub extern "C" fn qauth_alloc(len: usize) -> *mut u8 {
     #[cfg(all(not(feature = "server"), target_arch = "wasm32"))]
     browser::rewind();
-    let mut v = Vec::<u8>::with_capacity(len);
+    let mut v = Vec::<u8>::new();
+    if v.try_reserve_exact(len).is_err() {
+        return core::ptr::null_mut();
+    }
     let p = v.as_mut_ptr();
     core::mem::forget(v);
     p

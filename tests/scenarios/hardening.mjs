@@ -257,6 +257,37 @@ scenario("argument matrix: every export refuses undefined, null, numbers, object
 // ---------------------------------------------------------------------------------------------
 // 2. onEvent re-entrancy.
 
+scenario("an argument over 16 MiB is a typed invalid_request before anything reaches the wasm, and no client is harmed", async ({ qauth, emu, assert }) => {
+  const { QflowAuth, QpienAuth, AuthError, beginAuthorization, completeAuthorization } = qauth;
+  await emu.control("reset");
+  const live = new QflowAuth(qflowOptions(emu));
+  const before = (await live.headers()).Authorization;
+  const big = "x".repeat(17 * 1024 * 1024);
+  const wide = "\u00e9".repeat(9 * 1024 * 1024); // 9 Mi characters, 18 MiB as UTF-8
+  const calls = [
+    ["new QflowAuth({ clientId: 17 MiB })", () => new QflowAuth({ ...qflowOptions(emu), clientId: big })],
+    ["new QflowAuth(one 18 MiB string under 9 keys)", () => new QflowAuth(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, wide])))],
+    ["new QpienAuth({ endpoint: 17 MiB })", () => new QpienAuth(qpienOptions(emu, { endpoint: big }))],
+    ["beginAuthorization({ clientId: 17 MiB })", () => beginAuthorization({ clientId: big, redirectUri: "https://a.example/cb" })],
+    ["completeAuthorization(a 17 MiB URL)", () => completeAuthorization(`https://a.example/cb?code=${big}`, { state: "s" })],
+    ["fetch(a 17 MiB path)", () => live.fetch(`/${big}`)],
+    ["graphql(a 17 MiB document)", () => new QpienAuth(qpienOptions(emu)).graphql(`query Q { ${big} }`)],
+  ];
+  for (const [label, call] of calls) {
+    const e = await (async () => call())().then(() => null, (x) => x);
+    assert.ok(e instanceof AuthError && e.code === "invalid_request" && e.retryable === false && e.hint, `${label}: ${show(e)}`);
+    assert.match(e.message, /16 MiB/, label);
+  }
+  // The client that was working still is (its token cached, then a new one), as is a new one.
+  assert.equal((await live.headers()).Authorization, before);
+  live.invalidate();
+  assert.match((await live.headers()).Authorization, /^Bearer /);
+  const fresh = new QflowAuth(qflowOptions(emu));
+  assert.match((await fresh.headers()).Authorization, /^Bearer /);
+  live.free();
+  fresh.free();
+});
+
 scenario("onEvent re-entrancy: a callback that calls invalidate() and headers() on its own client, for every event type", async ({ qauth: { QflowAuth, QpienAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   const thrown = [];
