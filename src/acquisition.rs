@@ -219,7 +219,7 @@ impl Acquisition {
     fn send(&mut self, ctx: &Ctx, grant: Grant, now: f64) {
         // A refresh token or a code is single use: resent only where the server provably did
         // not take it (`retry`).
-        let mut retrying = Retrying::new(now + ctx.cfg.timeout_ms, !matches!(grant, Grant::Password));
+        let mut retrying = Retrying::new(now, ctx.cfg.timeout_ms, !matches!(grant, Grant::Password));
         let timeout_ms = retrying.attempt(now);
         self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms });
         self.phase = Phase::Sending(grant, retrying, now);
@@ -332,6 +332,8 @@ mod tests {
         read_ms: f64,
         send_ms: f64,
         timeouts: Vec<f64>,
+        /// How far the wall clock is stepped during each wait (back when negative).
+        wait_step: f64,
     }
 
     fn host(cfg: QflowConfig, has_store: bool, stored: Option<&str>) -> Host {
@@ -349,6 +351,7 @@ mod tests {
             read_ms: 0.0,
             send_ms: 5.0,
             timeouts: vec![],
+            wait_step: 0.0,
         }
     }
 
@@ -416,7 +419,7 @@ mod tests {
                     }
                     Action::Wait(ms) => {
                         self.log.push(format!("wait {ms}"));
-                        self.now += ms;
+                        self.now += ms + self.wait_step;
                         input = Some(Input::Waited);
                     }
                     Action::Emit(e) => self.log.push(format!("event {}", e.parts().0)),
@@ -682,6 +685,18 @@ mod tests {
         assert_eq!(e.code, ErrorCode::RateLimited);
         assert_eq!(e.retry_after, Some(10));
         assert_eq!(h.log, ["send password", "done rate_limited"]);
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_during_a_wait_never_gives_an_attempt_more_than_the_timeout() {
+        // Stepped back an hour while waiting out a Retry-After: the deadline seems an hour away,
+        // but the resend still has `timeoutMs` at most (the host asserts it on every send).
+        let mut h = host(cfg(|o| o.persisted = false), false, None);
+        h.wait_step = -3_600_000.0;
+        let e = h.acquire(|_| status(503, Some("1"), "")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ServerError);
+        assert_eq!(h.timeouts.len(), crate::retry::MAX_ATTEMPTS as usize, "{:?}", h.log);
+        assert!(h.timeouts.iter().all(|t| *t <= h.cfg.timeout_ms), "{:?}", h.timeouts);
     }
 
     #[test]

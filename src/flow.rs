@@ -49,6 +49,10 @@ pub enum Input {
 pub struct Retrying {
     attempts: u32,
     deadline: f64,
+    /// The whole time the request has (`timeoutMs`): what is left of it never counts as more,
+    /// whatever the wall clock did meanwhile (stepped back during a wait, the deadline would
+    /// seem hours away, and one attempt unbounded).
+    span: f64,
     single_use: bool,
     /// The error that made the last retry, and the time the last attempt was given.
     cause: Option<AuthError>,
@@ -60,15 +64,21 @@ pub struct Retrying {
 const SQUEEZED_MS: f64 = 1000.0;
 
 impl Retrying {
-    /// `single_use`: the request carries a credential the server consumes (see `retry`).
-    pub fn new(deadline: f64, single_use: bool) -> Self {
-        Retrying { attempts: 0, deadline, single_use, cause: None, budget: 0.0 }
+    /// From `now`, within `span_ms`; `single_use`: the request carries a credential the server
+    /// consumes (see `retry`).
+    pub fn new(now: f64, span_ms: f64, single_use: bool) -> Self {
+        Retrying { attempts: 0, deadline: now + span_ms, span: span_ms, single_use, cause: None, budget: 0.0 }
+    }
+
+    /// What is left of the time at `now`, never more than the whole of it.
+    fn left(&self, now: f64) -> f64 {
+        (self.deadline - now).min(self.span)
     }
 
     /// Counts an attempt; the time it may take.
     pub fn attempt(&mut self, now: f64) -> f64 {
         self.attempts += 1;
-        self.budget = (self.deadline - now).max(1.0);
+        self.budget = self.left(now).max(1.0);
         self.budget
     }
 
@@ -78,7 +88,7 @@ impl Retrying {
     /// credential, whose timed-out request may have reached the server (that is what the
     /// session must hear).
     pub fn after(&mut self, err: AuthError, now: f64) -> Result<(Event, f64), AuthError> {
-        match crate::retry::delay_ms(self.attempts, &err, self.deadline - now, self.single_use) {
+        match crate::retry::delay_ms(self.attempts, &err, self.left(now), self.single_use) {
             Some(delay) => {
                 let event = Event::Retry { attempt: self.attempts, delay_ms: delay, code: err.code };
                 // A timed-out resend does not replace the failure that started the resending.

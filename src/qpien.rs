@@ -379,7 +379,7 @@ pub struct Mint {
 
 impl Mint {
     pub fn new(cfg: &QpienConfig, now: f64) -> Self {
-        let mut m = Mint { retrying: Retrying::new(now + cfg.timeout_ms, false), started: now, out: VecDeque::new() };
+        let mut m = Mint { retrying: Retrying::new(now, cfg.timeout_ms, false), started: now, out: VecDeque::new() };
         m.send(cfg, now);
         m
     }
