@@ -591,16 +591,21 @@ class Client {
     // exchange waits for any flight (one may have started during that read).
     if (this.#restores) await this.#restore();
     while (this.#pending) await this.#wait(this.#pending);
+    // The wasm learns of the flight in the same turn as the driver does (its first records are
+    // performed inside it): a call made before the flight's work starts must join it, not
+    // start a second one over it.
+    const id = this.#flights + 1;
+    const start = new Items().num(1).num(id);
+    start.record({ code, codeVerifier, redirectUri });
+    const first = this[RECORDS](EXCHANGE, start);
     await this.#settled(
-      this.#spawn(async (id) => {
-        const start = new Items().num(1).num(id);
-        start.record({ code, codeVerifier, redirectUri });
+      this.#spawn(async () => {
         try {
-          return await this.#run(id, this[RECORDS](EXCHANGE, start));
+          return await this.#run(id, first);
         } finally {
           await this.#keepAccess();
         }
-      }),
+      }, id),
     );
   }
 

@@ -577,6 +577,24 @@ scenario("a wall clock stepped forward during a refresh does not give up the fli
   q.free();
 });
 
+scenario("exchangeCode() and headers() started in the same turn on a new client: the call joins the exchange's flight, and the client goes on working", async ({ qauth: { QflowAuth, beginAuthorization }, emu, assert }) => {
+  await emu.control("reset");
+  const args = await authorizationCode(emu, beginAuthorization);
+  const q = new QflowAuth(qflowOptions(emu, { username: undefined, password: undefined }));
+  const [exchanged, beside] = await Promise.allSettled([q.exchangeCode(args), q.headers()]);
+  assert.equal(exchanged.status, "fulfilled", String(exchanged.reason));
+  assert.equal(beside.status, "fulfilled", String(beside.reason));
+  assert.equal(beside.value.Authorization, "Bearer " + (await q.accessToken()), "the exchange's token");
+  // Later acquisitions start and end as ever (each a refresh of the chain the code started).
+  for (let i = 0; i < 3; i++) {
+    q.invalidate();
+    assert.match((await q.headers()).Authorization, /^Bearer /, `refresh ${i + 1}`);
+  }
+  const t = (await emu.stats()).token;
+  assert.deepEqual([t.authorization_code, t.refresh_token, t.invalidGrant], [1, 3, 0], JSON.stringify(t));
+  q.free();
+});
+
 scenario("a failing exchangeCode() does not fail the calls beside it: they get the token already cached, and it stays", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   const q = new QflowAuth(qflowOptions(emu));
