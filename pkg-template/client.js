@@ -203,6 +203,9 @@ class Client {
   #h;
   /** `free()` was called: new calls are refused. */
   #freed = false;
+  /** What `free()` answers: settled once released (`#settleFree`). */
+  #gone;
+  #settleFree;
   /** The wasm side is released (once no call that started before `free()` is running). */
   #released = false;
   /** Calls running now: a call that started before `free()` runs to its end (a refresh grant
@@ -311,19 +314,26 @@ class Client {
   /**
    * Releases the wasm memory of this client; afterwards every method fails with
    * `invalid_request`. Calls already running end first (their memory is released after them).
+   * Settles once released, after one last try at saving a rotated refresh token whose save had
+   * failed (nothing else holds it once the client is gone).
    */
   free() {
-    if (this.#freed) return;
-    this.#freed = true;
-    this.#drop();
-    if (this.#busy === 0) this.#release();
+    if (!this.#freed) {
+      this.#freed = true;
+      this.#drop();
+      this.#gone = new Promise((resolve) => (this.#settleFree = resolve));
+      if (this.#busy === 0) this.#release();
+    }
+    return this.#gone;
   }
 
   #release() {
     if (this.#released) return;
     this.#released = true;
     registry?.unregister(this);
-    call(FREE, this.#h);
+    const [key, value] = call(FREE, this.#h)[0].slice(1);
+    const last = key !== undefined ? callStore(this.#store, "put", [key, value], this.#timeout).catch(() => {}) : undefined;
+    Promise.resolve(last).then(this.#settleFree);
   }
 
   #drop() {
@@ -623,14 +633,17 @@ class Client {
 }
 
 // `using client = new QflowAuth(...)`: `free()` at the end of the scope (where the runtime has it).
-if (Symbol.dispose) {
-  Object.defineProperty(Client.prototype, Symbol.dispose, {
-    value() {
-      this.free();
-    },
-    writable: true,
-    configurable: true,
-  });
+// `await using` waits for what `free()` settles on.
+for (const key of [Symbol.dispose, Symbol.asyncDispose]) {
+  if (key) {
+    Object.defineProperty(Client.prototype, key, {
+      value() {
+        return this.free();
+      },
+      writable: true,
+      configurable: true,
+    });
+  }
 }
 
 /** Gets OAuth tokens for the Qflow API and builds both auth headers. */

@@ -82,11 +82,15 @@ export class QflowAuth {
   /**
    * Releases the wasm memory of this client. Calls already running end first (a refresh in
    * flight still saves its rotated token); later calls reject with `invalid_request` (and
-   * `invalidate()` throws it). A second `free()` does nothing.
+   * `invalidate()` throws it). Settles once released, after one last try (within `timeoutMs`)
+   * at saving a rotated refresh token whose save had failed; await it before another client
+   * reads the same store. A second `free()` answers the same Promise.
    */
-  free(): void;
+  free(): Promise<void>;
   /** `using qflow = new QflowAuth(...)`: `free()` at the end of the scope. */
   [Symbol.dispose](): void;
+  /** `await using qflow = new QflowAuth(...)`: `free()` at the end of the scope, awaited. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 export interface QpienAuthOptions {
@@ -113,13 +117,15 @@ export class QpienAuth {
   graphql<T = unknown>(query: string, variables?: Record<string, unknown>, options?: { operationName?: string }): Promise<T>;
   invalidate(): void;
   /**
-   * Releases the wasm memory of this client. Calls already running end first (a refresh in
-   * flight still saves its rotated token); later calls reject with `invalid_request` (and
-   * `invalidate()` throws it). A second `free()` does nothing.
+   * Releases the wasm memory of this client. Calls already running end first; later calls
+   * reject with `invalid_request` (and `invalidate()` throws it). Settles once released; a
+   * second `free()` answers the same Promise.
    */
-  free(): void;
+  free(): Promise<void>;
   /** `using qpien = new QpienAuth(...)`: `free()` at the end of the scope. */
   [Symbol.dispose](): void;
+  /** `await using qpien = new QpienAuth(...)`: `free()` at the end of the scope, awaited. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 export function beginAuthorization(options: {

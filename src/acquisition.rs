@@ -16,8 +16,17 @@ use crate::error::AuthError;
 use crate::event::Event;
 use crate::flow::{Action, Input, Retrying};
 use crate::qflow::{After, Grant, QflowConfig, Session};
-use crate::secret::Redactor;
+use crate::secret::{Redactor, Secret};
 use crate::token::{parse_token_response, Token};
+
+/// The refresh token a client holds and its store lacks (its save failed), if any: what must not
+/// be lost when the client goes (`free()` makes one last save of it).
+pub fn unsaved<'a>(session: &'a Session, held: &'a Option<Token>) -> Option<&'a Secret> {
+    if !session.has_store() {
+        return None;
+    }
+    held.as_ref().and_then(|t| t.refresh.as_ref()).or(session.unsaved.then(|| session.refresh_token()).flatten())
+}
 
 /// What an acquisition works on: the client's configuration and the state that outlives one
 /// acquisition.
@@ -299,7 +308,6 @@ mod tests {
     use crate::error::ErrorCode;
     use crate::http::{HttpRequest, HttpResponse};
     use crate::qflow::QflowOptions;
-    use crate::secret::Secret;
 
     fn cfg(f: impl FnOnce(&mut QflowOptions)) -> QflowConfig {
         let mut o = QflowOptions {
@@ -728,11 +736,18 @@ mod tests {
         };
         assert_eq!((err.code, writes, installed.len()), (ErrorCode::StoreFailed, 1, 0));
         assert!(h.held.is_some());
+        // What a client freed now would save one last time: the held token's refresh token.
+        assert_eq!(unsaved(&h.session, &h.held).map(|s| s.expose()), Some("rt2"));
         // The next acquisition saves the held token first and hands it out, with no request.
         let t = h.acquire(|r| panic!("no request while a held token is valid: {r}")).unwrap().unwrap();
         assert_eq!(t.access.expose(), "at2");
         assert_eq!(h.log, ["write rt2", "install at2", "event refresh_token_rotated", "done ok"]);
         assert!(h.held.is_none());
+        assert_eq!(unsaved(&h.session, &h.held), None, "saved: nothing is left to save");
+        // A client without a store has nothing to save.
+        let mut bare = host(cfg(|o| o.persisted = false), false, None);
+        bare.acquire(|_| ok("at1", Some("rt1"))).unwrap();
+        assert_eq!(unsaved(&bare.session, &bare.held), None);
     }
 
     #[test]

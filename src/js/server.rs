@@ -145,10 +145,20 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
     let t = table();
     let slot = t.slots.get_mut(handle as usize).ok_or_else(freed)?;
     if op == FREE {
-        if slot.take().is_some() {
+        // A rotated refresh token the store lacks goes to the driver for one last save (`R` key
+        // value): once the client is gone, nothing else holds it.
+        let gone = slot.take();
+        if gone.is_some() {
             t.vacant.push(handle as usize);
         }
         out.kind(b'R');
+        if let Some(c) = gone {
+            if let Provider::Qflow { session, held, .. } = &c.p {
+                if let Some(rt) = crate::acquisition::unsaved(session, held) {
+                    out.str(&c.store_key()).str(rt.expose());
+                }
+            }
+        }
         return Ok(());
     }
     let c = slot.as_mut().ok_or_else(freed)?;

@@ -174,6 +174,35 @@ scenario("a store whose put fails holds the token back, then saves it on the nex
   assert.equal(s.token.refresh_token, 1, "the held token was used, not a second refresh");
 });
 
+scenario("free() after a failed save makes one last save: the next client refreshes from the rotated token, not the spent one", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  const store = memoryStore();
+  let fail = false;
+  const put = store.put;
+  store.put = async (k, v) => {
+    if (fail) throw new Error("KV down");
+    return put(k, v);
+  };
+  const a = new QflowAuth(qflowOptions(emu, { store }));
+  await a.headers();
+  a.invalidate();
+  fail = true;
+  await assert.rejects(a.headers(), (e) => e.code === "store_failed");
+  const spent = [...store.map.values()][0];
+  fail = false;
+  // The request is over, the client released (one per request): what it held is saved first.
+  const freed = a.free();
+  assert.equal(a.free(), freed, "a second free() answers the same Promise");
+  assert.equal(await freed, undefined);
+  assert.notEqual([...store.map.values()][0], spent, "the rotated token is in the store");
+  // A refresh-only client (another request, another isolate) goes on from it.
+  const c = new QflowAuth(qflowOptions(emu, { store, password: undefined }));
+  assert.match((await c.headers()).Authorization, /^Bearer /);
+  const t = (await emu.stats()).token;
+  assert.deepEqual([t.refresh_token, t.reuseDetected, t.invalidGrant], [2, 0, 0], JSON.stringify(t));
+  await c.free();
+});
+
 scenario("a refresh whose answer is lost falls back to the password", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   const events = [];
