@@ -37,13 +37,13 @@ const COMPLETE: u32 = 2;
 pub extern "C" fn qauth_alloc(len: usize) -> *mut u8 {
     #[cfg(all(not(feature = "server"), target_arch = "wasm32"))]
     browser::rewind();
-    let mut v = Vec::<u8>::new();
-    if v.try_reserve_exact(len).is_err() {
-        return core::ptr::null_mut();
+    match core::alloc::Layout::array::<u8>(len) {
+        // What `Vec::from_raw_parts` in `qauth_call` takes back: nothing allocated for nothing.
+        _ if len == 0 => core::ptr::NonNull::dangling().as_ptr(),
+        // SAFETY: a layout of non-zero size; a null answer is passed on, not used.
+        Ok(layout) => unsafe { alloc::alloc::alloc(layout) },
+        Err(_) => core::ptr::null_mut(),
     }
-    let p = v.as_mut_ptr();
-    core::mem::forget(v);
-    p
 }
 
 /// Releases an answer buffer (its length is in its first four bytes).
