@@ -70,7 +70,11 @@ const MAX_MESSAGE_CHARS: usize = 500;
 pub struct Envelope {
     /// `data` is present and not `null`.
     pub has_data: bool,
-    /// Distinct `errors[].extensions.code` values (the first `MAX_CODES`).
+    /// An error names the field it was raised at (`path`): execution had begun (GraphQL spec
+    /// §7.1.2), so the operation may have run, in part, even where `data` is `null`.
+    at_field: bool,
+    /// Distinct error codes, from `errors[].extensions.code` (the usual place) or `errors[].code`
+    /// (the first `MAX_CODES`).
     codes: Vec<String>,
     /// The first `MAX_MESSAGES` `errors[].message` values, as sent (redacted when kept).
     messages: Vec<String>,
@@ -95,13 +99,16 @@ impl Envelope {
         Some(env)
     }
 
-    /// One entry of `errors`: its `message` and `extensions.code`; the rest is only checked.
+    /// One entry of `errors`: its `message`, its code and whether it has a `path`; the rest is
+    /// only checked.
     fn error(&mut self, e: &mut Cursor<'_, '_>) -> Option<()> {
         self.error_count += 1;
-        let (mut message, mut code) = (None, None);
+        let (mut message, mut code, mut top_code) = (None, None, None);
         e.members(|k, c| {
             match k {
                 "message" => message = c.string()?,
+                "code" => top_code = c.string()?,
+                "path" => self.at_field |= !c.skip()?,
                 "extensions" => {
                     c.members(|k, c| {
                         if k == "code" {
@@ -118,7 +125,7 @@ impl Envelope {
             }
             Some(())
         })?;
-        if let Some(code) = code.filter(|c| !self.codes.contains(c)) {
+        if let Some(code) = code.or(top_code).filter(|c| !self.codes.contains(c)) {
             if self.codes.len() < MAX_CODES {
                 self.codes.push(code);
             }
@@ -253,10 +260,12 @@ pub fn graphql_headers() -> Vec<(&'static str, String)> {
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
     Ok,
-    /// TOKEN_EXPIRED / UNAUTHORIZED (or HTTP 401): mint a new token and retry once.
-    Remint,
-    /// INSUFFICIENT_SCOPES: mint once more (the key's scopes may have changed), then give up.
-    RemintForScopes,
+    /// TOKEN_EXPIRED / UNAUTHORIZED (or HTTP 401): mint a new token and retry once; the error if
+    /// that was done already.
+    Remint(AuthError),
+    /// INSUFFICIENT_SCOPES: mint once more (the key's scopes may have changed), then give up
+    /// with this error (the server's messages say which scope).
+    RemintForScopes(AuthError),
     Fail(AuthError),
 }
 
@@ -264,9 +273,14 @@ pub enum Verdict {
 /// errors with a 4xx/5xx status (`application/graphql-response+json`).
 pub fn classify(status: u16, retry_after: Option<String>, env: Option<&Envelope>, operation: &str, redactor: &Redactor) -> Verdict {
     let resp = HttpResponse { status, retry_after, body: String::new() };
+    let refused = |messages: Vec<String>| {
+        let mut e = AuthError::new(ErrorCode::Unauthorized, "Qpien refused a freshly minted token").with_status(status);
+        e.messages = messages;
+        e
+    };
     let Some(env) = env else {
         if status == 401 {
-            return Verdict::Remint;
+            return Verdict::Remint(refused(Vec::new()));
         }
         return Verdict::Fail(resp.transient_error(WHAT).unwrap_or_else(|| bad_response(WHAT, status, "a body that is not a GraphQL response")));
     };
@@ -275,10 +289,20 @@ pub fn classify(status: u16, retry_after: Option<String>, env: Option<&Envelope>
     }
     let remint = env.has("TOKEN_EXPIRED") || env.has("UNAUTHORIZED") || status == 401;
     let scopes = env.has("INSUFFICIENT_SCOPES");
-    // Errors beside `data` mean the operation ran, at least in part (a field failed): sending it
-    // again could run a mutation twice, so they go to the caller like any other errors.
-    if (remint || scopes) && !env.has_data {
-        return if remint { Verdict::Remint } else { Verdict::RemintForScopes };
+    // Errors beside `data`, or raised at a field (`path`, also where `data` is `null`), mean the
+    // operation ran, at least in part: sending it again could run a mutation twice, so they go
+    // to the caller like any other errors. Only a refusal before execution is resent.
+    let ran = env.has_data || env.at_field;
+    if remint && !ran {
+        return Verdict::Remint(refused(env.messages(redactor)));
+    }
+    if scopes && !ran {
+        let mut m = String::from("the API key lacks a scope needed by operation `");
+        m.push_str(operation);
+        m.push_str("` (INSUFFICIENT_SCOPES after minting a new token)");
+        let mut e = AuthError::new(ErrorCode::InsufficientScopes, m).with_status(status);
+        e.messages = env.messages(redactor);
+        return Verdict::RemintForScopes(e);
     }
     // An overloaded or failing server (429, 5xx) is that, whatever errors its body lists:
     // `rate_limited` / `server_error`, retryable, with its Retry-After.
@@ -294,7 +318,7 @@ pub fn classify(status: u16, retry_after: Option<String>, env: Option<&Envelope>
         };
         let mut m = String::from("GraphQL errors in operation `");
         m.push_str(operation);
-        m.push_str(if code == ErrorCode::GraphqlError { "`" } else { "`, beside data: it ran, so it is not sent again" });
+        m.push_str(if code == ErrorCode::GraphqlError { "`" } else { "`, raised while it ran: it is not sent again" });
         let mut e = AuthError::new(code, m);
         e.status = Some(status);
         e.messages = env.messages(redactor);
@@ -309,11 +333,25 @@ pub fn classify(status: u16, retry_after: Option<String>, env: Option<&Envelope>
     Verdict::Ok
 }
 
-/// `query Name` / `mutation Name` → `Name`, for error messages when no operationName is given.
+/// `query Name` / `mutation Name` → `Name`, for error messages when no operationName is given:
+/// the document's first definition, after comments and commas (GraphQL's ignored tokens); a
+/// shorthand `{ … }` or an unnamed operation is `anonymous`.
 pub fn operation_name(query: &str) -> String {
-    let mut words = query.split(|c: char| c.is_whitespace() || c == '(' || c == '{').filter(|w| !w.is_empty());
-    match (words.next(), words.next()) {
-        (Some("query" | "mutation" | "subscription"), Some(name)) if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => name.to_string(),
+    let mut rest = query;
+    let mut words = [""; 2];
+    for word in &mut words {
+        loop {
+            rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',' || c == '\u{feff}');
+            match rest.strip_prefix('#') {
+                Some(comment) => rest = comment.split_once(['\n', '\r']).map_or("", |(_, after)| after),
+                None => break,
+            }
+        }
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        (*word, rest) = rest.split_at_checked(end).unwrap_or_default();
+    }
+    match words {
+        ["query" | "mutation" | "subscription", name] if !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()) => name.to_string(),
         _ => "anonymous".to_string(),
     }
 }
@@ -344,25 +382,19 @@ impl Attempts {
         Attempts { reminted: b & 1 != 0, reminted_for_scopes: b & 2 != 0 }
     }
 
-    pub fn next(&mut self, v: Verdict, operation: &str) -> Next {
+    pub fn next(&mut self, v: Verdict) -> Next {
         match v {
             Verdict::Ok => Next::Done,
             Verdict::Fail(e) => Next::Fail(e),
-            Verdict::Remint if !self.reminted => {
+            Verdict::Remint(_) if !self.reminted => {
                 self.reminted = true;
                 Next::Remint
             }
-            Verdict::Remint => Next::Fail(AuthError::new(ErrorCode::Unauthorized, "Qpien refused a freshly minted token")),
-            Verdict::RemintForScopes if !self.reminted_for_scopes => {
+            Verdict::RemintForScopes(_) if !self.reminted_for_scopes => {
                 self.reminted_for_scopes = true;
                 Next::Remint
             }
-            Verdict::RemintForScopes => {
-                let mut m = String::from("the API key lacks a scope needed by operation `");
-                m.push_str(operation);
-                m.push_str("` (INSUFFICIENT_SCOPES after minting a new token)");
-                Next::Fail(AuthError::new(ErrorCode::InsufficientScopes, m))
-            }
+            Verdict::Remint(e) | Verdict::RemintForScopes(e) => Next::Fail(e),
         }
     }
 }
@@ -481,9 +513,14 @@ mod tests {
                     &Redactor::default(),
                 )
             };
-            assert_eq!(v("TOKEN_EXPIRED"), Verdict::Remint);
-            assert_eq!(v("UNAUTHORIZED"), Verdict::Remint);
-            assert_eq!(v("INSUFFICIENT_SCOPES"), Verdict::RemintForScopes);
+            assert!(matches!(v("TOKEN_EXPIRED"), Verdict::Remint(_)));
+            assert!(matches!(v("UNAUTHORIZED"), Verdict::Remint(_)));
+            let Verdict::RemintForScopes(e) = v("INSUFFICIENT_SCOPES") else { panic!() };
+            assert_eq!(
+                (e.code, e.status, e.messages.clone()),
+                (ErrorCode::InsufficientScopes, Some(status), vec!["m".to_string()]),
+                "which scope: the server's words"
+            );
             let Verdict::Fail(e) = v("INVALID_CLIENT") else { panic!() };
             assert_eq!(e.code, ErrorCode::InvalidClient);
             let Verdict::Fail(e) = v("BAD_USER_INPUT") else { panic!() };
@@ -500,12 +537,26 @@ mod tests {
                 let Verdict::Fail(e) = with_data(code) else { panic!("{code}") };
                 assert_eq!((e.code, e.messages.clone()), (want, vec!["m".to_string()]), "{code}");
                 assert!(e.message.contains("`CreateEvent`") && e.message.contains("not sent again"), "{}", e.message);
+                // `data: null` with the error at a field (a non-null field's error bubbled up):
+                // execution had begun, the mutation may have run. Not resent either.
+                let at_field = format!(r#"{{"data":null,"errors":[{{"message":"m","path":["createEvent","owner"],"extensions":{{"code":"{code}"}}}}]}}"#);
+                let Verdict::Fail(e) = classify(status, None, env(&at_field).as_ref(), "CreateEvent", &Redactor::default()) else { panic!("{code}") };
+                assert_eq!(e.code, want, "{code}");
+                // Refused before execution (no field named; `data` absent or null): resent after a mint.
+                let before = format!(r#"{{"data":null,"errors":[{{"message":"m","path":null,"code":"{code}"}}]}}"#);
+                assert!(
+                    matches!(
+                        classify(status, None, env(&before).as_ref(), "CreateEvent", &Redactor::default()),
+                        Verdict::Remint(_) | Verdict::RemintForScopes(_)
+                    ),
+                    "{code}: the code at errors[].code"
+                );
             }
         }
         // A repeated `data` is refused: JSON.parse would hand the caller the last, we classify the first.
         assert!(env(r#"{"data":{"viewer":{"id":"first"}},"data":null}"#).is_none());
-        assert_eq!(classify(401, None, env("{}").as_ref(), "Op", &Redactor::default()), Verdict::Remint);
-        assert_eq!(classify(401, None, None, "Op", &Redactor::default()), Verdict::Remint);
+        assert!(matches!(classify(401, None, env("{}").as_ref(), "Op", &Redactor::default()), Verdict::Remint(_)));
+        assert!(matches!(classify(401, None, None, "Op", &Redactor::default()), Verdict::Remint(_)));
         assert_eq!(classify(200, None, env(r#"{"data":{"a":1}}"#).as_ref(), "Op", &Redactor::default()), Verdict::Ok);
         let Verdict::Fail(e) = classify(200, None, env(r#"{"data":null}"#).as_ref(), "Op", &Redactor::default()) else { panic!() };
         assert_eq!(e.code, ErrorCode::BadResponse);
@@ -522,15 +573,40 @@ mod tests {
     }
 
     #[test]
+    fn operation_names_for_messages() {
+        for (doc, name) in [
+            ("query Viewer { viewer { id } }", "Viewer"),
+            ("mutation CreateEvent($e: E!) { createEvent(e: $e) { id } }", "CreateEvent"),
+            ("# creates one\n  mutation CreateEvent { x }", "CreateEvent"),
+            ("\u{feff}, query\tQ1{a}", "Q1"),
+            ("mutation{ e }", "anonymous"),
+            ("mutation ($a: Int) { e }", "anonymous"),
+            ("{ viewer { id } }", "anonymous"),
+            ("query 1x { a }", "anonymous"),
+            ("# only a comment", "anonymous"),
+            ("", "anonymous"),
+        ] {
+            assert_eq!(operation_name(doc), name, "{doc:?}");
+        }
+    }
+
+    #[test]
     fn attempts_remint_once_each() {
+        let expired =
+            || classify(200, None, env(r#"{"errors":[{"message":"expired","extensions":{"code":"TOKEN_EXPIRED"}}]}"#).as_ref(), "Op", &Redactor::default());
         let mut a = Attempts::default();
-        assert_eq!(a.next(Verdict::Remint, "Op"), Next::Remint);
-        assert!(matches!(a.next(Verdict::Remint, "Op"), Next::Fail(e) if e.code == ErrorCode::Unauthorized));
+        assert_eq!(a.next(expired()), Next::Remint);
+        assert!(matches!(a.next(expired()), Next::Fail(e) if e.code == ErrorCode::Unauthorized && e.messages == ["expired"]));
+        let scopes = || {
+            let body = r#"{"errors":[{"message":"operation requires scope `events:write`","extensions":{"code":"INSUFFICIENT_SCOPES"}}]}"#;
+            classify(403, None, env(body).as_ref(), "CreateEvent", &Redactor::default())
+        };
         let mut a = Attempts::default();
-        assert_eq!(a.next(Verdict::RemintForScopes, "CreateEvent"), Next::Remint);
-        let Next::Fail(e) = a.next(Verdict::RemintForScopes, "CreateEvent") else { panic!() };
-        assert_eq!(e.code, ErrorCode::InsufficientScopes);
+        assert_eq!(a.next(scopes()), Next::Remint);
+        let Next::Fail(e) = a.next(scopes()) else { panic!() };
+        assert_eq!((e.code, e.status), (ErrorCode::InsufficientScopes, Some(403)));
         assert!(e.message.contains("CreateEvent"));
+        assert_eq!(e.messages, ["operation requires scope `events:write`"], "which scope is missing, in the server's words");
     }
 
     #[test]

@@ -698,7 +698,7 @@ impl Client {
         let mut attempts = Attempts::from_bits(items.num()?.unwrap_or(0.0) as u8);
         let env = Envelope::parse(&text);
         let verdict = classify(status, retry_after, env.as_ref(), &op, &self.redactor);
-        let next = attempts.next(verdict, &op);
+        let next = attempts.next(verdict);
         let has_data = env.is_some_and(|e| e.has_data) && (next == Next::Done || !self.redactor.contains(&text));
         let n = match &next {
             Next::Done => 0.0,
