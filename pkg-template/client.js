@@ -17,7 +17,7 @@ export { AuthError };
 
 // Op numbers (src/js/server.rs).
 const [NEW_QFLOW, NEW_QPIEN, FREE, STEP, FINISH, INVALIDATE, INVALIDATE_IF, OBTAIN, INPUT, EXCHANGE, RESTORE_KEY, RESTORED, SAVE_ACCESS] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
-const [TARGET, CHECK_SENT, API_NEXT, API_GATE, COMMS_URL, COMMS_STATUS, GRAPHQL_ARGS, GRAPHQL_VERDICT, FAIL, PROBES, RELAY] = [23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33];
+const [TARGET, CHECK_SENT, API_NEXT, API_GATE, COMMS_URL, COMMS_STATUS, GRAPHQL_ARGS, GRAPHQL_VERDICT, FAIL, PROBES, RELAY, FLUSH] = [23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34];
 // FAIL reasons (the wasm owns their text).
 const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT, STALLED, NOT_A_RESPONSE] = [
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
@@ -206,8 +206,10 @@ class Client {
   /** What `free()` answers: settled once released (`#settleFree`). */
   #gone;
   #settleFree;
-  /** The wasm side is released (once no call that started before `free()` is running). */
+  /** The wasm side is released (once no call that started before `free()` is running), and
+   * being released (its last save). */
   #released = false;
+  #releasing = false;
   /** Calls running now: a call that started before `free()` runs to its end (a refresh grant
    * already sent must still save its rotated token). */
   #busy = 0;
@@ -315,25 +317,38 @@ class Client {
    * Releases the wasm memory of this client; afterwards every method fails with
    * `invalid_request`. Calls already running end first (their memory is released after them).
    * Settles once released, after one last try at saving a rotated refresh token whose save had
-   * failed (nothing else holds it once the client is gone).
+   * failed (nothing else holds it once the client is gone), as the next call would have: only
+   * over what the store holds of this client's own (the wasm's `Acquisition::flush`).
    */
   free() {
     if (!this.#freed) {
       this.#freed = true;
       this.#drop();
-      this.#gone = new Promise((resolve) => (this.#settleFree = resolve));
+      let settle;
+      this.#gone = new Promise((resolve) => (settle = resolve));
+      this.#settleFree = settle;
       if (this.#busy === 0) this.#release();
     }
     return this.#gone;
   }
 
-  #release() {
-    if (this.#released) return;
+  async #release() {
+    if (this.#releasing) return;
+    this.#releasing = true;
+    try {
+      const id = ++this.#flights;
+      await this.#run(id, this[RECORDS](FLUSH, new Items().num(id)));
+    } catch {
+      /* kept nothing: nothing more can be done for it */
+    }
     this.#released = true;
     registry?.unregister(this);
-    const [key, value] = call(FREE, this.#h)[0].slice(1);
-    const last = key !== undefined ? callStore(this.#store, "put", [key, value], this.#timeout).catch(() => {}) : undefined;
-    Promise.resolve(last).then(this.#settleFree);
+    try {
+      call(FREE, this.#h);
+    } catch {
+      /* nothing more to release */
+    }
+    this.#settleFree();
   }
 
   #drop() {

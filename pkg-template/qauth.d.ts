@@ -83,8 +83,9 @@ export class QflowAuth {
    * Releases the wasm memory of this client. Calls already running end first (a refresh in
    * flight still saves its rotated token); later calls reject with `invalid_request` (and
    * `invalidate()` throws it). Settles once released, after one last try (within `timeoutMs`)
-   * at saving a rotated refresh token whose save had failed; await it before another client
-   * reads the same store. A second `free()` answers the same Promise.
+   * at saving a rotated refresh token whose save had failed (never over a newer token in the
+   * store); await it before another client reads the same store. A second `free()` answers the
+   * same Promise.
    */
   free(): Promise<void>;
   /** `using qflow = new QflowAuth(...)`: `free()` at the end of the scope. */

@@ -19,13 +19,10 @@ use crate::qflow::{After, Grant, QflowConfig, Session};
 use crate::secret::{Redactor, Secret};
 use crate::token::{parse_token_response, Token};
 
-/// The refresh token a client holds and its store lacks (its save failed), if any: what must not
-/// be lost when the client goes (`free()` makes one last save of it).
+/// The refresh token a client holds back and its store lacks (its save failed), if any: what
+/// must not be lost when the client goes (`Acquisition::flush`).
 pub fn unsaved<'a>(session: &'a Session, held: &'a Option<Token>) -> Option<&'a Secret> {
-    if !session.has_store() {
-        return None;
-    }
-    held.as_ref().and_then(|t| t.refresh.as_ref()).or(session.unsaved.then(|| session.refresh_token()).flatten())
+    held.as_ref().and_then(|t| t.refresh.as_ref()).filter(|_| session.has_store())
 }
 
 /// What an acquisition works on: the client's configuration and the state that outlives one
@@ -43,6 +40,8 @@ pub struct Ctx<'a> {
 enum Phase {
     /// Save a held token first (or begin).
     Start,
+    /// Reading the store before the held token's refresh token is written over what it holds.
+    CheckingHeld(Token),
     /// Waiting for the held token's refresh token to be written.
     SavingHeld(Token),
     /// Read the store if the session wants it, then pick a grant.
@@ -61,6 +60,8 @@ enum Phase {
 pub struct Acquisition {
     phase: Phase,
     out: VecDeque<Action>,
+    /// Only the held token's save, no grant (a client being freed).
+    flush: bool,
 }
 
 impl Acquisition {
@@ -68,13 +69,21 @@ impl Acquisition {
     /// `cfg.timeout_ms`.
     pub fn new(ctx: &mut Ctx) -> Self {
         ctx.session.begin();
-        Acquisition { phase: Phase::Start, out: VecDeque::new() }
+        Acquisition { phase: Phase::Start, out: VecDeque::new(), flush: false }
+    }
+
+    /// A client going away (`free()`): the save of a token held back, under the same rule as at
+    /// the start of an acquisition, and nothing else (no grant, nothing handed out). `None` when
+    /// nothing is held.
+    pub fn flush(ctx: &mut Ctx) -> Option<Self> {
+        unsaved(ctx.session, ctx.held)?;
+        Some(Acquisition { phase: Phase::Start, out: VecDeque::new(), flush: true })
     }
 
     /// An authorization-code exchange: a new chain, so a token held back from the old one is
     /// dropped and the store is not read first.
     pub fn exchange(ctx: &mut Ctx, grant: Grant, now: f64) -> Self {
-        let mut a = Acquisition { phase: Phase::NextGrant, out: VecDeque::new() };
+        let mut a = Acquisition { phase: Phase::NextGrant, out: VecDeque::new(), flush: false };
         if let Grant::Code { code, .. } = &grant {
             if let Err(e) = ctx.session.exchange_started(code) {
                 a.finish(Err(e));
@@ -96,14 +105,17 @@ impl Acquisition {
                 return a;
             }
             match core::mem::replace(&mut self.phase, Phase::Finished) {
+                // A held token's refresh token is written only over what this client knows of: the
+                // store is read first, and a token there that it neither wrote nor spent (another
+                // isolate's rotation, a new sign-in on the key) is newer: that one is used and the
+                // held token dropped, never written back over it.
                 Phase::Start => match ctx.held.take().filter(|_| ctx.session.has_store()) {
-                    Some(t) => match t.refresh.clone() {
-                        Some(rt) => {
-                            self.phase = Phase::SavingHeld(t);
-                            return Action::WriteStore(rt);
-                        }
-                        None => self.held_saved(ctx.cfg, t, now),
-                    },
+                    Some(t) if t.refresh.is_some() => {
+                        self.phase = Phase::CheckingHeld(t);
+                        return Action::ReadStore;
+                    }
+                    Some(t) => self.held_saved(ctx.cfg, t, now),
+                    None if self.flush => self.finish(Ok(())),
                     None => self.phase = Phase::NextGrant,
                 },
                 Phase::NextGrant => {
@@ -149,14 +161,38 @@ impl Acquisition {
             Phase::Waiting(grant, ..) => {
                 let _ = ctx.session.after_failure(&grant, given_up(true));
             }
-            Phase::Saving(_, token, _) | Phase::SavingHeld(token) => *ctx.held = Some(token),
+            Phase::Saving(_, token, _) | Phase::SavingHeld(token) | Phase::CheckingHeld(token) => *ctx.held = Some(token),
             _ => {}
         }
     }
 
     fn handle(&mut self, ctx: &mut Ctx, input: Input, now: f64) {
         match (core::mem::replace(&mut self.phase, Phase::Finished), input) {
+            (Phase::CheckingHeld(t), Input::StoreRead(r)) => match r {
+                Ok(saved) => match ctx.session.store_read(saved) {
+                    Some(newer) => {
+                        ctx.redactor.add(newer);
+                        ctx.session.unsaved = false;
+                        self.phase = if self.flush { Phase::Start } else { Phase::NextGrant };
+                    }
+                    None => match t.refresh.clone() {
+                        Some(rt) => {
+                            self.out.push_back(Action::WriteStore(rt));
+                            self.phase = Phase::SavingHeld(t);
+                        }
+                        None => self.held_saved(ctx.cfg, t, now),
+                    },
+                },
+                Err(e) => {
+                    *ctx.held = Some(t);
+                    self.finish(Err(e));
+                }
+            },
             (Phase::SavingHeld(t), Input::StoreWritten(r)) => match r {
+                Ok(()) if self.flush => {
+                    ctx.session.saved();
+                    self.finish(Ok(()));
+                }
                 Ok(()) => {
                     ctx.session.saved();
                     self.held_saved(ctx.cfg, t, now);
@@ -474,23 +510,24 @@ mod tests {
 
     #[test]
     fn a_held_token_without_a_lifetime_says_so_when_it_is_finally_handed_out() {
-        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let mut h = host(cfg(|_| {}), true, None);
         h.held = Some(Token::new("at-held".into(), Some("rt-held".into()), None, h.now, "t", 200).unwrap());
         let t = h.acquire(|r| panic!("no request while a held token is valid: {r}")).unwrap().unwrap();
         assert_eq!(t.access.expose(), "at-held");
-        assert_eq!(h.log, ["write rt-held", "install at-held", "event refresh_token_rotated", "event expiry_assumed", "done ok"]);
+        assert_eq!(h.log, ["read -", "write rt-held", "install at-held", "event refresh_token_rotated", "event expiry_assumed", "done ok"]);
     }
 
     #[test]
     fn a_held_token_inside_the_refresh_skew_is_saved_then_refreshed_not_handed_out() {
         // A 2 s token held back 1.5 s ago: its refresh token is saved first, but the token itself
         // has 0.5 s left (inside the skew, capped at half its lifetime): a refresh, not it.
-        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let mut h = host(cfg(|_| {}), true, None);
         let two_s = crate::json::Value::Num(2.0);
         h.held = Some(Token::new("at-held".into(), Some("rt-held".into()), Some(&two_s), h.now - 1500.0, "t", 200).unwrap());
+        h.session.on_token(h.held.as_ref().unwrap());
         let t = h.acquire(|_| ok("at2", Some("rt2"))).unwrap().unwrap();
         assert_eq!(t.access.expose(), "at2");
-        assert_eq!(h.log[..4], ["write rt-held", "event refresh_token_rotated", "read rt-held", "send refresh rt-held"]);
+        assert_eq!(h.log[..4], ["read -", "write rt-held", "event refresh_token_rotated", "send refresh rt-held"]);
         assert!(!h.log.iter().any(|l| l == "install at-held"), "{:?}", h.log);
     }
 
@@ -738,16 +775,66 @@ mod tests {
         assert!(h.held.is_some());
         // What a client freed now would save one last time: the held token's refresh token.
         assert_eq!(unsaved(&h.session, &h.held).map(|s| s.expose()), Some("rt2"));
-        // The next acquisition saves the held token first and hands it out, with no request.
+        // The next acquisition saves the held token first (over the spent rt1 it reads there)
+        // and hands it out, with no request.
         let t = h.acquire(|r| panic!("no request while a held token is valid: {r}")).unwrap().unwrap();
         assert_eq!(t.access.expose(), "at2");
-        assert_eq!(h.log, ["write rt2", "install at2", "event refresh_token_rotated", "done ok"]);
+        assert_eq!(h.log, ["read rt1", "write rt2", "install at2", "event refresh_token_rotated", "done ok"]);
         assert!(h.held.is_none());
         assert_eq!(unsaved(&h.session, &h.held), None, "saved: nothing is left to save");
         // A client without a store has nothing to save.
         let mut bare = host(cfg(|o| o.persisted = false), false, None);
         bare.acquire(|_| ok("at1", Some("rt1"))).unwrap();
         assert_eq!(unsaved(&bare.session, &bare.held), None);
+    }
+
+    /// rt1 in the store, refreshed to rt2 whose save failed: rt1 spent, rt2 held.
+    fn holding_rt2() -> Host {
+        let mut h = host(cfg(|_| {}), true, Some("rt1"));
+        let mut a = Acquisition::new(&mut h.ctx());
+        let (mut input, now) = (None, h.now);
+        loop {
+            match a.step(&mut h.ctx(), input.take(), now) {
+                Action::ReadStore => input = Some(Input::StoreRead(Ok(Some("rt1".into())))),
+                Action::Send { .. } => input = Some(Input::Answer(ok("at2", Some("rt2")))),
+                Action::WriteStore(_) => input = Some(Input::StoreWritten(Err(AuthError::new(ErrorCode::StoreFailed, "put failed")))),
+                Action::Done(r) => break assert_eq!(r.unwrap_err().code, ErrorCode::StoreFailed),
+                _ => {}
+            }
+        }
+        assert!(h.held.is_some());
+        h
+    }
+
+    #[test]
+    fn a_held_token_is_never_written_over_a_newer_one_in_the_store() {
+        // Meanwhile another isolate refreshed (or the user signed in again on this key): rt9 in
+        // the store is newer. It is used, and rt2 is never written back over it.
+        let mut h = holding_rt2();
+        h.stored = Some("rt9".into());
+        let t = h.acquire(|_| ok("at10", Some("rt10"))).unwrap().unwrap();
+        assert_eq!(t.access.expose(), "at10");
+        assert_eq!(h.log[..3], ["read rt9", "send refresh rt9", "write rt10"], "{:?}", h.log);
+        assert!(h.held.is_none() && !h.log.iter().any(|l| l.starts_with("write rt2")), "{:?}", h.log);
+        // A client freed while holding rt2: the same rule, and nothing else (no grant, no install).
+        for (stored, want) in
+            [("rt1", vec!["read rt1", "write rt2", "done ok"]), ("rt2", vec!["read rt2", "write rt2", "done ok"]), ("rt9", vec!["read rt9", "done ok"])]
+        {
+            let mut h = holding_rt2();
+            h.stored = Some(stored.into());
+            let a = Acquisition::flush(&mut h.ctx()).expect("something to save");
+            assert!(h.run(a, |r| panic!("a flush sends nothing: {r}")).unwrap().is_none());
+            assert_eq!(h.log, want, "the store held {stored}");
+            assert!(h.held.is_none());
+        }
+        // A store that cannot be read: nothing is written blind, the token stays held.
+        let mut h = holding_rt2();
+        h.store_fails = true;
+        let a = Acquisition::flush(&mut h.ctx()).unwrap();
+        assert_eq!(h.run(a, |r| panic!("{r}")).unwrap_err().code, ErrorCode::StoreFailed);
+        assert!(h.held.is_some());
+        let mut bare = host(cfg(|_| {}), true, None);
+        assert!(Acquisition::flush(&mut bare.ctx()).is_none(), "nothing held, nothing to do");
     }
 
     #[test]

@@ -124,6 +124,7 @@ const GRAPHQL_VERDICT: u32 = 30;
 const FAIL: u32 = 31;
 const PROBES: u32 = 32;
 const RELAY: u32 = 33;
+const FLUSH: u32 = 34;
 
 /// Runs one op on client `handle` (ignored by `NEW_*` and `FAIL`).
 ///
@@ -145,20 +146,10 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
     let t = table();
     let slot = t.slots.get_mut(handle as usize).ok_or_else(freed)?;
     if op == FREE {
-        // A rotated refresh token the store lacks goes to the driver for one last save (`R` key
-        // value): once the client is gone, nothing else holds it.
-        let gone = slot.take();
-        if gone.is_some() {
+        if slot.take().is_some() {
             t.vacant.push(handle as usize);
         }
         out.kind(b'R');
-        if let Some(c) = gone {
-            if let Provider::Qflow { session, held, .. } = &c.p {
-                if let Some(rt) = crate::acquisition::unsaved(session, held) {
-                    out.str(&c.store_key()).str(rt.expose());
-                }
-            }
-        }
         return Ok(());
     }
     let c = slot.as_mut().ok_or_else(freed)?;
@@ -199,6 +190,22 @@ pub(super) fn call(op: u32, handle: u32, now: f64, items: &mut Items, out: &mut 
                 c.generations.dropped();
             }
             out.kind(b'R').num(f64::from(u8::from(dropped)));
+        }
+        FLUSH => {
+            // `free()`, once nothing runs: the save of a token held back, as a task of its own
+            // (`Acquisition::flush`, with the flight id that follows), or `d` at once.
+            c.flight = flight_id(items)?;
+            let Client { p, redactor, .. } = c;
+            match p {
+                Provider::Qflow { cfg, session, held } => c.task = Acquisition::flush(&mut Ctx { cfg, session, held, redactor }).map(Task::Acquire),
+                Provider::Qpien { .. } => c.task = None,
+            }
+            match c.task {
+                Some(_) => c.advance(None, now, out),
+                None => {
+                    out.kind(b'd');
+                }
+            }
         }
         OBTAIN if flight_id(items)? != c.flight => return Err(stalled()),
         OBTAIN => c.obtain(now, out),
@@ -1217,6 +1224,7 @@ mod tests {
             ("FAIL", FAIL),
             ("PROBES", PROBES),
             ("RELAY", RELAY),
+            ("FLUSH", FLUSH),
         ];
         let mut seen: Vec<(String, u32)> = js_table(js, "NEW_QFLOW");
         seen.extend(js_table(js, "TARGET"));

@@ -200,7 +200,18 @@ scenario("free() after a failed save makes one last save: the next client refres
   assert.match((await c.headers()).Authorization, /^Bearer /);
   const t = (await emu.stats()).token;
   assert.deepEqual([t.refresh_token, t.reuseDetected, t.invalidGrant], [2, 0, 0], JSON.stringify(t));
+  // Never over a newer token: a client holding one back is freed after another (a new sign-in
+  // with the password, here) wrote its own; the store keeps the newer one.
+  c.invalidate();
+  fail = true;
+  await assert.rejects(c.headers(), (e) => e.code === "store_failed");
+  fail = false;
+  const d = new QflowAuth(qflowOptions(emu, { store: { get: async () => null, put: (k, v) => store.put(k, v) } }));
+  await d.headers();
+  const newer = [...store.map.values()][0];
   await c.free();
+  assert.equal([...store.map.values()][0], newer, "the held token was not written over the newer one");
+  await d.free();
 });
 
 scenario("a refresh whose answer is lost falls back to the password", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
