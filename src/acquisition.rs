@@ -231,11 +231,16 @@ impl Acquisition {
                     },
                 }
             }
-            (Phase::Waiting(grant, mut retrying, started), Input::Waited) => {
-                let timeout_ms = retrying.attempt(now);
-                self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms });
-                self.phase = Phase::Sending(grant, retrying, started);
-            }
+            (Phase::Waiting(grant, mut retrying, started), Input::Waited) => match retrying.attempt(now) {
+                Some(timeout_ms) => {
+                    self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms });
+                    self.phase = Phase::Sending(grant, retrying, started);
+                }
+                None => {
+                    let e = retrying.given_up();
+                    self.failed(ctx, &grant, e);
+                }
+            },
             (Phase::Saving(grant, token, started), Input::StoreWritten(r)) => match r {
                 Ok(()) => {
                     ctx.session.saved();
@@ -265,7 +270,8 @@ impl Acquisition {
         // A refresh token or a code is single use: resent only where the server provably did
         // not take it (`retry`).
         let mut retrying = Retrying::new(now, ctx.cfg.timeout_ms, !matches!(grant, Grant::Password));
-        let timeout_ms = retrying.attempt(now);
+        // A first attempt always has the whole time.
+        let timeout_ms = retrying.attempt(now).unwrap_or(ctx.cfg.timeout_ms);
         self.out.push_back(Action::Send { request: ctx.cfg.token_request(&grant), timeout_ms });
         self.phase = Phase::Sending(grant, retrying, now);
     }
@@ -742,6 +748,22 @@ mod tests {
         assert_eq!(e.code, ErrorCode::ServerError);
         assert_eq!(h.timeouts.len(), crate::retry::MAX_ATTEMPTS as usize, "{:?}", h.log);
         assert!(h.timeouts.iter().all(|t| *t <= h.cfg.timeout_ms), "{:?}", h.timeouts);
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_forward_during_a_wait_does_not_spend_the_refresh_token() {
+        // A 503 with Retry-After 1: the refresh token was not taken, and is resent after the
+        // wait; the clock jumps a minute meanwhile (a laptop waking). A resend with no time
+        // left would time out, maybe after reaching the server, and count the token as spent:
+        // it is not made, the 503 stands, and the token is kept for the next call.
+        let mut h = host(cfg(|o| o.password = None), true, Some("rt1"));
+        h.wait_step = 60_000.0;
+        let e = h.acquire(|_| status(503, Some("1"), "")).unwrap_err();
+        assert_eq!((e.code, e.retry_after), (ErrorCode::ServerError, Some(1)));
+        assert_eq!(h.log, ["read rt1", "send refresh rt1", "event retry", "wait 1000", "done server_error"]);
+        h.wait_step = 0.0;
+        h.acquire(|_| ok("at2", Some("rt2"))).unwrap();
+        assert_eq!(h.log[..2], ["read rt1", "send refresh rt1"], "the same token, still good");
     }
 
     #[test]

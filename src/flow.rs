@@ -75,11 +75,24 @@ impl Retrying {
         (self.deadline - now).min(self.span)
     }
 
-    /// Counts an attempt; the time it may take.
-    pub fn attempt(&mut self, now: f64) -> f64 {
+    /// Counts an attempt; the time it may take. A resend of a single-use credential that would
+    /// have under `SQUEEZED_MS` (the wall clock jumped during the wait, or the wait ran late)
+    /// is not made: `None`, and `given_up` says why it was resending (a refusal that took
+    /// nothing: the credential stays good). Sent, it could time out after reaching the server,
+    /// and count as spent.
+    pub fn attempt(&mut self, now: f64) -> Option<f64> {
+        let left = self.left(now);
+        if self.attempts > 0 && self.single_use && left < SQUEEZED_MS {
+            return None;
+        }
         self.attempts += 1;
-        self.budget = self.left(now).max(1.0);
-        self.budget
+        self.budget = left.max(1.0);
+        Some(self.budget)
+    }
+
+    /// The failure that made it resend, for a resend that was not made (`attempt`).
+    pub fn given_up(&mut self) -> AuthError {
+        self.cause.take().unwrap_or_else(|| AuthError::new(crate::error::ErrorCode::Timeout, "no time was left to send the request again"))
     }
 
     /// After a failed attempt: the `retry` event and the wait before the next one, or the error

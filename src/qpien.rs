@@ -417,7 +417,8 @@ impl Mint {
     }
 
     fn send(&mut self, cfg: &QpienConfig, now: f64) {
-        let timeout_ms = self.retrying.attempt(now);
+        // Not single use: every attempt is made.
+        let timeout_ms = self.retrying.attempt(now).unwrap_or(1.0);
         self.out.push_back(Action::Send { request: cfg.mint_request(), timeout_ms });
     }
 
