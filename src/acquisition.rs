@@ -283,8 +283,11 @@ impl Acquisition {
         if let Some(rt) = &token.refresh {
             ctx.redactor.add(rt);
         }
-        let must_save = ctx.session.on_token(&token) && ctx.session.has_store();
-        match token.refresh.clone().filter(|_| must_save) {
+        let new_chain = matches!(grant, Grant::Code { .. });
+        let must_save = ctx.session.on_grant(&token, new_chain) && ctx.session.has_store();
+        // A new chain without a refresh token empties the store: the chain before it is over.
+        let value = token.refresh.clone().or_else(|| new_chain.then(|| Secret::new(alloc::string::String::new())));
+        match value.filter(|_| must_save) {
             Some(rt) => {
                 self.out.push_back(Action::WriteStore(rt));
                 self.phase = Phase::Saving(grant, token, started);
@@ -883,6 +886,23 @@ mod tests {
         let a = Acquisition::exchange(&mut h.ctx(), grant, now);
         assert_eq!(h.run(a, |_| status(502, None, "")).unwrap_err().code, ErrorCode::ServerError);
         assert_eq!(h.log, ["send code code-2", "done server_error"]);
+        // An exchange whose answer holds no refresh token still ends the chain before it: the
+        // store is emptied, and the old refresh token is never sent (nor adopted back).
+        let grant = Grant::Code { code: Secret::new("code-3"), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
+        h.log.clear();
+        let now = h.now;
+        let a = Acquisition::exchange(&mut h.ctx(), grant, now);
+        h.run(a, |_| ok("at3", None)).unwrap();
+        assert_eq!(h.log[..3], ["send code code-3", "write ", "install at3"]);
+        assert_eq!(h.session.refresh_token(), None);
+        h.stored = Some("rt1".into());
+        h.cfg = cfg(|o| {
+            o.username = None;
+            o.password = None;
+            o.store_key = Some("session:1".into());
+        });
+        let e = h.acquire(|r| panic!("the chain before the exchange is not refreshed: {r}")).unwrap_err();
+        assert_eq!((e.code, h.log.clone()), (ErrorCode::InvalidGrant, vec!["read rt1".to_string(), "done invalid_grant".to_string()]));
         // Nor is either code sent again when the caller passes it twice (a double submit): the
         // server would revoke what the first exchange issued. Nothing changes, nothing is sent.
         h.held = Some(Token::new("held".into(), Some("rt-held".into()), None, 0.0, "t", 200).unwrap());

@@ -581,6 +581,21 @@ impl Session {
 
     /// Records a new token. Returns true when its refresh token must be saved before use.
     pub fn on_token(&mut self, token: &Token) -> bool {
+        self.on_grant(token, false)
+    }
+
+    /// `on_token` for a grant's answer; `new_chain`: an authorization code's, which supersedes
+    /// the chain before it even without a refresh token of its own (that one is never used
+    /// again, nor adopted from the store; the store is written, emptied if need be).
+    pub fn on_grant(&mut self, token: &Token, new_chain: bool) -> bool {
+        if new_chain {
+            if let Some(old) = self.refresh.take().filter(|old| token.refresh.as_ref() != Some(old)) {
+                spend(&mut self.spent, old);
+            }
+            self.refresh = token.refresh.clone();
+            self.unsaved = self.has_store;
+            return self.unsaved;
+        }
         // RFC 6749 §6: without a new refresh token, the old one stays valid.
         if let Some(rt) = &token.refresh {
             if self.refresh.as_ref() != Some(rt) {
