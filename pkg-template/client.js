@@ -375,8 +375,12 @@ class Client {
       throw fail(this.#freed ? FREED : NO_TOKEN);
     }
     if (step === 1) {
-      if (this.#pending) return this.#settled(this.#pending);
-      throw fail(NO_END);
+      const joined = this.#pending;
+      if (!joined) throw fail(NO_END);
+      // An exchange that failed is the caller's of exchangeCode(), not this caller's: the chain
+      // before it is still there, and this call asks again (after it, as one of its own).
+      if (!joined.exchange) return this.#settled(joined);
+      return this.#settled(joined).catch(() => this[ENSURE]());
     }
     return this.#settled(this.#spawn((flight) => this.#obtain(flight), id));
   }
@@ -623,15 +627,15 @@ class Client {
     const start = new Items().num(1).num(id);
     start.record({ code, codeVerifier, redirectUri });
     const first = this[RECORDS](EXCHANGE, start);
-    await this.#settled(
-      this.#spawn(async () => {
-        try {
-          return await this.#run(id, first);
-        } finally {
-          await this.#keepAccess();
-        }
-      }, id),
-    );
+    const flight = this.#spawn(async () => {
+      try {
+        return await this.#run(id, first);
+      } finally {
+        await this.#keepAccess();
+      }
+    }, id);
+    flight.exchange = true;
+    await this.#settled(flight);
   }
 
   /** The token broker's side of a lease (TokenBroker calls this on its own client); internal. */
@@ -732,7 +736,7 @@ export class QflowAuth extends Client {
     const [cap] = this[ONE](RELAY, new Items().num(response.status).value(type).value(sent).missing());
     // A streamed answer's headers go on only where they hold no credential (`clean`, the same
     // check as an error's body; nothing when the token its request carried is unknown).
-    const clean = (text) => sent !== undefined && this[ONE](RELAY, new Items().num(response.status).value("text/plain").value(sent).str(text))[0] === 1;
+    const clean = (text) => this[ONE](RELAY, new Items().num(response.status).value("text/plain").value(sent).str(text))[0] === 1;
     if (cap === 0) return { body: response.body, checked: false, clean };
     let text = null;
     try {

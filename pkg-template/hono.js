@@ -95,21 +95,26 @@ export async function relayBody(auth, response) {
   if (!relayed) return null;
   const { body, checked, type, clean } = relayed;
   const headers = new Headers();
-  if (checked) {
-    headers.set("content-type", type);
-    headers.set("x-content-type-options", "nosniff");
-    headers.set("cache-control", "no-store");
-    const wait = response.headers.get("retry-after");
-    if (wait !== null && /^\d{1,9}$/.test(wait)) headers.set("retry-after", wait);
-    return { body, checked, type, headers };
+  try {
+    if (checked) {
+      headers.set("content-type", type);
+      headers.set("x-content-type-options", "nosniff");
+      headers.set("cache-control", "no-store");
+      const wait = response.headers.get("retry-after");
+      if (wait !== null && /^\d{1,9}$/.test(wait)) headers.set("retry-after", wait);
+      return { body, checked, type, headers };
+    }
+    // A gateway may echo the request's headers in its own (an ETag, a Link), on any status the
+    // caller can ask for (a conditional request gets a 304): each goes back only if it holds
+    // none of what the request carried, checked all at once and, if that finds one, one by one.
+    const found = PASS_BACK.map((k) => [k, response.headers.get(k)]).filter(([, v]) => v !== null);
+    const all = found.length > 0 && clean(found.map(([, v]) => v).join("\n"));
+    for (const [k, v] of found) if (all || clean(v)) headers.set(k, v);
+    return { body, checked, headers };
+  } catch (e) {
+    // Headers that cannot be read twice the same way: not a Response of the platform's.
+    throw e instanceof AuthError ? e : notAClient();
   }
-  // A gateway may echo the request's headers in its own (an ETag, a Link), on any status the
-  // caller can ask for (a conditional request gets a 304): each goes back only if it holds none
-  // of what the request carried, checked all at once and, if that finds one, one by one.
-  const found = PASS_BACK.map((k) => [k, response.headers.get(k)]).filter(([, v]) => v !== null);
-  const all = found.length > 0 && clean(found.map(([, v]) => v).join("\n"));
-  for (const [k, v] of found) if (all || clean(v)) headers.set(k, v);
-  return { body, checked, headers };
 }
 
 /** A QflowAuth client itself, of any of the package's entries (not an object made from one, nor a Proxy). */

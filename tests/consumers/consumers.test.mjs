@@ -485,8 +485,16 @@ test("qauth/hono: wrong arguments are typed AuthErrors (invalid_config), never a
   assert.throws(() => proxyPath("http://x/q/a", 42), (e) => e instanceof AuthError && e.code === "invalid_config");
   // A good configuration still works after all that.
   assert.equal(typeof qflowProxy({ auth, allow: ["GET /a"] }), "function");
-  // relayBody with the wrong arguments: typed, never a TypeError.
-  for (const [a, r] of [[standIn, new Response("x")], [auth, undefined], [auth, null], [auth, { status: 403 }]]) {
+  // relayBody with the wrong arguments: typed, never a TypeError (also a Response whose headers
+  // throw when read again).
+  class Fickle extends Response {
+    reads = 0;
+    get headers() {
+      if (this.reads++ > 0) throw new TypeError("headers read twice");
+      return super.headers;
+    }
+  }
+  for (const [a, r] of [[standIn, new Response("x")], [auth, undefined], [auth, null], [auth, { status: 403 }], [auth, new Fickle("x", { headers: { etag: '"e"' } })]]) {
     const e = await relayBody(a, r).then(() => null, (x) => x);
     assert.ok(e instanceof AuthError && e.code === "invalid_request", String(e));
   }

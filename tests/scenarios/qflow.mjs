@@ -635,6 +635,18 @@ scenario("exchangeCode() and headers() started in the same turn on a new client:
   q.free();
 });
 
+scenario("a call that joins a failing exchange gets a token of its own, not the exchange's error", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  const q = new QflowAuth(qflowOptions(emu));
+  const [ex, beside] = await Promise.allSettled([q.exchangeCode({ code: "not-a-code", codeVerifier: "v".repeat(43), redirectUri: emu.url + "/cb" }), q.headers()]);
+  assert.equal(ex.reason?.code, "invalid_grant", String(ex.reason));
+  assert.equal(beside.status, "fulfilled", String(beside.reason));
+  assert.match(beside.value.Authorization, /^Bearer /);
+  const t = (await emu.stats()).token;
+  assert.deepEqual([t.authorization_code, t.password], [1, 1], JSON.stringify(t));
+  q.free();
+});
+
 scenario("a failing exchangeCode() does not fail the calls beside it: they get the token already cached, and it stays", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
   await emu.control("reset");
   const q = new QflowAuth(qflowOptions(emu));
