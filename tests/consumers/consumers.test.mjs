@@ -389,45 +389,45 @@ test("qauth/hono: an API error goes back only when it holds no credential; an ec
 test("qauth/hono: an API answer with a status a Response cannot carry (600+) is 502 bad_response, not a crash", async () => {
   const { Hono } = await import("hono");
   const { qflowProxy } = await import(join(DIR, "node_modules/qauth/hono.js"));
-  const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
-  // An API on its own port answering 600 (Node's fetch accepts 600-999); tokens from the emulator.
-  const api = createServer((req, res) => res.writeHead(600, { "content-type": "application/json" }).end("{}"));
-  api.listen(0, "127.0.0.1");
-  await once(api, "listening");
-  const b = workerBindings(emu.url);
-  const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: `http://127.0.0.1:${api.address().port}` });
+  // An API answering 600 (Node's fetch accepts 600-999).
+  const { auth, stop } = await ownApi((req, res) => res.writeHead(600, { "content-type": "application/json" }).end("{}"));
   try {
     const app = new Hono();
     app.use("/q/*", qflowProxy({ auth, prefix: "/q", allow: ["GET /odd"] }));
     const r = await app.request("/q/odd");
     assert.deepEqual([r.status, await r.json()], [502, { error: "bad_response" }]);
   } finally {
-    auth.free();
-    api.close();
+    stop();
   }
 });
+
+/** An API of `handler`'s on its own port, and a QflowAuth client of it whose tokens come from the emulator. */
+async function ownApi(handler) {
+  const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
+  const api = createServer(handler);
+  api.listen(0, "127.0.0.1");
+  await once(api, "listening");
+  const b = workerBindings(emu.url);
+  const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: `http://127.0.0.1:${api.address().port}` });
+  return { auth, key: b.QFLOW_SUBSCRIPTION_KEY, stop: () => (auth.free(), api.close()) };
+}
 
 test("qauth/hono: an API answer's headers go back only where they hold no credential (a 304 any caller can ask for, echoing the request)", async () => {
   const { Hono } = await import("hono");
   const { qflowProxy, relayBody } = await import(join(DIR, "node_modules/qauth/hono.js"));
-  const { QflowAuth } = await import(join(DIR, "node_modules/qauth/node.js"));
-  // An API on its own port whose validators echo what the request carried: the bearer token in
-  // an ETag and the subscription key in a Link, on a 304 (a conditional request) and on a 200.
-  const api = createServer((req, res) => {
+  // An API whose validators echo what the request carried: the bearer token in an ETag and the
+  // subscription key in a Link, on a 304 (a conditional request) and on a 200.
+  const { auth, key, stop } = await ownApi((req, res) => {
     const echo = { etag: `"${req.headers.authorization}"`, link: `<https://x.invalid/?k=${req.headers["ocp-apim-subscription-key"]}>; rel=debug`, "cache-control": "max-age=60", vary: "accept" };
     if (req.headers["if-none-match"]) return res.writeHead(304, echo).end();
     if (req.url.endsWith("/echo")) return res.writeHead(200, { ...echo, "content-type": "application/json" }).end("{}");
     res.writeHead(200, { etag: 'W/"v1"', "cache-control": "max-age=60", "content-type": "application/json" }).end("{}");
   });
-  api.listen(0, "127.0.0.1");
-  await once(api, "listening");
-  const b = workerBindings(emu.url);
-  const auth = new QflowAuth({ clientId: b.QFLOW_CLIENT_ID, clientSecret: b.QFLOW_CLIENT_SECRET, subscriptionKey: b.QFLOW_SUBSCRIPTION_KEY, username: b.QFLOW_USERNAME, password: b.QFLOW_PASSWORD, identityUrl: emu.url, apiUrl: `http://127.0.0.1:${api.address().port}` });
   try {
     const app = new Hono();
     app.use("/q/*", qflowProxy({ auth, prefix: "/q", allow: ["GET /v"] }));
     const token = (await auth.headers()).Authorization.slice("Bearer ".length);
-    const leaks = (r) => [...r.headers.values()].some((v) => v.includes(token) || v.includes(b.QFLOW_SUBSCRIPTION_KEY));
+    const leaks = (r) => [...r.headers.values()].some((v) => v.includes(token) || v.includes(key));
     const notModified = await app.request("/q/v/x", { headers: { "if-none-match": '"anything"' } });
     assert.equal(notModified.status, 304);
     assert.ok(!leaks(notModified), JSON.stringify([...notModified.headers]));
@@ -446,8 +446,7 @@ test("qauth/hono: an API answer's headers go back only where they hold no creden
     const clone = await relayBody(auth, (await auth.fetch("/v/x")).clone());
     assert.deepEqual([...clone.headers.keys()], []);
   } finally {
-    auth.free();
-    api.close();
+    stop();
   }
 });
 

@@ -152,8 +152,8 @@ scenario("a dead refresh token without a password is invalid_grant with a hint t
   });
 });
 
-scenario("a store whose put fails holds the token back, then saves it on the next call", async ({ qauth: { QflowAuth, AuthError }, emu, assert }) => {
-  await emu.control("reset");
+/** A client whose refresh (from a password grant's token) got a rotated token its store failed to save: held. */
+async function holdingARotation(QflowAuth, emu, assert) {
   const store = memoryStore();
   let fail = false;
   const put = store.put;
@@ -167,6 +167,12 @@ scenario("a store whose put fails holds the token back, then saves it on the nex
   fail = true;
   await assert.rejects(q.headers(), (e) => e.code === "store_failed" && e.retryable && !/CANARY/.test(e.message));
   fail = false;
+  return { q, store, failPuts: (on) => (fail = on) };
+}
+
+scenario("a store whose put fails holds the token back, then saves it on the next call", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  await emu.control("reset");
+  const { q, store } = await holdingARotation(QflowAuth, emu, assert);
   const h = await q.headers();
   assert.match(h.Authorization, /^Bearer /);
   assert.equal(store.puts.length, 2);
@@ -176,20 +182,8 @@ scenario("a store whose put fails holds the token back, then saves it on the nex
 
 scenario("free() after a failed save makes one last save: the next client refreshes from the rotated token, not the spent one", async ({ qauth: { QflowAuth }, emu, assert }) => {
   await emu.control("reset");
-  const store = memoryStore();
-  let fail = false;
-  const put = store.put;
-  store.put = async (k, v) => {
-    if (fail) throw new Error("KV down");
-    return put(k, v);
-  };
-  const a = new QflowAuth(qflowOptions(emu, { store }));
-  await a.headers();
-  a.invalidate();
-  fail = true;
-  await assert.rejects(a.headers(), (e) => e.code === "store_failed");
+  const { q: a, store, failPuts } = await holdingARotation(QflowAuth, emu, assert);
   const spent = [...store.map.values()][0];
-  fail = false;
   // The request is over, the client released (one per request): what it held is saved first.
   const freed = a.free();
   assert.equal(a.free(), freed, "a second free() answers the same Promise");
@@ -203,9 +197,9 @@ scenario("free() after a failed save makes one last save: the next client refres
   // Never over a newer token: a client holding one back is freed after another (a new sign-in
   // with the password, here) wrote its own; the store keeps the newer one.
   c.invalidate();
-  fail = true;
+  failPuts(true);
   await assert.rejects(c.headers(), (e) => e.code === "store_failed");
-  fail = false;
+  failPuts(false);
   const d = new QflowAuth(qflowOptions(emu, { store: { get: async () => null, put: (k, v) => store.put(k, v) } }));
   await d.headers();
   const newer = [...store.map.values()][0];
