@@ -40,8 +40,6 @@ pub struct Ctx<'a> {
 enum Phase {
     /// Save a held token first (or begin).
     Start,
-    /// Reading the store before the held token's refresh token is written over what it holds.
-    CheckingHeld(Token),
     /// Waiting for the held token's refresh token to be written.
     SavingHeld(Token),
     /// Read the store if the session wants it, then pick a grant.
@@ -62,6 +60,8 @@ pub struct Acquisition {
     out: VecDeque<Action>,
     /// Only the held token's save, no grant (a client being freed).
     flush: bool,
+    /// The store was read before a held token's save (what it holds may be newer).
+    checked: bool,
 }
 
 impl Acquisition {
@@ -69,7 +69,7 @@ impl Acquisition {
     /// `cfg.timeout_ms`.
     pub fn new(ctx: &mut Ctx) -> Self {
         ctx.session.begin();
-        Acquisition { phase: Phase::Start, out: VecDeque::new(), flush: false }
+        Acquisition { phase: Phase::Start, out: VecDeque::new(), flush: false, checked: false }
     }
 
     /// A client going away (`free()`): the save of a token held back, under the same rule as at
@@ -77,13 +77,13 @@ impl Acquisition {
     /// nothing is held.
     pub fn flush(ctx: &mut Ctx) -> Option<Self> {
         unsaved(ctx.session, ctx.held)?;
-        Some(Acquisition { phase: Phase::Start, out: VecDeque::new(), flush: true })
+        Some(Acquisition { phase: Phase::Start, out: VecDeque::new(), flush: true, checked: false })
     }
 
     /// An authorization-code exchange: a new chain, so a token held back from the old one is
     /// dropped and the store is not read first.
     pub fn exchange(ctx: &mut Ctx, grant: Grant, now: f64) -> Self {
-        let mut a = Acquisition { phase: Phase::NextGrant, out: VecDeque::new(), flush: false };
+        let mut a = Acquisition { phase: Phase::NextGrant, out: VecDeque::new(), flush: false, checked: true };
         if let Grant::Code { code, .. } = &grant {
             if let Err(e) = ctx.session.exchange_started(code) {
                 a.finish(Err(e));
@@ -109,12 +109,19 @@ impl Acquisition {
                 // store is read first, and a token there that it neither wrote nor spent (another
                 // isolate's rotation, a new sign-in on the key) is newer: that one is used and the
                 // held token dropped, never written back over it.
+                Phase::Start if !self.checked && unsaved(ctx.session, ctx.held).is_some() => {
+                    self.checked = true;
+                    self.phase = Phase::ReadingStore;
+                    return Action::ReadStore;
+                }
                 Phase::Start => match ctx.held.take().filter(|_| ctx.session.has_store()) {
-                    Some(t) if t.refresh.is_some() => {
-                        self.phase = Phase::CheckingHeld(t);
-                        return Action::ReadStore;
-                    }
-                    Some(t) => self.held_saved(ctx.cfg, t, now),
+                    Some(t) => match t.refresh.clone() {
+                        Some(rt) => {
+                            self.phase = Phase::SavingHeld(t);
+                            return Action::WriteStore(rt);
+                        }
+                        None => self.held_saved(ctx.cfg, t, now),
+                    },
                     None if self.flush => self.finish(Ok(())),
                     None => self.phase = Phase::NextGrant,
                 },
@@ -161,33 +168,13 @@ impl Acquisition {
             Phase::Waiting(grant, ..) => {
                 let _ = ctx.session.after_failure(&grant, given_up(true));
             }
-            Phase::Saving(_, token, _) | Phase::SavingHeld(token) | Phase::CheckingHeld(token) => *ctx.held = Some(token),
+            Phase::Saving(_, token, _) | Phase::SavingHeld(token) => *ctx.held = Some(token),
             _ => {}
         }
     }
 
     fn handle(&mut self, ctx: &mut Ctx, input: Input, now: f64) {
         match (core::mem::replace(&mut self.phase, Phase::Finished), input) {
-            (Phase::CheckingHeld(t), Input::StoreRead(r)) => match r {
-                Ok(saved) => match ctx.session.store_read(saved) {
-                    Some(newer) => {
-                        ctx.redactor.add(newer);
-                        ctx.session.unsaved = false;
-                        self.phase = if self.flush { Phase::Start } else { Phase::NextGrant };
-                    }
-                    None => match t.refresh.clone() {
-                        Some(rt) => {
-                            self.out.push_back(Action::WriteStore(rt));
-                            self.phase = Phase::SavingHeld(t);
-                        }
-                        None => self.held_saved(ctx.cfg, t, now),
-                    },
-                },
-                Err(e) => {
-                    *ctx.held = Some(t);
-                    self.finish(Err(e));
-                }
-            },
             (Phase::SavingHeld(t), Input::StoreWritten(r)) => match r {
                 Ok(()) if self.flush => {
                     ctx.session.saved();
@@ -207,15 +194,22 @@ impl Acquisition {
                     Ok(saved) => {
                         if let Some(adopted) = ctx.session.store_read(saved) {
                             ctx.redactor.add(adopted);
+                            // A token held back is older than one the store got meanwhile
+                            // (another isolate's rotation, a new sign-in on the key): never
+                            // written over it, dropped.
+                            *ctx.held = None;
+                            ctx.session.unsaved = false;
                         }
                     }
+                    // Nothing is written blind over what could not be read: the token stays held.
+                    Err(e) if ctx.held.is_some() => return self.finish(Err(e)),
                     Err(e) => {
                         if let Err(e) = ctx.session.store_read_failed(e) {
                             return self.finish(Err(e));
                         }
                     }
                 }
-                self.phase = Phase::NextGrant;
+                self.phase = Phase::Start;
             }
             (Phase::Sending(grant, mut retrying, started), Input::Answer(r)) => {
                 let parsed = r.and_then(|resp| parse_token_response(&resp, now, ctx.redactor));

@@ -14,7 +14,7 @@ use crate::json::{self, write_str, Cursor};
 use crate::secret::{Redactor, Secret};
 use crate::token::Token;
 use alloc::collections::VecDeque;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -337,22 +337,25 @@ pub fn classify(status: u16, retry_after: Option<String>, env: Option<&Envelope>
 /// the document's first definition, after comments and commas (GraphQL's ignored tokens); a
 /// shorthand `{ … }` or an unnamed operation is `anonymous`.
 pub fn operation_name(query: &str) -> String {
-    let mut rest = query;
-    let mut words = [""; 2];
+    let (b, mut i) = (query.as_bytes(), 0);
+    let mut words: [&[u8]; 2] = [b""; 2];
     for word in &mut words {
         loop {
-            rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',' || c == '\u{feff}');
-            match rest.strip_prefix('#') {
-                Some(comment) => rest = comment.split_once(['\n', '\r']).map_or("", |(_, after)| after),
-                None => break,
+            match b.get(i) {
+                Some(c) if c.is_ascii_whitespace() || *c == b',' => i += 1,
+                // The byte order mark, U+FEFF.
+                Some(0xEF) if b.get(i + 1..i + 3) == Some(&[0xBB, 0xBF]) => i += 3,
+                Some(b'#') => i += b.get(i..).unwrap_or_default().iter().take_while(|c| !matches!(c, b'\n' | b'\r')).count(),
+                _ => break,
             }
         }
-        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
-        (*word, rest) = rest.split_at_checked(end).unwrap_or_default();
+        let n = b.get(i..).unwrap_or_default().iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+        *word = b.get(i..i + n).unwrap_or_default();
+        i += n;
     }
     match words {
-        ["query" | "mutation" | "subscription", name] if !name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit()) => name.to_string(),
-        _ => "anonymous".to_string(),
+        [b"query" | b"mutation" | b"subscription", name] if name.first().is_some_and(|c| !c.is_ascii_digit()) => name.iter().map(|&c| char::from(c)).collect(),
+        _ => "anonymous".into(),
     }
 }
 
