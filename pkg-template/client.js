@@ -380,7 +380,10 @@ class Client {
       // An exchange that failed is the caller's of exchangeCode(), not this caller's: the chain
       // before it is still there, and this call asks again (after it, as one of its own).
       if (!joined.exchange) return this.#settled(joined);
-      return this.#settled(joined).catch(() => this[ENSURE]());
+      return this.#settled(joined).catch((e) => {
+        if (this.#freed) throw e;
+        return this[ENSURE]();
+      });
     }
     return this.#settled(this.#spawn((flight) => this.#obtain(flight), id));
   }

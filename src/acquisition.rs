@@ -19,10 +19,12 @@ use crate::qflow::{After, Grant, QflowConfig, Session};
 use crate::secret::{Redactor, Secret};
 use crate::token::{parse_token_response, Token};
 
-/// The refresh token a client holds back and its store lacks (its save failed), if any: what
-/// must not be lost when the client goes (`Acquisition::flush`).
-pub fn unsaved<'a>(session: &'a Session, held: &'a Option<Token>) -> Option<&'a Secret> {
-    held.as_ref().and_then(|t| t.refresh.as_ref()).filter(|_| session.has_store())
+/// What a client holds back and its store lacks (its save failed), if anything: a rotated
+/// refresh token, or the empty value of an exchange's new chain without one. What must not be
+/// lost when the client goes (`Acquisition::flush`).
+pub fn unsaved(session: &Session, held: &Option<Token>) -> Option<Secret> {
+    let t = held.as_ref().filter(|_| session.has_store())?;
+    t.refresh.clone().or_else(|| session.unsaved.then(|| Secret::new(alloc::string::String::new())))
 }
 
 /// What an acquisition works on: the client's configuration and the state that outlives one
@@ -44,6 +46,9 @@ enum Phase {
     SavingHeld(Token),
     /// Read the store if the session wants it, then pick a grant.
     NextGrant,
+    /// An exchange reading what the store holds before it sends its code: the chain before it,
+    /// superseded (never adopted back once the new chain's save has failed).
+    Superseding(Grant),
     ReadingStore,
     /// A grant's request is out (or about to be resent).
     Sending(Grant, Retrying, f64),
@@ -91,7 +96,12 @@ impl Acquisition {
             }
         }
         *ctx.held = None;
-        a.send(ctx, grant, now);
+        if ctx.session.has_store() {
+            a.out.push_back(Action::ReadStore);
+            a.phase = Phase::Superseding(grant);
+        } else {
+            a.send(ctx, grant, now);
+        }
         a
     }
 
@@ -114,16 +124,14 @@ impl Acquisition {
                     self.phase = Phase::ReadingStore;
                     return Action::ReadStore;
                 }
-                Phase::Start => match ctx.held.take().filter(|_| ctx.session.has_store()) {
-                    Some(t) => match t.refresh.clone() {
-                        Some(rt) => {
-                            self.phase = Phase::SavingHeld(t);
-                            return Action::WriteStore(rt);
-                        }
-                        None => self.held_saved(ctx.cfg, t, now),
-                    },
-                    None if self.flush => self.finish(Ok(())),
-                    None => self.phase = Phase::NextGrant,
+                Phase::Start => match (unsaved(ctx.session, ctx.held), ctx.held.take().filter(|_| ctx.session.has_store())) {
+                    (Some(value), Some(t)) => {
+                        self.phase = Phase::SavingHeld(t);
+                        return Action::WriteStore(value);
+                    }
+                    (None, Some(t)) => self.held_saved(ctx.cfg, t, now),
+                    (_, None) if self.flush => self.finish(Ok(())),
+                    (_, None) => self.phase = Phase::NextGrant,
                 },
                 Phase::NextGrant => {
                     if ctx.session.wants_store_read() {
@@ -165,7 +173,7 @@ impl Acquisition {
             Phase::Sending(grant, ..) => {
                 let _ = ctx.session.after_failure(&grant, given_up(false));
             }
-            Phase::Waiting(grant, ..) => {
+            Phase::Waiting(grant, ..) | Phase::Superseding(grant) => {
                 let _ = ctx.session.after_failure(&grant, given_up(true));
             }
             Phase::Saving(_, token, _) | Phase::SavingHeld(token) => *ctx.held = Some(token),
@@ -175,6 +183,13 @@ impl Acquisition {
 
     fn handle(&mut self, ctx: &mut Ctx, input: Input, now: f64) {
         match (core::mem::replace(&mut self.phase, Phase::Finished), input) {
+            (Phase::Superseding(grant), Input::StoreRead(r)) => {
+                // Unread (the store failed), the sign-in still goes on.
+                if let Ok(Some(v)) = r {
+                    ctx.session.supersede(v);
+                }
+                self.send(ctx, grant, now);
+            }
             (Phase::SavingHeld(t), Input::StoreWritten(r)) => match r {
                 Ok(()) if self.flush => {
                     ctx.session.saved();
@@ -793,7 +808,7 @@ mod tests {
         assert_eq!((err.code, writes, installed.len()), (ErrorCode::StoreFailed, 1, 0));
         assert!(h.held.is_some());
         // What a client freed now would save one last time: the held token's refresh token.
-        assert_eq!(unsaved(&h.session, &h.held).map(|s| s.expose()), Some("rt2"));
+        assert_eq!(unsaved(&h.session, &h.held).as_ref().map(|s| s.expose()), Some("rt2"));
         // The next acquisition saves the held token first (over the spent rt1 it reads there)
         // and hands it out, with no request.
         let t = h.acquire(|r| panic!("no request while a held token is valid: {r}")).unwrap().unwrap();
@@ -857,7 +872,7 @@ mod tests {
     }
 
     #[test]
-    fn an_exchange_starts_a_new_chain_without_reading_the_store() {
+    fn an_exchange_starts_a_new_chain_over_what_the_store_held() {
         let mut h = host(
             cfg(|o| {
                 o.username = None;
@@ -872,14 +887,15 @@ mod tests {
         let now = h.now;
         let a = Acquisition::exchange(&mut h.ctx(), grant, now);
         h.run(a, |_| ok("at1", Some("rt1"))).unwrap();
-        assert_eq!(h.log, ["send code code-1", "write rt1", "install at1", "event refresh_token_rotated", "event token_acquired", "done ok"]);
+        // The store is read first only to learn the chain it ends (nothing is adopted from it).
+        assert_eq!(h.log, ["read -", "send code code-1", "write rt1", "install at1", "event refresh_token_rotated", "event token_acquired", "done ok"]);
         // A code is single use: a lost answer is not resent.
         let grant = Grant::Code { code: Secret::new("code-2"), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
         h.log.clear();
         let now = h.now;
         let a = Acquisition::exchange(&mut h.ctx(), grant, now);
         assert_eq!(h.run(a, |_| status(502, None, "")).unwrap_err().code, ErrorCode::ServerError);
-        assert_eq!(h.log, ["send code code-2", "done server_error"]);
+        assert_eq!(h.log, ["read rt1", "send code code-2", "done server_error"]);
         // An exchange whose answer holds no refresh token still ends the chain before it: the
         // store is emptied, and the old refresh token is never sent (nor adopted back).
         let grant = Grant::Code { code: Secret::new("code-3"), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
@@ -887,7 +903,7 @@ mod tests {
         let now = h.now;
         let a = Acquisition::exchange(&mut h.ctx(), grant, now);
         h.run(a, |_| ok("at3", None)).unwrap();
-        assert_eq!(h.log[..3], ["send code code-3", "write ", "install at3"]);
+        assert_eq!(h.log[..4], ["read rt1", "send code code-3", "write ", "install at3"]);
         assert_eq!(h.session.refresh_token(), None);
         h.stored = Some("rt1".into());
         h.cfg = cfg(|o| {
@@ -910,6 +926,51 @@ mod tests {
             assert!(e.message.contains("already sent") && !e.message.contains(code), "{}", e.message);
             assert!(h.held.is_some(), "a refused exchange changes nothing");
         }
+    }
+
+    #[test]
+    fn an_exchange_whose_save_failed_is_never_traded_for_the_chain_before_it() {
+        // A client that never saw the store (a new isolate, a restarted broker object): the
+        // previous sign-in's rt-ann is there. Joe's exchange answers rt-joe, whose save fails.
+        let code = |c: &str| Grant::Code { code: Secret::new(c), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
+        let signed_in = |answer: Option<&str>| {
+            let mut h = host(
+                cfg(|o| {
+                    o.username = None;
+                    o.password = None;
+                    o.store_key = Some("session:1".into());
+                }),
+                true,
+                Some("rt-ann"),
+            );
+            let now = h.now;
+            let mut a = Acquisition::exchange(&mut h.ctx(), code("joe"), now);
+            let mut input = None;
+            loop {
+                match a.step(&mut h.ctx(), input.take(), now) {
+                    Action::ReadStore => input = Some(Input::StoreRead(Ok(Some("rt-ann".into())))),
+                    Action::Send { .. } => input = Some(Input::Answer(ok("at-joe", answer))),
+                    Action::WriteStore(_) => input = Some(Input::StoreWritten(Err(AuthError::new(ErrorCode::StoreFailed, "put failed")))),
+                    Action::Done(r) => break assert_eq!(r.unwrap_err().code, ErrorCode::StoreFailed),
+                    _ => {}
+                }
+            }
+            h
+        };
+        // The next call, and free(), save joe's chain over ann's: ann's was superseded.
+        let mut h = signed_in(Some("rt-joe"));
+        let t = h.acquire(|r| panic!("joe's held token is handed out, nothing sent: {r}")).unwrap().unwrap();
+        assert_eq!((t.access.expose(), &h.log[..2]), ("at-joe", &["read rt-ann".to_string(), "write rt-joe".to_string()][..]));
+        let mut h = signed_in(Some("rt-joe"));
+        let a = Acquisition::flush(&mut h.ctx()).unwrap();
+        h.run(a, |r| panic!("{r}")).unwrap();
+        assert_eq!((h.log.clone(), h.stored.as_deref()), (vec!["read rt-ann".into(), "write rt-joe".into(), "done ok".into()], Some("rt-joe")));
+        // Without a refresh token of its own, the emptying of the store is what is held: made
+        // again at the next call, or by free().
+        let mut h = signed_in(None);
+        let a = Acquisition::flush(&mut h.ctx()).unwrap();
+        h.run(a, |r| panic!("{r}")).unwrap();
+        assert_eq!(h.stored.as_deref(), Some(""), "{:?}", h.log);
     }
 
     #[test]

@@ -519,6 +519,15 @@ impl Session {
         Ok(())
     }
 
+    /// What the store held when an exchange began: that chain is over for this client, and the
+    /// token is never adopted from the store again.
+    pub fn supersede(&mut self, saved: String) {
+        if !saved.is_empty() && !self.refresh.as_ref().is_some_and(|r| r.expose() == saved) {
+            spend(&mut self.spent, Secret::new(saved));
+        }
+        self.store_loaded = true;
+    }
+
     pub fn refresh_token(&self) -> Option<&Secret> {
         self.refresh.as_ref()
     }
