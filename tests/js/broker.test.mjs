@@ -467,6 +467,33 @@ test("after an exchange on an object, a restart does not bring back the token of
   );
 });
 
+test("a restarted object whose exchange's new token could not be saved saves it later over the chain before, never refreshing that chain", async () => {
+  await acrossRestart(
+    async (w) => {
+      await emu.control("reset");
+      const before = await leaseOn(w, 0, "resigned", "&ns=flaky&password=1&stale=-1");
+      assert.equal(before.token, true, JSON.stringify(before));
+    },
+    async (w) => {
+      // Restarted: the object's new client never read its storage. Another sign-in on the key,
+      // whose new refresh token's save fails: held back.
+      const { beginAuthorization } = await import("qauth");
+      const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
+      const q = (k, v) => `&${k}=${encodeURIComponent(v)}`;
+      await leaseOn(w, 0, "resigned", "&ns=flaky&arm=1");
+      const ex = await leaseOn(w, 1, "resigned", `&ns=flaky&password=1&stale=-1${q("code", code)}${q("verifier", codeVerifier)}${q("redirect", redirectUri)}`);
+      assert.equal(ex.error?.code, "store_failed", JSON.stringify(ex));
+      await emu.control("reset");
+      // The next lease saves the held token over the chain before (which the exchange read and
+      // counted superseded) and hands it out: no refresh of the chain before.
+      const after = await leaseOn(w, 2, "resigned", "&ns=flaky&password=1");
+      assert.equal(after.token, true, JSON.stringify(after));
+      const t = (await emu.stats()).token;
+      assert.deepEqual([t.refresh_token, t.password, t.total], [0, 0, 0], "the exchanged chain's token, not a grant: " + JSON.stringify(t));
+    },
+  );
+});
+
 test("a token reported stale is not kept in storage: after a restart the object does not hand it out again", async () => {
   await acrossRestart(
     async (w) => {
