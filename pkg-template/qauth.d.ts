@@ -82,7 +82,8 @@ export class QflowAuth {
   /**
    * Releases the wasm memory of this client. Calls already running end first (a refresh in
    * flight still saves its rotated token); later calls reject with `invalid_request` (and
-   * `invalidate()` throws it). Settles once released, after one last try (within `timeoutMs`)
+   * `invalidate()` throws it). Settles once released, after one last try (a store read and a
+   * write, each within `timeoutMs`)
    * at saving a rotated refresh token whose save had failed (never over a newer token in the
    * store); await it before another client reads the same store. A second `free()` answers the
    * same Promise.

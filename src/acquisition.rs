@@ -86,7 +86,7 @@ impl Acquisition {
     }
 
     /// An authorization-code exchange: a new chain, so a token held back from the old one is
-    /// dropped and the store is not read first.
+    /// dropped once the code is answered (kept, to be saved, if it is refused).
     pub fn exchange(ctx: &mut Ctx, grant: Grant, now: f64) -> Self {
         let mut a = Acquisition { phase: Phase::NextGrant, out: VecDeque::new(), flush: false, checked: true };
         if let Grant::Code { code, .. } = &grant {
@@ -95,7 +95,6 @@ impl Acquisition {
                 return a;
             }
         }
-        *ctx.held = None;
         if ctx.session.has_store() {
             a.out.push_back(Action::ReadStore);
             a.phase = Phase::Superseding(grant);
@@ -183,13 +182,18 @@ impl Acquisition {
 
     fn handle(&mut self, ctx: &mut Ctx, input: Input, now: f64) {
         match (core::mem::replace(&mut self.phase, Phase::Finished), input) {
-            (Phase::Superseding(grant), Input::StoreRead(r)) => {
-                // Unread (the store failed), the sign-in still goes on.
-                if let Ok(Some(v)) = r {
+            (Phase::Superseding(grant), Input::StoreRead(r)) => match r {
+                Ok(v) => {
                     ctx.session.supersede(v);
+                    self.send(ctx, grant, now);
                 }
-                self.send(ctx, grant, now);
-            }
+                // Not knowing the chain it would end, the code is not sent (it stays good): a
+                // later save of the new chain could not tell the old one from a newer sign-in.
+                Err(mut e) => {
+                    e.unsent = true;
+                    self.failed(ctx, &grant, e);
+                }
+            },
             (Phase::SavingHeld(t), Input::StoreWritten(r)) => match r {
                 Ok(()) if self.flush => {
                     ctx.session.saved();
@@ -293,6 +297,10 @@ impl Acquisition {
             ctx.redactor.add(rt);
         }
         let new_chain = matches!(grant, Grant::Code { .. });
+        if new_chain {
+            // The chain before it is over: a token of it held back is not saved any more.
+            *ctx.held = None;
+        }
         let must_save = ctx.session.on_grant(&token, new_chain) && ctx.session.has_store();
         // A new chain without a refresh token empties the store: the chain before it is over.
         let value = token.refresh.clone().or_else(|| new_chain.then(|| Secret::new(alloc::string::String::new())));
@@ -971,6 +979,45 @@ mod tests {
         let a = Acquisition::flush(&mut h.ctx()).unwrap();
         h.run(a, |r| panic!("{r}")).unwrap();
         assert_eq!(h.stored.as_deref(), Some(""), "{:?}", h.log);
+    }
+
+    #[test]
+    fn an_exchange_changes_nothing_until_its_code_is_answered() {
+        let code = |c: &str| Grant::Code { code: Secret::new(c), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
+        let refresh_only = || {
+            cfg(|o| {
+                o.username = None;
+                o.password = None;
+                o.store_key = Some("session:1".into());
+            })
+        };
+        // The store cannot be read: the chain the exchange would end is unknown, so the code is
+        // not sent (a later save could not tell that chain from a newer sign-in); it stays good.
+        let mut h = host(refresh_only(), true, Some("rt-ann"));
+        h.store_fails = true;
+        let now = h.now;
+        let a = Acquisition::exchange(&mut h.ctx(), code("c1"), now);
+        assert_eq!(h.run(a, |r| panic!("not sent: {r}")).unwrap_err().code, ErrorCode::StoreFailed);
+        h.store_fails = false;
+        h.log.clear();
+        let a = Acquisition::exchange(&mut h.ctx(), code("c1"), now);
+        h.run(a, |_| ok("at-joe", Some("rt-joe"))).unwrap();
+        assert_eq!(h.log[..3], ["read rt-ann", "send code c1", "write rt-joe"], "the same code, sent once now");
+        // A refused code leaves the chain before it as it was: still used.
+        let mut h = host(refresh_only(), true, Some("rt-ann"));
+        let now = h.now;
+        let a = Acquisition::exchange(&mut h.ctx(), code("stale"), now);
+        assert_eq!(h.run(a, |_| refused()).unwrap_err().code, ErrorCode::InvalidGrant);
+        h.acquire(|_| ok("at-ann2", Some("rt-ann2"))).unwrap();
+        assert_eq!(h.log[..2], ["read rt-ann", "send refresh rt-ann"]);
+        // Nor does it drop a rotated token held back: it is saved, as it would have been.
+        let mut h = holding_rt2();
+        let now = h.now;
+        let a = Acquisition::exchange(&mut h.ctx(), code("stale"), now);
+        assert_eq!(h.run(a, |_| refused()).unwrap_err().code, ErrorCode::InvalidGrant);
+        let a = Acquisition::flush(&mut h.ctx()).expect("rt2 still held");
+        h.run(a, |r| panic!("{r}")).unwrap();
+        assert_eq!(h.stored.as_deref(), Some("rt2"));
     }
 
     #[test]

@@ -436,6 +436,8 @@ pub struct Session {
     /// Authorization codes already sent, newest last (apart: codes never push out a refresh
     /// token).
     codes: Vec<Secret>,
+    /// What the store held when the exchange in progress began (`supersede`).
+    superseding: Option<Secret>,
     /// In this acquisition: a refresh failed (so a password grant is a fallback), and the store
     /// was re-read after a failure.
     refresh_failed: bool,
@@ -519,12 +521,11 @@ impl Session {
         Ok(())
     }
 
-    /// What the store held when an exchange began: that chain is over for this client, and the
-    /// token is never adopted from the store again.
-    pub fn supersede(&mut self, saved: String) {
-        if !saved.is_empty() && !self.refresh.as_ref().is_some_and(|r| r.expose() == saved) {
-            spend(&mut self.spent, Secret::new(saved));
-        }
+    /// What the store held when an exchange began: once the code is answered that chain is
+    /// over for this client, and its token never adopted from the store again (`on_grant`); a
+    /// refused code leaves it as it was.
+    pub fn supersede(&mut self, saved: Option<String>) {
+        self.superseding = saved.filter(|s| !s.is_empty()).map(Secret::new);
         self.store_loaded = true;
     }
 
@@ -553,6 +554,7 @@ impl Session {
 
     /// After a failed grant (its own retries spent).
     pub fn after_failure(&mut self, failed: &Grant, err: AuthError) -> After {
+        self.superseding = None;
         let rt = match failed {
             Grant::Refresh(rt) => rt,
             // A code that never reached the server may be exchanged again.
@@ -598,8 +600,10 @@ impl Session {
     /// again, nor adopted from the store; the store is written, emptied if need be).
     pub fn on_grant(&mut self, token: &Token, new_chain: bool) -> bool {
         if new_chain {
-            if let Some(old) = self.refresh.take().filter(|old| token.refresh.as_ref() != Some(old)) {
-                spend(&mut self.spent, old);
+            for old in [self.refresh.take(), self.superseding.take()].into_iter().flatten() {
+                if token.refresh.as_ref() != Some(&old) && !self.spent.contains(&old) {
+                    spend(&mut self.spent, old);
+                }
             }
             self.refresh = token.refresh.clone();
             self.unsaved = self.has_store;

@@ -600,9 +600,10 @@ impl Client {
             }
             Err(e) => {
                 self.generations.failed(stale);
-                // The object ran the exchange and held its new token back (its save failed): as
-                // there, the chain before it (perhaps another user's) is no longer handed out here.
-                if exchange && held_back {
+                // The object ran the exchange and held its new token back (its save failed), or
+                // did not answer (it may have run it): as there, the chain before it (perhaps
+                // another user's) is no longer handed out here.
+                if exchange && (held_back || !matches!(kind.as_str(), "t" | "e")) {
                     self.cache.invalidate();
                     out.kind(b'D');
                 }
