@@ -629,6 +629,30 @@ scenario("exchangeCode() and headers() started in the same turn on a new client:
   q.free();
 });
 
+scenario("with a broker, an exchange whose lease gets no answer in time drops the token of the chain before: the next call leases again", async ({ qauth: { QflowAuth }, emu, assert }) => {
+  // A namespace standing in for the object: slow on the exchange, which it still runs (the key
+  // then serves the new sign-in).
+  let switched = false;
+  const token = (accessToken, generation) => ({ token: { accessToken, expiresInMs: 3.6e6, lifetimeMs: 3.6e6, generation } });
+  const broker = {
+    idFromName: (name) => ({ name }),
+    get: () => ({
+      async lease(request) {
+        if (!request.exchange) return switched ? token("AT-NEW-SIGN-IN", 2) : token("AT-BEFORE", 1);
+        switched = true;
+        await sleep(700);
+        return token("AT-NEW-SIGN-IN", 2);
+      },
+    }),
+  };
+  const c = new QflowAuth({ clientId: CREDS.clientId, clientSecret: CREDS.clientSecret, subscriptionKey: CREDS.subscriptionKey, identityUrl: emu.url, apiUrl: emu.url, storeKey: "session-1", broker, timeoutMs: 300 });
+  assert.equal(await c.accessToken(), "AT-BEFORE");
+  const e = await c.exchangeCode({ code: "the-code", codeVerifier: "v".repeat(43), redirectUri: emu.url + "/cb" }).then(() => null, (x) => x);
+  assert.equal(e?.code, "timeout", String(e));
+  assert.equal(await c.accessToken(), "AT-NEW-SIGN-IN", "the token of the chain before the exchange is not handed out");
+  await c.free();
+});
+
 scenario("a call that joins a failing exchange gets a token of its own, not the exchange's error", async ({ qauth: { QflowAuth }, emu, assert }) => {
   await emu.control("reset");
   const q = new QflowAuth(qflowOptions(emu));
