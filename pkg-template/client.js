@@ -19,8 +19,8 @@ export { AuthError };
 const [NEW_QFLOW, NEW_QPIEN, FREE, STEP, FINISH, INVALIDATE, INVALIDATE_IF, OBTAIN, INPUT, EXCHANGE, RESTORE_KEY, RESTORED, SAVE_ACCESS] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
 const [TARGET, CHECK_SENT, API_NEXT, API_GATE, COMMS_URL, COMMS_STATUS, GRAPHQL_ARGS, GRAPHQL_VERDICT, FAIL, PROBES, RELAY, FLUSH] = [23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34];
 // FAIL reasons (the wasm owns their text).
-const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT, STALLED, NOT_A_RESPONSE] = [
-  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+const [API_TRANSPORT, QPIEN_TRANSPORT, QPIEN_TOO_BIG, NOT_AN_INPUT, NOT_AN_INIT, NOT_A_REQUEST, BODY_USED, NOT_COPIED, BAD_HEADER, FREED, NOT_JSON, BAD_EVENT_ID, NO_TOKEN, NO_END, BAD_ENDPOINT, STALLED, NOT_A_RESPONSE, PUT_FAILED] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
 ];
 
 /** The AuthError for a FAIL reason. */
@@ -621,7 +621,14 @@ class Client {
     // over what the exchange leaves; and what it leaves is kept (a new chain's token, or none when
     // that token was held back), so a restart does not bring back the chain before it. Then the
     // exchange waits for any flight (one may have started during that read).
-    if (this.#restores) await this.#restore();
+    if (this.#restores) {
+      await this.#restore();
+      // ...and emptied before the code is sent: a kept token of the chain before, left there
+      // because the write after the exchange failed, would come back after a restart for the
+      // new sign-in. One that cannot be emptied stops the exchange, its code not sent.
+      const [key] = this[ONE](SAVE_ACCESS);
+      if (key !== undefined) await callStore(this.#store, "put", [key, ""], this.#timeout).catch(() => Promise.reject(fail(PUT_FAILED)));
+    }
     while (this.#pending) await this.#wait(this.#pending);
     // The wasm learns of the flight in the same turn as the driver does (its first records are
     // performed inside it): a call made before the flight's work starts must join it, not

@@ -998,6 +998,9 @@ mod tests {
         let now = h.now;
         let a = Acquisition::exchange(&mut h.ctx(), code("c1"), now);
         assert_eq!(h.run(a, |r| panic!("not sent: {r}")).unwrap_err().code, ErrorCode::StoreFailed);
+        // Nor does it count as a read: the next call's failed read is still `store_failed`
+        // (the saved token may be the only one), not "no refresh token, sign in again".
+        assert_eq!(h.acquire(|r| panic!("{r}")).unwrap_err().code, ErrorCode::StoreFailed);
         h.store_fails = false;
         h.log.clear();
         let a = Acquisition::exchange(&mut h.ctx(), code("c1"), now);

@@ -505,7 +505,8 @@ impl Session {
         }
     }
 
-    /// An authorization-code exchange starts a new chain: the store is not read first. A code is
+    /// An authorization-code exchange starts a new chain (the store is read first only to learn
+    /// the one it ends: `supersede`). A code is
     /// single use like a refresh token (RFC 6749 §4.1.2: a server that sees one twice should
     /// revoke the tokens it issued for it, ending the first exchange's session too), so one this
     /// session already sent is refused, and nothing changes.
@@ -517,7 +518,6 @@ impl Session {
             ));
         }
         spend(&mut self.codes, code.clone());
-        self.store_loaded = true;
         Ok(())
     }
 

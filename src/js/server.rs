@@ -816,7 +816,8 @@ fn api(c: &mut Client, op: u32, items: &mut Items, out: &mut Out) -> Result<(), 
 /// method), 6 a Request body already used, 7 a request that could not be copied, 8 a header
 /// value the platform refused, 9 a freed client, 10 variables that are not JSON, 11 an event ID
 /// that makes no URL, 12 no token after an acquisition, 13 an acquisition that did not end,
-/// 14 a Qpien endpoint the platform's fetch refuses, 15 a flight given up on (`stalled`).
+/// 14 a Qpien endpoint the platform's fetch refuses, 15 a flight given up on (`stalled`), 16 not
+/// a Response for `relayBody`, 17 a store write that failed.
 fn failure(items: &mut Items) -> Result<AuthError, AuthError> {
     let reason = items.num()?.filter(|r| *r >= 0.0).unwrap_or(255.0);
     let detail = items.seen()?;
@@ -846,6 +847,7 @@ fn failure(items: &mut Items) -> Result<AuthError, AuthError> {
         14 => AuthError::new(ErrorCode::InvalidConfig, "the endpoint URL is not valid for fetch"),
         15 => stalled(),
         16 => arg("relayBody(auth, response) takes the Response that auth.fetch() returned"),
+        17 => store_error("put(key, value) failed"),
         _ => bad_input(),
     })
 }

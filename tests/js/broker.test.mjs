@@ -494,6 +494,30 @@ test("a restarted object whose exchange's new token could not be saved saves it 
   );
 });
 
+test("after an exchange whose kept access token could not be written, a restarted object does not bring back the chain before it", async () => {
+  await acrossRestart(
+    async (w) => {
+      await emu.control("reset");
+      const before = await leaseOn(w, 0, "kept", "&ns=flaky&password=1&stale=-1");
+      assert.equal(before.token, true, JSON.stringify(before));
+      const { beginAuthorization } = await import("qauth");
+      const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
+      const q = (k, v) => `&${k}=${encodeURIComponent(v)}`;
+      // The exchange works, its refresh token is saved; the write of its kept access token fails.
+      await leaseOn(w, 0, "kept", "&ns=flaky&arm=access");
+      const ex = await leaseOn(w, 1, "kept", `&ns=flaky&password=1&stale=-1${q("code", code)}${q("verifier", codeVerifier)}${q("redirect", redirectUri)}`);
+      assert.equal(ex.token, true, JSON.stringify(ex));
+      assert.notEqual(ex.fp, before.fp);
+      return { before: before.fp, exchanged: ex.fp };
+    },
+    async (w, fps) => {
+      const after = await leaseOn(w, 2, "kept", "&ns=flaky&password=1");
+      assert.equal(after.token, true, JSON.stringify(after));
+      assert.notEqual(after.fp, fps.before, "the kept token of the chain before the exchange came back after the restart");
+    },
+  );
+});
+
 test("a token reported stale is not kept in storage: after a restart the object does not hand it out again", async () => {
   await acrossRestart(
     async (w) => {

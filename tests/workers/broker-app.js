@@ -81,7 +81,7 @@ export default {
           const id = ns.idFromName(name);
           // `byId`: by its ID string, as code that stored the ID would (the object is not told its name).
           const stub = ns.get(q("byId") ? ns.idFromString(id.toString()) : id);
-          if (q("arm")) return Response.json({ armed: await stub.armFailure(q("arm") === "hang" ? "hang" : "fail") });
+          if (q("arm")) return Response.json({ armed: await stub.armFailure(["hang", "access"].includes(q("arm")) ? q("arm") : "fail") });
           const options = { clientId: env.QFLOW_CLIENT_ID, clientSecret: q("secret") ?? env.QFLOW_CLIENT_SECRET, identityUrl: q("identity"), storeKey, username: env.QFLOW_USERNAME };
           if (q("password")) options.password = env.QFLOW_PASSWORD;
           if (q("timeout")) options.timeoutMs = Number(q("timeout"));

@@ -20,15 +20,22 @@ export class FailingStorageBroker extends TokenBroker {
   }
 }
 
-/** A store wrapper (as the README invites) whose next refresh-token write fails once, or never ends, on demand. */
-let nextPut = null; // null | "fail" | "hang"
+/**
+ * A store wrapper (as the README invites) whose next refresh-token write fails once, or never
+ * ends, on demand; or ("access") whose next write of a kept access token fails.
+ */
+let nextPut = null; // null | "fail" | "hang" | "access"
 export class FlakyBroker extends TokenBroker {
   get store() {
     const inner = super.store;
     return {
       get: (k) => inner.get(k),
       put: async (k, v) => {
-        if (nextPut && !k.endsWith("#access")) {
+        if (nextPut === "access" && k.endsWith("#access") && v !== "") {
+          nextPut = null;
+          throw new Error("transient");
+        }
+        if (nextPut && nextPut !== "access" && !k.endsWith("#access")) {
           const mode = nextPut;
           nextPut = null;
           if (mode === "hang") return new Promise(() => {});
