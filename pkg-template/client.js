@@ -216,6 +216,7 @@ class Client {
   #events;
   #store;
   #broker;
+  #brokerName;
   #brokerSide;
   #timeout;
   /** How long a caller waits for a flight before giving it up (the wasm's `stall_ms`). */
@@ -238,6 +239,8 @@ class Client {
   #restoring;
   /** The wasm keeps an access token in storage for this client (flag 16). */
   #restores = false;
+  /** Inside the broker: storage may hold a kept access token (one was read or written). */
+  #kept = false;
 
   constructor(op, options) {
     if (!probes.length) probes.push(...one(PROBES));
@@ -253,7 +256,7 @@ class Client {
     items.num(side ? 1 : 0);
     if (side) items.value(typeof name === "string" ? name : undefined);
     const seen = items.record(options);
-    const [h, flags, timeout, stall] = one(op, 0, items);
+    const [h, flags, timeout, stall, brokerName] = one(op, 0, items);
     this.#h = h;
     registry?.register(this, h, this);
     this.#timeout = timeout;
@@ -264,7 +267,10 @@ class Client {
       const { get, put } = items.methods.get(s);
       this.#store = { obj: s, get, put };
     }
-    if (flags & 2) this.#broker = seen.broker;
+    if (flags & 2) {
+      this.#broker = seen.broker;
+      this.#brokerName = brokerName;
+    }
     this.#brokerSide = !!(flags & 4);
     this.#restores = !!(flags & 16);
     if (flags & 8) this.#events = seen.onEvent;
@@ -293,6 +299,14 @@ class Client {
     } finally {
       if (--this.#busy === 0 && this.#freed) this.#release();
     }
+  }
+
+  /**
+   * With `broker`: the name of the TokenBroker object this client leases from (`idFromName`
+   * of it reaches that object, e.g. to `end()` a session); undefined without one.
+   */
+  get brokerName() {
+    return this.#brokerName;
   }
 
   /** The auth headers, frozen; a cache hit does no token work and allocates nothing. */
@@ -461,7 +475,10 @@ class Client {
   async #keepAccess() {
     if (!this.#brokerSide) return;
     const [key, record] = this[ONE](SAVE_ACCESS);
-    if (key !== undefined) await callStore(this.#store, "put", [key, record], this.#timeout).catch(() => {});
+    if (key === undefined) return;
+    // Counted kept from the attempt: a write that failed may still have landed.
+    this.#kept ||= record !== "";
+    await callStore(this.#store, "put", [key, record], this.#timeout).catch(() => {});
   }
 
   /** Inside the broker, once (every caller waits for the same read): the access token kept in storage. */
@@ -476,8 +493,11 @@ class Client {
     try {
       v = await callStore(this.#store, "get", [key], this.#timeout);
     } catch {
+      // Unread: it may hold one.
+      this.#kept = true;
       return;
     }
+    this.#kept ||= typeof v === "string" && v !== "";
     const epoch = this.#epoch;
     for (const r of this[RECORDS](RESTORED, new Items().value(typeof v === "string" ? v : undefined))) {
       if (r[0] === kind.I) this.#install(r, epoch);
@@ -627,7 +647,10 @@ class Client {
       // because the write after the exchange failed, would come back after a restart for the
       // new sign-in. One that cannot be emptied stops the exchange, its code not sent.
       const [key] = this[ONE](SAVE_ACCESS);
-      if (key !== undefined) await callStore(this.#store, "put", [key, ""], this.#timeout).catch(() => Promise.reject(fail(PUT_FAILED)));
+      if (key !== undefined && this.#kept) {
+        await callStore(this.#store, "put", [key, ""], this.#timeout).catch(() => Promise.reject(fail(PUT_FAILED)));
+        this.#kept = false;
+      }
     }
     while (this.#pending) await this.#wait(this.#pending);
     // The wasm learns of the flight in the same turn as the driver does (its first records are

@@ -75,6 +75,12 @@ export class QflowAuth {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>;
   commsAccess(eventId: string): Promise<{ enabled: true } | { enabled: false; reason: "comms_api_not_enabled" }>;
   invalidate(): void;
+  /**
+   * With `broker`: the name of the TokenBroker object this client leases from
+   * (`broker.get(broker.idFromName(client.brokerName))` reaches it, e.g. to `end()` a session);
+   * `undefined` without one.
+   */
+  readonly brokerName: string | undefined;
   /** A copy of the request with both headers set; its URL must be on `apiUrl`'s origin. */
   authorizeRequest(input: string | URL | Request, init?: RequestInit): Promise<Request>;
   /** Authorization-code grant (PKCE). A code this client already sent is refused (`invalid_request`), never sent twice. */
@@ -118,6 +124,12 @@ export class QpienAuth {
    */
   graphql<T = unknown>(query: string, variables?: Record<string, unknown>, options?: { operationName?: string }): Promise<T>;
   invalidate(): void;
+  /**
+   * With `broker`: the name of the TokenBroker object this client leases from
+   * (`broker.get(broker.idFromName(client.brokerName))` reaches it, e.g. to `end()` a session);
+   * `undefined` without one.
+   */
+  readonly brokerName: string | undefined;
   /**
    * Releases the wasm memory of this client. Calls already running end first; later calls
    * reject with `invalid_request` (and `invalidate()` throws it). Settles once released; a

@@ -205,23 +205,23 @@ function dropClient(h) {
   } catch {}
 }
 
-/**
- * The session's TokenBroker object: QflowAuth names it `qflow|<identity URL>|<client id>|<store
- * key>|` (the identity URL as configured, without a trailing slash).
- */
+/** The session's TokenBroker object, by the name its client leases from (the library's). */
 function brokerObject(env, h) {
-  const identity = env.QFLOW_IDENTITY_URL.replace(/\/+$/, "");
   const ns = env.TOKEN_BROKER;
-  return ns.get(ns.idFromName(`qflow|${identity}|${env.QFLOW_CLIENT_ID}|${sessionKey(h)}|`));
+  return ns.get(ns.idFromName(clientFor(env, h).brokerName));
 }
 
-/** Ends a session everywhere: `ended` in KV (checked by every isolate), then its broker object. */
+/**
+ * Ends a session everywhere: its broker object first (the lasting end: its leases are refused
+ * for good, also after a restart), then `ended` in KV (checked by every isolate).
+ */
 async function endSession(env, h, meta) {
+  const object = brokerObject(env, h);
   dropClient(h);
+  await object.end();
   const now = Date.now();
   const record = { created: meta?.created ?? now, absoluteExpiry: meta?.absoluteExpiry ?? now, ended: true };
   await env.SESSIONS.put(sessionKey(h), JSON.stringify(record), { expirationTtl: kvTtl(Math.max(0, record.absoluteExpiry - now)) });
-  await brokerObject(env, h).end();
 }
 
 /**
@@ -235,8 +235,9 @@ async function endIfLive(env, h) {
   if (meta && !meta.ended) return endSession(env, h, meta);
   // Ended already, or not shown here: the object is ended again (it is idempotent): a sign-out
   // retried after its `end()` failed must not answer "signed out" with the token still live.
+  const object = brokerObject(env, h);
   dropClient(h);
-  await brokerObject(env, h).end();
+  await object.end();
 }
 
 async function readMeta(env, h) {
@@ -342,21 +343,21 @@ const routes = {
       // or if anything below fails. No refresh token outlives its session.
       await brokerObject(env, h).endAt(absoluteExpiry);
       await qflow.exchangeCode({ code: body.code, codeVerifier: flow.verifier, redirectUri: flow.redirectUri });
+      // Signing in again from this browser ends its previous session.
+      const previous = readCookie(request, "qauth_session");
+      if (previous) await endIfLive(env, await hash(previous));
+      await env.SESSIONS.put(sessionKey(h), JSON.stringify({ created, absoluteExpiry, ended: false }), { expirationTtl: kvTtl(lifetime * 1000) });
     } catch (e) {
+      // Whatever failed, the new object ends: no tokens stay stored for a session nobody has.
+      const object = brokerObject(env, h);
       dropClient(h);
-      await brokerObject(env, h).end().catch(() => {});
-      if (!(e instanceof AuthError)) throw e;
-      const message =
-        e.code === "invalid_grant"
-          ? "This sign-in could not be completed: the code was already used, has expired, or does not match this browser's request. Sign in again."
-          : e.message;
-      const status = e.retryable ? 503 : 400;
-      return new Response(JSON.stringify({ code: e.code, message, hint: e.hint, retryable: e.retryable }), { status, headers: withType(headers) });
+      await object.end().catch(() => {});
+      const [code, message, status] =
+        e instanceof AuthError && !e.retryable
+          ? [e.code, e.code === "invalid_grant" ? "This sign-in could not be completed: the code was already used, has expired, or does not match this browser's request. Sign in again." : e.message, 400]
+          : [e instanceof AuthError ? e.code : "server_error", "This sign-in could not be completed because of a passing fault. Sign in again.", 503];
+      return new Response(JSON.stringify({ code, message, retryable: status === 503 }), { status, headers: withType(headers) });
     }
-    // Signing in again from this browser ends its previous session.
-    const previous = readCookie(request, "qauth_session");
-    if (previous) await endIfLive(env, await hash(previous));
-    await env.SESSIONS.put(sessionKey(h), JSON.stringify({ created, absoluteExpiry, ended: false }), { expirationTtl: kvTtl(lifetime * 1000) });
     headers.append("set-cookie", cookie(request, "qauth_session", sid, lifetime));
     return new Response(JSON.stringify({ signedIn: true }), { status: 200, headers: withType(headers) });
   },
@@ -364,7 +365,11 @@ const routes = {
   async "POST /auth/logout"(request, env) {
     sameOrigin(request);
     const sid = readCookie(request, "qauth_session");
-    if (sid) await endIfLive(env, await hash(sid));
+    try {
+      if (sid) await endIfLive(env, await hash(sid));
+    } catch {
+      return json({ code: "signout_failed", message: "Signing out did not complete: this browser may still be signed in. Try again." }, 503);
+    }
     return json({ signedIn: false }, 200, { "set-cookie": cookie(request, "qauth_session", "", 0) });
   },
 

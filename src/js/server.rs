@@ -332,11 +332,11 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
     // reached (the object is named for provider, identity server or endpoint, client and store
     // key), or reaching an object that cannot prove its name: refused, so no caller can have this
     // object's refresh token sent elsewhere or its tokens handed out.
+    let name = match &p {
+        Provider::Qflow { cfg, .. } => cfg.broker_name(),
+        Provider::Qpien { cfg } => cfg.broker_name(),
+    };
     if let Some(object) = object {
-        let name = match &p {
-            Provider::Qflow { cfg, .. } => cfg.broker_name(),
-            Provider::Qpien { cfg } => cfg.broker_name(),
-        };
         match object {
             None => {
                 return Err(AuthError::new(
@@ -344,7 +344,7 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
                     "the token broker object cannot prove its name: bind its namespace in the Worker that exports TokenBroker",
                 ))
             }
-            Some(o) if o != name => {
+            Some(o) if *o != name => {
                 return Err(AuthError::new(
                     ErrorCode::InvalidConfig,
                     "a lease's identityUrl or endpoint, clientId and storeKey name another credential than the token broker object it reached",
@@ -379,6 +379,10 @@ fn new_client(qflow: bool, items: &mut Items, out: &mut Out) -> Result<(), AuthE
     }
     let flags = u8::from(store) | u8::from(broker) << 1 | u8::from(broker_side) << 2 | u8::from(events) << 3 | u8::from(restores) << 4;
     out.kind(b'R').num(handle as f64).num(f64::from(flags)).num(timeout_ms).num(crate::config::stall_ms(timeout_ms));
+    // With a broker: the name of its object (`brokerName`), for code that reaches it itself.
+    if broker {
+        out.str(&name);
+    }
     Ok(())
 }
 

@@ -42,12 +42,12 @@ const rules = [
 ];
 
 /** demo1 hosts the TokenBroker; demo2 binds it by scriptName; demo3 has an HTML "API". */
-async function start({ lifetimeS, persist } = {}) {
+async function start({ lifetimeS, persist, identityUrl } = {}) {
   const bindings = (apiUrl) => ({
     QFLOW_CLIENT_ID: CREDS.clientId,
     QFLOW_CLIENT_SECRET: CREDS.clientSecret,
     QFLOW_SUBSCRIPTION_KEY: CREDS.subscriptionKey,
-    QFLOW_IDENTITY_URL: emu.url,
+    QFLOW_IDENTITY_URL: identityUrl ?? emu.url,
     QFLOW_API_URL: apiUrl,
     ...(lifetimeS ? { SESSION_MAX_AGE_S: String(lifetimeS) } : {}),
   });
@@ -387,6 +387,24 @@ test("a sign-out retried after its first try ended only the KV record still ends
     const r = await w.call(1, "/auth/logout", { method: "POST", sid });
     assert.equal(r.status, 200, r.text);
     const ns = await w.mf.getDurableObjectNamespace("TOKEN_BROKER", "demo1");
+    const name = `qflow|${emu.url}|${CREDS.clientId}|${key}|`;
+    const lease = await ns.get(ns.idFromName(name)).lease({ name, provider: "qflow", options: { clientId: CREDS.clientId, clientSecret: CREDS.clientSecret, identityUrl: emu.url, storeKey: key } });
+    assert.deepEqual([lease.token, lease.error?.message], [undefined, "the session was ended"], JSON.stringify(lease));
+  } finally {
+    await w.mf.dispose();
+  }
+});
+
+test("sign-out reaches the object that holds the session's tokens, also with the identity URL written another way (HTTP://, the library's name for it)", async () => {
+  await emu.control("reset");
+  const w = await start({ identityUrl: emu.url.replace("http://", "HTTP://") + "/" });
+  try {
+    const sid = await signIn(w);
+    const r = await w.call(1, "/auth/logout", { method: "POST", sid });
+    assert.equal(r.status, 200, r.text);
+    // The object QflowAuth leases from (its name carries the identity URL in normal form).
+    const ns = await w.mf.getDurableObjectNamespace("TOKEN_BROKER", "demo1");
+    const key = `session:${sha256hex(sid)}`;
     const name = `qflow|${emu.url}|${CREDS.clientId}|${key}|`;
     const lease = await ns.get(ns.idFromName(name)).lease({ name, provider: "qflow", options: { clientId: CREDS.clientId, clientSecret: CREDS.clientSecret, identityUrl: emu.url, storeKey: key } });
     assert.deepEqual([lease.token, lease.error?.message], [undefined, "the session was ended"], JSON.stringify(lease));
