@@ -406,6 +406,20 @@ mod tests {
         wait_step: f64,
     }
 
+    /// A sign-in client's configuration: no password, a store key of its own.
+    fn refresh_only() -> QflowConfig {
+        cfg(|o| {
+            o.username = None;
+            o.password = None;
+            o.store_key = Some("session:1".into());
+        })
+    }
+
+    /// An authorization code grant for `c`.
+    fn code(c: &str) -> Grant {
+        Grant::Code { code: Secret::new(c), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() }
+    }
+
     fn host(cfg: QflowConfig, has_store: bool, stored: Option<&str>) -> Host {
         let session = Session::new(&cfg, has_store);
         let redactor = Redactor::new(&cfg.secrets());
@@ -881,15 +895,7 @@ mod tests {
 
     #[test]
     fn an_exchange_starts_a_new_chain_over_what_the_store_held() {
-        let mut h = host(
-            cfg(|o| {
-                o.username = None;
-                o.password = None;
-                o.store_key = Some("session:1".into());
-            }),
-            true,
-            None,
-        );
+        let mut h = host(refresh_only(), true, None);
         h.held = Some(Token::new("old".into(), Some("rt-old".into()), None, 0.0, "t", 200).unwrap());
         let grant = Grant::Code { code: Secret::new("code-1"), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
         let now = h.now;
@@ -914,11 +920,7 @@ mod tests {
         assert_eq!(h.log[..4], ["read rt1", "send code code-3", "write ", "install at3"]);
         assert_eq!(h.session.refresh_token(), None);
         h.stored = Some("rt1".into());
-        h.cfg = cfg(|o| {
-            o.username = None;
-            o.password = None;
-            o.store_key = Some("session:1".into());
-        });
+        h.cfg = refresh_only();
         let e = h.acquire(|r| panic!("the chain before the exchange is not refreshed: {r}")).unwrap_err();
         assert_eq!((e.code, h.log.clone()), (ErrorCode::InvalidGrant, vec!["read rt1".to_string(), "done invalid_grant".to_string()]));
         // Nor is either code sent again when the caller passes it twice (a double submit): the
@@ -940,17 +942,8 @@ mod tests {
     fn an_exchange_whose_save_failed_is_never_traded_for_the_chain_before_it() {
         // A client that never saw the store (a new isolate, a restarted broker object): the
         // previous sign-in's rt-ann is there. Joe's exchange answers rt-joe, whose save fails.
-        let code = |c: &str| Grant::Code { code: Secret::new(c), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
         let signed_in = |answer: Option<&str>| {
-            let mut h = host(
-                cfg(|o| {
-                    o.username = None;
-                    o.password = None;
-                    o.store_key = Some("session:1".into());
-                }),
-                true,
-                Some("rt-ann"),
-            );
+            let mut h = host(refresh_only(), true, Some("rt-ann"));
             let now = h.now;
             let mut a = Acquisition::exchange(&mut h.ctx(), code("joe"), now);
             let mut input = None;
@@ -983,14 +976,6 @@ mod tests {
 
     #[test]
     fn an_exchange_changes_nothing_until_its_code_is_answered() {
-        let code = |c: &str| Grant::Code { code: Secret::new(c), verifier: Secret::new("v".repeat(43)), redirect_uri: "http://127.0.0.1:9/cb".into() };
-        let refresh_only = || {
-            cfg(|o| {
-                o.username = None;
-                o.password = None;
-                o.store_key = Some("session:1".into());
-            })
-        };
         // The store cannot be read: the chain the exchange would end is unknown, so the code is
         // not sent (a later save could not tell that chain from a newer sign-in); it stays good.
         let mut h = host(refresh_only(), true, Some("rt-ann"));
