@@ -120,6 +120,13 @@ mod tests {
         Token::new("a".into(), None, Some(&crate::json::Value::Num(lifetime_s)), now, "t", 200).unwrap()
     }
 
+    /// One whole acquisition at `now` that installs a token of `lifetime_s`.
+    fn acquire(c: &mut TokenCache, lifetime_s: f64, now: f64) {
+        c.step(now);
+        c.put(token(lifetime_s, now));
+        c.finish();
+    }
+
     #[test]
     fn single_flight_steps() {
         let mut c = TokenCache::new(60.0);
@@ -142,9 +149,7 @@ mod tests {
     #[test]
     fn proactive_refresh_inside_skew() {
         let mut c = TokenCache::new(60.0);
-        c.step(0.0);
-        c.put(token(3600.0, 0.0));
-        c.finish();
+        acquire(&mut c, 3600.0, 0.0);
         assert_eq!(c.step(3_539_999.0), Step::Ready);
         assert_eq!(c.step(3_540_000.0), Step::Start);
     }
@@ -152,9 +157,7 @@ mod tests {
     #[test]
     fn skew_capped_at_half_lifetime() {
         let mut c = TokenCache::new(60.0);
-        c.step(0.0);
-        c.put(token(2.0, 0.0));
-        c.finish();
+        acquire(&mut c, 2.0, 0.0);
         assert_eq!(c.usable().map(|u| u.1), Some(1000.0));
         assert_eq!(c.step(999.0), Step::Ready);
         assert_eq!(c.step(1000.0), Step::Start);
@@ -165,9 +168,7 @@ mod tests {
         // A 2 s token issued at t = 100 s; the wall clock then steps back 30 s. Believing it
         // until "t + 1 s" would hand out a token the server considers dead for 30 s more.
         let mut c = TokenCache::new(60.0);
-        c.step(100_000.0);
-        c.put(token(2.0, 100_000.0));
-        c.finish();
+        acquire(&mut c, 2.0, 100_000.0);
         assert_eq!(c.usable(), Some((100_000.0, 101_000.0)));
         assert_eq!(c.step(100_500.0), Step::Ready);
         assert_eq!(c.step(70_500.0), Step::Start, "before the issue: not fresh");
@@ -176,15 +177,11 @@ mod tests {
     #[test]
     fn invalidate_if_only_drops_that_generation() {
         let mut c = TokenCache::new(0.0);
-        c.step(0.0);
-        c.put(token(3600.0, 0.0));
-        c.finish();
+        acquire(&mut c, 3600.0, 0.0);
         let old = c.generation();
         c.invalidate_if(old);
         assert!(c.fresh(1.0).is_none());
-        c.step(0.0);
-        c.put(token(3600.0, 0.0));
-        c.finish();
+        acquire(&mut c, 3600.0, 0.0);
         c.invalidate_if(old);
         assert!(c.fresh(1.0).is_some(), "a newer token survives a stale 401");
     }

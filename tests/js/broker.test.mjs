@@ -414,10 +414,8 @@ test("an exchange whose rotated token cannot be saved: the old chain's token is 
     assert.equal(old.token, true, JSON.stringify(old));
     await flaky("&arm=1");
     // Another sign-in on this object: the code is exchanged, its refresh token's save fails.
-    const { beginAuthorization } = await import("qauth");
-    const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
-    const q = (k, v) => `&${k}=${encodeURIComponent(v)}`;
-    const ex = await flaky(`&stale=-1${q("code", code)}${q("verifier", codeVerifier)}${q("redirect", redirectUri)}`);
+    const signedIn = await signIn();
+    const ex = await flaky(`&stale=-1&${signedIn}`);
     assert.equal(ex.error?.code, "store_failed", JSON.stringify(ex));
     const next = await flaky("&stale=-1");
     assert.equal(next.token, true, JSON.stringify(next));
@@ -433,9 +431,7 @@ test("an isolate whose exchange's new token the object could not save stops hand
   await emu.control("reset");
   const w = await start();
   try {
-    const { beginAuthorization } = await import("qauth");
-    const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
-    const r = await w.call(0, `/flaky-exchange?${new URLSearchParams({ code, verifier: codeVerifier, redirect: redirectUri })}`);
+    const r = await w.call(0, `/flaky-exchange?${await signIn()}`);
     assert.equal(r.exchange, "store_failed", JSON.stringify(r));
     assert.notEqual(r.after, r.before, "the old chain's token is still handed out");
     assert.match(r.after, /^[0-9a-f]{8}$/, "the next call gets the exchange's token (saved by then)");
@@ -450,10 +446,8 @@ test("after an exchange on an object, a restart does not bring back the token of
       await emu.control("reset");
       const old = await leaseOn(w, 0, "exchanged", "&password=1&stale=-1");
       assert.equal(old.token, true, JSON.stringify(old));
-      const { beginAuthorization } = await import("qauth");
-      const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
-      const q = (k, v) => `&${k}=${encodeURIComponent(v)}`;
-      const ex = await leaseOn(w, 1, "exchanged", `&password=1&stale=-1${q("code", code)}${q("verifier", codeVerifier)}${q("redirect", redirectUri)}`);
+      const signedIn = await signIn();
+      const ex = await leaseOn(w, 1, "exchanged", `&password=1&stale=-1&${signedIn}`);
       assert.equal(ex.token, true, JSON.stringify(ex));
       assert.notEqual(ex.fp, old.fp);
       return { old: old.fp, exchanged: ex.fp };
@@ -477,11 +471,9 @@ test("a restarted object whose exchange's new token could not be saved saves it 
     async (w) => {
       // Restarted: the object's new client never read its storage. Another sign-in on the key,
       // whose new refresh token's save fails: held back.
-      const { beginAuthorization } = await import("qauth");
-      const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
-      const q = (k, v) => `&${k}=${encodeURIComponent(v)}`;
+      const signedIn = await signIn();
       await leaseOn(w, 0, "resigned", "&ns=flaky&arm=1");
-      const ex = await leaseOn(w, 1, "resigned", `&ns=flaky&password=1&stale=-1${q("code", code)}${q("verifier", codeVerifier)}${q("redirect", redirectUri)}`);
+      const ex = await leaseOn(w, 1, "resigned", `&ns=flaky&password=1&stale=-1&${signedIn}`);
       assert.equal(ex.error?.code, "store_failed", JSON.stringify(ex));
       await emu.control("reset");
       // The next lease saves the held token over the chain before (which the exchange read and
@@ -500,12 +492,10 @@ test("after an exchange whose kept access token could not be written, a restarte
       await emu.control("reset");
       const before = await leaseOn(w, 0, "kept", "&ns=flaky&password=1&stale=-1");
       assert.equal(before.token, true, JSON.stringify(before));
-      const { beginAuthorization } = await import("qauth");
-      const { code, codeVerifier, redirectUri } = await authorizationCode(emu, beginAuthorization);
-      const q = (k, v) => `&${k}=${encodeURIComponent(v)}`;
+      const signedIn = await signIn();
       // The exchange works, its refresh token is saved; the write of its kept access token fails.
       await leaseOn(w, 0, "kept", "&ns=flaky&arm=access");
-      const ex = await leaseOn(w, 1, "kept", `&ns=flaky&password=1&stale=-1${q("code", code)}${q("verifier", codeVerifier)}${q("redirect", redirectUri)}`);
+      const ex = await leaseOn(w, 1, "kept", `&ns=flaky&password=1&stale=-1&${signedIn}`);
       assert.equal(ex.token, true, JSON.stringify(ex));
       assert.notEqual(ex.fp, before.fp);
       return { before: before.fp, exchanged: ex.fp };
