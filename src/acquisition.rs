@@ -118,20 +118,25 @@ impl Acquisition {
                 // store is read first, and a token there that it neither wrote nor spent (another
                 // isolate's rotation, a new sign-in on the key) is newer: that one is used and the
                 // held token dropped, never written back over it.
-                Phase::Start if !self.checked && unsaved(ctx.session, ctx.held).is_some() => {
-                    self.checked = true;
-                    self.phase = Phase::ReadingStore;
-                    return Action::ReadStore;
-                }
-                Phase::Start => match (unsaved(ctx.session, ctx.held), ctx.held.take().filter(|_| ctx.session.has_store())) {
-                    (Some(value), Some(t)) => {
-                        self.phase = Phase::SavingHeld(t);
-                        return Action::WriteStore(value);
+                Phase::Start => {
+                    let value = unsaved(ctx.session, ctx.held);
+                    if value.is_some() && !self.checked {
+                        self.checked = true;
+                        self.phase = Phase::ReadingStore;
+                        return Action::ReadStore;
                     }
-                    (None, Some(t)) => self.held_saved(ctx.cfg, t, now),
-                    (_, None) if self.flush => self.finish(Ok(())),
-                    (_, None) => self.phase = Phase::NextGrant,
-                },
+                    match ctx.held.take().filter(|_| ctx.session.has_store()) {
+                        Some(t) => match value {
+                            Some(value) => {
+                                self.phase = Phase::SavingHeld(t);
+                                return Action::WriteStore(value);
+                            }
+                            None => self.held_saved(ctx.cfg, t, now),
+                        },
+                        None if self.flush => self.finish(Ok(())),
+                        None => self.phase = Phase::NextGrant,
+                    }
+                }
                 Phase::NextGrant => {
                     if ctx.session.wants_store_read() {
                         self.phase = Phase::ReadingStore;
